@@ -1,0 +1,71 @@
+"""glue zoo list | show NAME | build NAME"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from glue.record.tables import add_format_arg, render
+
+
+def register(sub) -> None:
+    p = sub.add_parser("zoo", help="list, show and build zoos")
+    zs = p.add_subparsers(dest="zoo_verb", required=True, metavar="ACTION")
+    q = zs.add_parser("list", help="list the known zoos")
+    add_format_arg(q)
+    q.set_defaults(func=_list)
+    q = zs.add_parser("show", help="members of a zoo: family, architecture, role, source")
+    q.add_argument("name", help="zoo name or zoo YAML file")
+    add_format_arg(q)
+    q.set_defaults(func=_show)
+    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE (cached, resumable)")
+    q.add_argument("name")
+    q.add_argument("--workers", type=int, default=None, help="parallel training processes (default: CPU count)")
+    q.set_defaults(func=_build)
+
+
+def _list(args) -> int:
+    from glue.zoo import get_zoo, zoo_names
+
+    rows = []
+    for n in zoo_names():
+        z = get_zoo(n)
+        rows.append({"zoo": n, "kind": z.kind, "members": len(z.members), "base": z.base.name if z.base else "",
+                     "tasks": ",".join(z.tasks), "description": z.description})
+    print(render(pd.DataFrame(rows), args.format))
+    return 0
+
+
+def _show(args) -> int:
+    from glue.zoo import get_zoo
+
+    z = get_zoo(args.name)
+    rows = [{"member": m.name, "family": m.family, "architecture": m.architecture, "role": m.role, "source": m.source,
+             "note": m.note} for m in z.all_models()]
+    print(f"{z.name} ({z.kind}): {z.description}\ntasks: {', '.join(z.tasks)}\n")
+    print(render(pd.DataFrame(rows), args.format))
+    return 0
+
+
+def _build(args) -> int:
+    import os
+
+    from glue.errors import ConfigError
+    from glue.surrogate.build import build_models, model_path
+    from glue.zoo import get_zoo
+
+    z = get_zoo(args.name)
+    if z.kind != "surrogate":
+        raise ConfigError(f"zoo {z.name!r} is a real zoo: its members come from the hub or local directories, "
+                          f"there is nothing to build")
+    if args.workers:
+        os.environ["GLUE_BUILD_WORKERS"] = str(args.workers)
+    recipes = [m.source.split(":", 1)[1] for m in z.all_models()]
+    t0 = time.time()
+    built = build_models(recipes)
+    print(f"zoo {z.name}: {len(built)} built, {len(recipes) - len([r for r in recipes if r in built])} cached, "
+          f"{time.time() - t0:.1f} s")
+    for r in recipes:
+        print(f"  {r:20s} {model_path(r)}")
+    return 0

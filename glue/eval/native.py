@@ -1,0 +1,83 @@
+"""Direct (non-lm-eval) scoring of surrogate items: the independent reference for lm-eval's numbers
+and the fast scorer of search loops (a CMA-ES trial scores the search split in well under a second).
+
+Definitions match lm-eval 0.4's ``multiple_choice`` / ``acc`` and ``generate_until`` /
+``exact_match`` with ``target_delimiter: ""``:
+
+- mc: ``pred = argmax_i sum_t log p(choice_i[t] | <bos> prompt choice_i[:t])`` (first index on ties);
+  ``acc = mean(pred == label)``.
+- gen: greedy decoding from ``<bos> prompt`` until ``<eos>`` or ``max_new`` tokens; ``exact_match =
+  mean(decoded == answer)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from glue.surrogate.skills import Item
+from glue.surrogate.tokenizer import BOS, EOS, PAD, encode
+
+
+@torch.no_grad()
+def mc_predictions(model: torch.nn.Module, items: Sequence[Item], batch: int = 512) -> list[int]:
+    """Index of the highest log-likelihood choice per item (ties -> first)."""
+    rows: list[tuple[int, int, list[int], int]] = []  # (item, choice, ids, n_choice_tokens)
+    for i, it in enumerate(items):
+        ctx = [BOS, *encode(it.prompt)]
+        for j, c in enumerate(it.choices):
+            rows.append((i, j, ctx + encode(c), len(c)))
+    scores = [[0.0] * len(it.choices) for it in items]
+    dev = next(model.parameters()).device
+    for s in range(0, len(rows), batch):
+        chunk = rows[s : s + batch]
+        T = max(len(r[2]) for r in chunk)
+        ids = torch.full((len(chunk), T), PAD, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for k, (_, _, seq, _) in enumerate(chunk):
+            ids[k, : len(seq)] = torch.tensor(seq)
+            mask[k, : len(seq)] = 1
+        logp = torch.log_softmax(model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float(), -1).cpu()
+        for k, (i, j, seq, n) in enumerate(chunk):
+            L = len(seq)
+            tgt = torch.tensor(seq[L - n :])
+            scores[i][j] = logp[k, L - n - 1 : L - 1].gather(-1, tgt[:, None]).sum().item()
+    return [max(range(len(sc)), key=lambda j: (sc[j], -j)) for sc in scores]
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, prompts: Sequence[str], max_new: int, batch: int = 512) -> list[str]:
+    """Greedy continuations (decoded, cut at <eos>) of ``prompts``, left-padded batches."""
+    from glue.surrogate.tokenizer import CHARS, SPECIALS
+
+    itos = SPECIALS + CHARS
+    dev = next(model.parameters()).device
+    out: list[str] = []
+    for s in range(0, len(prompts), batch):
+        enc = [[BOS, *encode(p)] for p in prompts[s : s + batch]]
+        T = max(map(len, enc))
+        ids = torch.full((len(enc), T), PAD, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for k, e in enumerate(enc):
+            ids[k, T - len(e) :] = torch.tensor(e)
+            mask[k, T - len(e) :] = 1
+        gen = model.generate(
+            input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new, do_sample=False,
+            eos_token_id=EOS, pad_token_id=PAD,
+        )[:, T:].cpu()
+        for row in gen.tolist():
+            toks = []
+            for t in row:
+                if t in (EOS, PAD):
+                    break
+                toks.append(itos[t] if t >= len(SPECIALS) else "")
+            out.append("".join(toks))
+    return out
+
+
+def score_items(model: torch.nn.Module, items: Sequence[Item], kind: str, max_new: int) -> list[bool]:
+    """Per-item correctness (the unit every metric here averages)."""
+    if kind == "mc":
+        return [p == it.label for p, it in zip(mc_predictions(model, items), items)]
+    return [g == it.answer for g, it in zip(generate(model, [it.prompt for it in items], max_new), items)]
