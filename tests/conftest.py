@@ -1,0 +1,62 @@
+"""Shared fixtures: the `tiny` surrogate zoo (built once into $GLUE_CACHE) and random tiny checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLUE_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "glue"))
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo():
+    """The `tiny` zoo, built (or found in the cache) once per session."""
+    from glue.surrogate.build import build_models
+    from glue.zoo import get_zoo
+
+    z = get_zoo("tiny")
+    build_models([m.source.split(":", 1)[1] for m in z.all_models()], progress=False)
+    return z
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tiny_zoo) -> dict[str, Path]:
+    """Member name -> checkpoint directory, for every model of `tiny` (base included)."""
+    from glue.zoo import resolve
+
+    return {m.name: resolve(m) for m in tiny_zoo.all_models()}
+
+
+@pytest.fixture
+def make_llama(tmp_path):
+    """Factory: a random LlamaForCausalLM checkpoint (+ char tokenizer) saved under tmp_path.
+
+    ``make_llama(name, seed=0, hidden=32, layers=2, parent=None, noise=0.0)``: with ``parent`` (a
+    directory), start from its weights and add Gaussian noise of std ``noise`` (a "fine-tune").
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from glue.surrogate.tokenizer import BOS, EOS, PAD, VOCAB_SIZE, char_tokenizer
+
+    def make(name: str, seed: int = 0, hidden: int = 32, layers: int = 2, parent: Path | None = None,
+             noise: float = 0.0, dtype=torch.float32) -> Path:
+        torch.manual_seed(seed)
+        if parent is not None:
+            m = AutoModelForCausalLM.from_pretrained(parent)
+            with torch.no_grad():
+                for p in m.parameters():
+                    p.add_(noise * torch.randn_like(p))
+        else:
+            m = LlamaForCausalLM(LlamaConfig(
+                vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
+                bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD))
+        out = tmp_path / name
+        m.to(dtype).save_pretrained(out)
+        char_tokenizer().save_pretrained(out)
+        return out
+
+    return make
