@@ -257,7 +257,9 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
 def load_model(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str = "cpu"):
     """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     path = Path(path)
     read_config(path)  # clear error for a missing/corrupt config.json
     Checkpoint(path).close()  # clear error for missing/corrupt weights, before transformers' own
