@@ -1,0 +1,107 @@
+"""lm-eval 0.4 on an in-memory model (``HFLM(pretrained=model, tokenizer=tok)``), fully offline for
+surrogate tasks.
+
+Surrogate tasks ship as JSONL in ``glue/eval/data/`` (one file per skill and split) and are rendered
+to lm-eval task YAMLs with absolute ``data_files`` paths (lm-eval resolves relative paths against
+the working directory) in ``$GLUE_CACHE/lm_eval_tasks/``. Silent pitfalls handled here (see the
+environment reference): ``target_delimiter: ""`` (the default " " scores " 59" instead of "59" on a
+character-level model), an explicit ``max_gen_toks`` (the default 256 exceeds a 64-position model),
+batch size passed to HFLM itself (``simple_evaluate`` ignores it for LM objects), BOS added by the
+tokenizer's post-processor, ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` set before import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from glue.eval.tasks import TaskSpec
+from glue.paths import cache_dir
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+def data_file(skill: str, split: str) -> Path:
+    return DATA_DIR / f"{skill}_{split}.jsonl"
+
+
+def lm_eval_name(spec: TaskSpec, split: str) -> str:
+    return f"glue_{spec.name}_{split}" if spec.surrogate else spec.lm_eval_task
+
+
+def _yaml(spec: TaskSpec, split: str) -> str:
+    from glue.surrogate.skills import SKILLS
+
+    path = data_file(spec.name, split).resolve()
+    head = (f"task: {lm_eval_name(spec, split)}\ndataset_path: json\n"
+            f"dataset_kwargs: {{data_files: {{test: \"{path}\"}}}}\ntest_split: test\n"
+            f"doc_to_text: \"{{{{prompt}}}}\"\ntarget_delimiter: \"\"\nmetadata: {{version: 1.0}}\n")
+    if spec.kind == "mc":
+        return head + ("output_type: multiple_choice\ndoc_to_choice: choices\ndoc_to_target: label\n"
+                       "metric_list: [{metric: acc, aggregation: mean, higher_is_better: true}]\n")
+    n = SKILLS.get(spec.name).max_answer_len + 1
+    return head + ("output_type: generate_until\ndoc_to_target: \"{{answer}}\"\n"
+                   f"generation_kwargs: {{until: [\"\\n\", \"<eos>\"], max_gen_toks: {n}, do_sample: false}}\n"
+                   "metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true}]\n")
+
+
+def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "search")) -> Path:
+    """Write the lm-eval YAMLs of the surrogate ``specs`` into a content-addressed cache folder."""
+    texts = {f"{lm_eval_name(s, sp)}.yaml": _yaml(s, sp) for s in specs if s.surrogate for sp in splits}
+    h = hashlib.sha256("".join(k + v for k, v in sorted(texts.items())).encode()).hexdigest()[:12]
+    out = cache_dir() / "lm_eval_tasks" / h
+    if not out.is_dir():
+        from glue.io import atomic_dir
+
+        try:
+            with atomic_dir(out) as tmp:
+                for name, text in texts.items():
+                    (tmp / name).write_text(text)
+        except FileExistsError:  # another process rendered it first
+            pass
+    return out
+
+
+def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None, batch_size: int,
+                allow_code_execution: bool = False):
+    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``."""
+    from glue.errors import ConfigError
+
+    for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(k, "1")
+    unsafe = [s.name for s in specs if s.unsafe]
+    if unsafe and not allow_code_execution:
+        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them")
+    if unsafe:
+        os.environ["HF_ALLOW_CODE_EVAL"] = "1"
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    surrogate = [s for s in specs if s.surrogate]
+    real = [s for s in specs if not s.surrogate]
+    tm = TaskManager(include_path=str(render_tasks(surrogate)) if surrogate else None, include_defaults=bool(real),
+                     verbosity="ERROR")
+    max_len = getattr(model.config, "max_position_embeddings", None)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+              max_length=min(max_len, 4096) if max_len else None)
+    names = {lm_eval_name(s, split): s for s in specs}
+    out = lm_eval.simple_evaluate(model=lm, tasks=list(names), task_manager=tm, num_fewshot=None, limit=limit,
+                                  bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=bool(unsafe),
+                                  random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
+                                  fewshot_random_seed=1234)
+    scores, n, per_item = {}, {}, {}
+    for lname, s in names.items():
+        res = out["results"][lname]
+        if s.metric not in res:
+            raise RuntimeError(f"lm-eval returned no {s.metric!r} for {lname}; got {sorted(res)}")
+        scores[s.name] = float(res[s.metric])
+        samples = sorted(out["samples"][lname], key=lambda d: d["doc_id"])
+        key = s.metric.split(",")[0]
+        per_item[s.name] = [bool(d[key]) for d in samples] if samples and key in samples[0] else []
+        n[s.name] = len(samples)
+    return scores, n, per_item
