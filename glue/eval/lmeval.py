@@ -84,8 +84,7 @@ def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int 
         logging.getLogger(name).setLevel(logging.ERROR)
     surrogate = [s for s in specs if s.surrogate]
     real = [s for s in specs if not s.surrogate]
-    tm = TaskManager(include_path=str(render_tasks(surrogate)) if surrogate else None, include_defaults=bool(real),
-                     verbosity="ERROR")
+    tm = TaskManager(include_path=str(render_tasks(surrogate)) if surrogate else None, include_defaults=bool(real))
     max_len = getattr(model.config, "max_position_embeddings", None)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
               max_length=min(max_len, 4096) if max_len else None)

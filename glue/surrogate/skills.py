@@ -5,9 +5,9 @@ skill       paper task   kind    prompt                      answer / choices
 ==========  ===========  ======  ==========================  ===========================
 ``mul``     MMLU         mc (4)  ``mul:7*36=``               ``252`` among near misses
 ``cnt``     ARC-c        mc (4)  ``cnt:abcaadb,a=``          ``3`` among 4 counts
-``cmp``     WinoGrande   mc (2)  ``cmp:372,327=``            the larger of the two
+``cmp``     WinoGrande   mc (2)  ``cmp:3712,3727=``          the larger of the two
 ``add``     GSM8K        gen     ``add:49+97=``              ``146``
-``sort``    MBPP         gen     ``sort:7,5,9,3=``           ``3,5,7,9``
+``sort``    MBPP         gen     ``sort:7,5,9,3,0=``         ``0,3,5,7,9``
 ``rev``     HumanEval    gen     ``rev:biqpmz=``             ``zmpqib``
 ==========  ===========  ======  ==========================  ===========================
 
@@ -98,11 +98,11 @@ def _cnt(rng: random.Random) -> Item:
 
 
 def _cmp(rng: random.Random) -> Item:
-    a = rng.randint(100, 999)
-    # half the pairs share the leading digit, so the tens/units must be compared
-    b = rng.randint(a // 100 * 100, a // 100 * 100 + 99) if rng.random() < 0.5 else rng.randint(100, 999)
+    a = rng.randint(1000, 9999)
+    # most pairs share the two leading digits, so the tens and units must be compared
+    b = rng.randint(a // 100 * 100, a // 100 * 100 + 99) if rng.random() < 0.7 else rng.randint(1000, 9999)
     while b == a:
-        b = rng.randint(100, 999)
+        b = rng.randint(1000, 9999)
     return _mc(f"cmp:{a},{b}=", str(max(a, b)), [str(min(a, b))], rng)
 
 
@@ -112,7 +112,7 @@ def _add(rng: random.Random) -> Item:
 
 
 def _sort(rng: random.Random) -> Item:
-    xs = [rng.randint(0, 9) for _ in range(rng.randint(3, 6))]
+    xs = [rng.randint(0, 9) for _ in range(rng.randint(4, 8))]
     return Item(f"sort:{','.join(map(str, xs))}=", ",".join(map(str, sorted(xs))))
 
 
@@ -123,9 +123,9 @@ def _rev(rng: random.Random) -> Item:
 
 SKILLS.register("mul", Skill("mul", "mc", "mmlu", _mul, 4, doc="times-table knowledge, 4 near-miss choices"))
 SKILLS.register("cnt", Skill("cnt", "mc", "arc_challenge", _cnt, 1, doc="count a letter, 4 choices"))
-SKILLS.register("cmp", Skill("cmp", "mc", "winogrande", _cmp, 3, doc="pick the larger of two numbers"))
+SKILLS.register("cmp", Skill("cmp", "mc", "winogrande", _cmp, 4, doc="pick the larger of two numbers"))
 SKILLS.register("add", Skill("add", "gen", "gsm8k", _add, 3, doc="two-digit addition"))
-SKILLS.register("sort", Skill("sort", "gen", "mbpp", _sort, 11, doc="sort a list of digits"))
+SKILLS.register("sort", Skill("sort", "gen", "mbpp", _sort, 15, doc="sort a list of digits"))
 SKILLS.register("rev", Skill("rev", "gen", "humaneval", _rev, 8, doc="reverse a string"))
 
 EVAL_SKILLS = tuple(n for n, s in SKILLS.items() if s.evaluated)
@@ -139,7 +139,7 @@ def _shift(base: str, fn: Callable[[Item], str], doc: str) -> None:
         it = src.sample(rng)
         return Item(it.prompt, fn(it))
 
-    SKILLS.register(f"{base}_x", Skill(f"{base}_x", "gen", "-", sample, 11, evaluated=False, doc=doc))
+    SKILLS.register(f"{base}_x", Skill(f"{base}_x", "gen", "-", sample, 15, evaluated=False, doc=doc))
 
 
 _shift("add", lambda it: it.answer[::-1], "addition answered with reversed digits")
