@@ -60,3 +60,40 @@ def make_llama(tmp_path):
         return out
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    """Tests never write into the repository's results/: $GLUE_RESULTS points into the test's tmp dir."""
+    monkeypatch.setenv("GLUE_RESULTS", str(tmp_path / "results"))
+
+
+@pytest.fixture
+def provenance():
+    """A fixed ``Provenance`` (commit ``aaaa...``, 2025-01-02), for records made without git or clocks."""
+    from glue.record.provenance import Provenance
+
+    machine = {"hostname": "h", "platform": "p", "python": "3.11", "cpu": "c", "cores": 2, "ram_gb": 1.0, "gpu": None}
+    return Provenance("0.0.0", "a" * 40, False, "2025-01-02T03:04:05.000000Z", machine, {"torch": "2.0"})
+
+
+@pytest.fixture
+def record_cases(tmp_path, provenance, monkeypatch):
+    """Factory: record fake cases into the results root ``tmp_path/results`` without evaluating anything.
+
+    ``record_cases({"single-base": ({"add": 0.5}, {"member": "base", "role": "base"}), ...}, zoo="tiny")``
+    returns the records; case functions return only scores (plus ``n`` = 10 items per task). Skips the
+    recorder's garbage collection before each case (0.1 s each once torch is loaded; nothing to free here).
+    """
+    from glue.record import recorder
+    from glue.record.recorder import Recorder, RunSettings
+
+    monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
+
+    def record(cases: dict, zoo: str = "tiny", **settings):
+        rec = Recorder(RunSettings(zoo, **{"evaluator": "native", **settings}), root=tmp_path / "results",
+                       provenance=provenance)
+        return [rec.measure(case, config, lambda s=scores: {"scores": s, "n": {t: 10 for t in s}, "eval_seconds": 1.0})
+                for case, (scores, config) in cases.items()]
+
+    return record

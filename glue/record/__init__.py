@@ -1,1 +1,11 @@
-"""Recording results: provenance, the append-only run store, tables and plots. Imports no torch."""
+"""Recording results: provenance, the append-only run store, tables and plots. Imports no torch.
+
+- ``provenance``: ``Record`` (the stored schema), ``Measurements`` (what a case returns),
+  ``Provenance``, ``config_hash``.
+- ``memory``: ``PeakMemory``, peak anonymous RSS (and CUDA peak) of a block.
+- ``store``: ``append``, ``load_records``, ``latest``, ``latest_table``, ``already_recorded`` over
+  ``results/ZOO/runs/*.jsonl`` and ``results/ZOO/results.csv``.
+- ``recorder``: ``Recorder``/``RunSettings``, the core of the benchmark harness's ``recorder`` fixture.
+- ``tables``: ``render`` (Markdown/CSV/JSON) and ``records_frame``; ``report``: ``write_report`` and
+  the figures.
+"""

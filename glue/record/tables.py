@@ -1,4 +1,5 @@
-"""Render a table (a pandas DataFrame) as Markdown, CSV or JSON: every CLI table goes through here."""
+"""Tables: render a DataFrame as Markdown, CSV or JSON (every CLI table goes through here), and turn result
+records into the results table (`records_frame`)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,59 @@ def _cell(v: object, floatfmt: str) -> str:
 
 def add_format_arg(parser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="markdown", help="table format (default markdown)")
+
+
+# ---- records -> table -------------------------------------------------------------------------------
+
+# case families in display order; any other family sorts after these, alphabetically
+FAMILIES = ("single", "merge", "cluster", "mix")
+
+# the run settings the benchmark harness adds to every case's config, shown as their own columns
+RUN_SETTINGS = ("split", "evaluator", "limit", "device")
+
+
+def family_rank(family: str) -> tuple[int, str]:
+    return (FAMILIES.index(family), "") if family in FAMILIES else (len(FAMILIES), family)
+
+
+def task_names(records) -> list[str]:
+    """Tasks scored by any of ``records``, in first-seen order."""
+    return list(dict.fromkeys(t for r in records for t in r.scores))
+
+
+def records_frame(records) -> pd.DataFrame:
+    """One row per record: case, family, average, one column per task, times, memory, ``extra.KEY``,
+    run settings, provenance summary and the config (JSON). Rows are grouped by family (``FAMILIES``
+    order), best average first. A pure function of the records.
+
+    ``latency_ms`` is evaluation time per scored item; ``items`` the number of items scored.
+    """
+    tasks = task_names(records)
+    extras = list(dict.fromkeys(k for r in records for k in r.extra))
+    rows = []
+    for r in records:
+        items = sum(r.n.values())
+        rows.append({
+            "case": r.case, "family": r.family, "average": r.average,
+            **{t: r.scores.get(t) for t in tasks},
+            "eval_seconds": r.eval_seconds, "build_seconds": r.build_seconds, "wall_seconds": r.wall_seconds,
+            "latency_ms": 1000 * r.eval_seconds / items if items and r.eval_seconds is not None else None,
+            "items": items or None,
+            "peak_rss_mb": r.peak_rss_mb, "rss_delta_mb": r.rss_delta_mb, "peak_cuda_mb": r.peak_cuda_mb,
+            **{f"extra.{k}": _scalar(r.extra.get(k)) for k in extras},
+            **{k: r.config.get(k) for k in RUN_SETTINGS},
+            "zoo": r.zoo, "commit": r.provenance.short_commit, "dirty": r.provenance.dirty,
+            "time": r.provenance.time, "config_hash": r.config_hash[:12],
+            "config": json.dumps(r.config, sort_keys=True),
+        })
+    rows.sort(key=_order)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["case", "family", "average"])
+
+
+def _order(row: dict) -> tuple:
+    avg = row["average"] if row["average"] is not None else float("-inf")
+    return family_rank(row["family"]), -avg, row["case"]
+
+
+def _scalar(v):
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v

@@ -1,0 +1,113 @@
+"""Benchmark harness: every case is measured once per commit and config, recorded with provenance.
+
+Run::
+
+    pytest benchmarks --models surrogate16                      # the default zoo and lm-eval
+    pytest benchmarks --models tiny --evaluator native --limit 8 -k single   # a fast slice
+
+Options: ``--models`` (zoo name or zoo YAML), ``--evaluator`` (lmeval|native), ``--split``
+(test|search), ``--limit`` (items per task, smoke runs), ``--device``, ``--rerun`` (measure cases
+even when already recorded for this commit and config).
+
+Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (``RunSettings``: split,
+evaluator, limit, device) and ``recorder``::
+
+    def test_ties(zoo, run_settings, recorder):
+        recorder.run("merge-ties-coefficient", {"method": "ties", "density": 0.5}, lambda: merge_and_eval(...))
+
+``recorder.run(case_id, config, fn)`` skips the test when ``case_id`` with this config (plus the run
+settings) is already recorded for the current commit; otherwise it runs ``fn()`` once through
+pytest-benchmark, measuring wall time and peak anonymous memory, and appends the record to
+``results/ZOO/runs/`` (``$GLUE_RESULTS`` or ``results/``). ``fn`` returns ``Measurements``, an
+``EvalResult`` or a dict of ``Measurements`` fields. ``run`` returns the ``Record``.
+
+A test with a ``member`` argument is parametrized over the zoo's models (base first) at collection
+time, from zoo data alone: nothing is built to collect.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from glue.errors import GlueError
+from glue.eval import EVALUATORS, SPLITS
+from glue.record.provenance import case_family
+from glue.record.recorder import Recorder, RunSettings
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("glue", "glue benchmarks")
+    g.addoption("--models", default="surrogate16", help="zoo name or zoo YAML file (default surrogate16)")
+    g.addoption("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
+    g.addoption("--split", choices=SPLITS, default="test", help="item split to score (default test)")
+    g.addoption("--limit", type=int, default=None, help="score only the first N items of each task (smoke runs)")
+    g.addoption("--device", default="cpu", help="torch device for models (default cpu)")
+    g.addoption("--rerun", action="store_true", help="measure cases even if recorded for this commit and config")
+
+
+@functools.cache
+def _zoo(name: str):
+    from glue.zoo import get_zoo
+
+    return get_zoo(name)
+
+
+def pytest_configure(config):
+    try:
+        _zoo(config.getoption("--models"))
+    except GlueError as e:
+        raise pytest.UsageError(f"--models: {e}") from None
+    limit = config.getoption("--limit")
+    if limit is not None and limit < 1:
+        raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
+
+
+def pytest_generate_tests(metafunc):
+    if "member" in metafunc.fixturenames:
+        names = [m.name for m in _zoo(metafunc.config.getoption("--models")).all_models()]
+        metafunc.parametrize("member", names, ids=names)
+
+
+@pytest.fixture(scope="session")
+def zoo(pytestconfig):
+    return _zoo(pytestconfig.getoption("--models"))
+
+
+@pytest.fixture(scope="session")
+def run_settings(pytestconfig, zoo) -> RunSettings:
+    o = pytestconfig.getoption
+    return RunSettings(zoo.name, o("--split"), o("--evaluator"), o("--limit"), o("--device"))
+
+
+@pytest.fixture(scope="session")
+def _session_recorder(pytestconfig, run_settings) -> Recorder:
+    return Recorder(run_settings, rerun=pytestconfig.getoption("--rerun"))
+
+
+class CaseRecorder:
+    """The ``recorder`` fixture: ``run(case_id, config, fn)`` (see the module docstring)."""
+
+    def __init__(self, recorder: Recorder, benchmark):
+        self._recorder, self._benchmark = recorder, benchmark
+
+    def run(self, case_id: str, config: dict, fn):
+        prev = self._recorder.recorded(case_id, config)
+        if prev is not None:
+            p = prev.provenance
+            pytest.skip(f"already recorded {case_id} at {p.short_commit} on {p.time[:19]}Z "
+                        f"(config {prev.config_hash[:8]}); --rerun measures it again")
+        bench = self._benchmark
+        bench.group = case_family(case_id)
+        rec = self._recorder.measure(case_id, config, fn,
+                                     runner=lambda f: bench.pedantic(f, rounds=1, iterations=1))
+        bench.extra_info.update(case=rec.case, config_hash=rec.config_hash, average=rec.average, scores=rec.scores,
+                                peak_rss_mb=rec.peak_rss_mb, rss_delta_mb=rec.rss_delta_mb,
+                                peak_cuda_mb=rec.peak_cuda_mb, **{f"extra.{k}": v for k, v in rec.extra.items()})
+        return rec
+
+
+@pytest.fixture
+def recorder(_session_recorder, benchmark) -> CaseRecorder:
+    return CaseRecorder(_session_recorder, benchmark)

@@ -1,0 +1,61 @@
+"""glue eval --zoo NAME [--members ...] [--tasks ...]: accuracy of each member on each task."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+
+from glue.record.tables import add_format_arg
+
+
+def register(sub) -> None:
+    from glue.eval import EVALUATORS, SPLITS
+
+    p = sub.add_parser("eval", help="evaluate zoo members on tasks: a member x task accuracy table",
+                       description="Evaluate members of a zoo (default: the base, then every member) on tasks "
+                                   "(default: the zoo's) and print a member x task accuracy table with the "
+                                   "average, then the best member of each task. Records nothing: benchmarks "
+                                   "record through `make bench`.")
+    p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
+    p.add_argument("--members", nargs="+", metavar="MEMBER", help="members to evaluate (the base may be named)")
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks (default: the zoo's tasks)")
+    p.add_argument("--split", choices=SPLITS, default="test", help="item split (default test)")
+    p.add_argument("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_format_arg(p)
+    p.set_defaults(func=_eval)
+
+
+def _eval(args) -> int:
+    from glue.eval import check_tasks, evaluate_member
+    from glue.record.tables import render
+    from glue.zoo import get_zoo
+
+    zoo = get_zoo(args.zoo)
+    members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
+    members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
+    tasks = [t.name for t in check_tasks(args.tasks or zoo.tasks)]
+    rows = []
+    for m in members:
+        res = evaluate_member(zoo, m.name, tasks, args.split, args.evaluator, args.limit, device=args.device)
+        print(f"  {m.name}: average {res.average:.3f} ({res.seconds:.1f} s)", file=sys.stderr)
+        rows.append({"member": m.name, "role": m.role, **res.scores, "average": res.average})
+    df = pd.DataFrame(rows).set_index("member")
+    print(render(df, args.format))
+    if args.format == "markdown":
+        print(f"\nzoo {zoo.name} · split {args.split} · evaluator {args.evaluator}"
+              + (f" · limit {args.limit}" if args.limit else "") + "\n")
+        print(render(best_per_task(df, tasks)))
+    return 0
+
+
+def best_per_task(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """task -> the member(s) with the highest score (ties joined with ', ', ``(all tied)``) and that score."""
+    rows = []
+    for t in [*tasks, "average"]:
+        top = df[t].max()
+        best = list(df.index[df[t] == top])
+        rows.append({"task": t, "best": "(all tied)" if len(best) == len(df) > 1 else ", ".join(best), "score": top})
+    return pd.DataFrame(rows).set_index("task")

@@ -1,0 +1,31 @@
+"""glue report --zoo NAME [--format markdown|csv|json]: the results report of a zoo, from its run store."""
+
+from __future__ import annotations
+
+from glue.record.tables import add_format_arg
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="render results/ZOO/report.md and its plots from the recorded runs",
+                       description="Render the latest record per case of a zoo as results/ZOO/report.md plus "
+                                   "average.png, tasks.png and tradeoffs.png (results root: $GLUE_RESULTS or "
+                                   "results/), and print it: the report with --format markdown, the latest "
+                                   "table with csv or json.")
+    p.add_argument("--zoo", required=True, help="zoo name (or zoo YAML file) whose results to report")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
+    add_format_arg(p)
+    p.set_defaults(func=_report)
+
+
+def _report(args) -> int:
+    from glue.record.report import write_report
+    from glue.record.tables import render
+
+    zoo = args.zoo
+    if zoo.endswith((".yaml", ".yml")):
+        from glue.zoo import get_zoo
+
+        zoo = get_zoo(zoo).name
+    rep = write_report(zoo, plots=not args.no_plots)
+    print(rep.markdown if args.format == "markdown" else render(rep.table, args.format))
+    return 0

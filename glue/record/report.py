@@ -1,0 +1,272 @@
+"""The report of a zoo's results: Markdown tables and PNG plots, pure functions of saved records.
+
+``write_report(zoo)`` reads the latest record per case from the run store and writes, under
+``results/ZOO/``: ``report.md``, ``average.png`` (average accuracy per case, grouped by family, with
+the base and the best single model as reference lines), ``tasks.png`` (case x task accuracy
+heatmap) and ``tradeoffs.png`` (accuracy vs peak memory and vs latency). Every ``figure_*`` and
+``render_markdown`` function takes records and returns a figure or text, and touches no file.
+
+Cases are grouped by family (``single``, ``merge``, ``cluster``, ``mix``, then any other), the part
+of the case id before the first ``-``. The base is the ``single`` case whose config has
+``role: base``; the best single model is the best other ``single`` case.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from glue.errors import ConfigError
+from glue.record.provenance import Record
+from glue.record.store import atomic_write, latest, load_records, runs_dir, zoo_dir
+from glue.record.tables import family_rank, records_frame, render, task_names
+
+PLOTS = {"average": "Average accuracy per case", "tasks": "Accuracy per case and task",
+         "tradeoffs": "Accuracy vs peak memory and latency"}
+
+
+@dataclass(frozen=True)
+class References:
+    """The reference lines of the report: the base and the best single model (either may be missing)."""
+
+    base: Record | None
+    best_single: Record | None
+
+    @classmethod
+    def of(cls, records: list[Record]) -> References:
+        singles = [r for r in records if r.family == "single" and r.average is not None]
+        base = next((r for r in singles if r.config.get("role") == "base"), None)
+        others = [r for r in singles if r is not base]
+        return cls(base, max(others, key=lambda r: r.average) if others else None)
+
+    def lines(self) -> list[tuple[str, float, str]]:
+        """``(label, average, color)`` per reference present."""
+        out = []
+        if self.base is not None:
+            out.append((f"base {_member(self.base)} ({self.base.average:.3f})", self.base.average, "dimgray"))
+        if self.best_single is not None:
+            b = self.best_single
+            out.append((f"best single {_member(b)} ({b.average:.3f})", b.average, "crimson"))
+        return out
+
+
+def _member(r: Record) -> str:
+    return str(r.config.get("member", r.case.split("-", 1)[-1]))
+
+
+def ordered(records: list[Record]) -> list[Record]:
+    """Grouped by family (``FAMILIES`` order), best average first within a family, then by case id."""
+    return sorted(records, key=lambda r: (family_rank(r.family),
+                                          -(r.average if r.average is not None else float("-inf")), r.case))
+
+
+def describe(records: list[Record]) -> str:
+    """``split test · evaluator native · limit 8 · 7 cases`` (several values joined with ``+``)."""
+
+    def values(key: str) -> str:
+        return "+".join(sorted({str(r.config.get(key)) for r in records}))
+
+    parts = [f"split {values('split')}", f"evaluator {values('evaluator')}"]
+    if any(r.config.get("limit") is not None for r in records):
+        parts.append(f"limit {values('limit')} (smoke run)")
+    return " · ".join(parts + [f"{len(records)} cases"])
+
+
+# ---- markdown -----------------------------------------------------------------------------------------
+
+_SHOWN = ["average", "vs_best_single", "eval_seconds", "latency_ms", "build_seconds", "peak_rss_mb", "rss_delta_mb",
+          "peak_cuda_mb"]
+
+
+def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | None = None) -> str:
+    """The report as Markdown: summary, one table per family, plots (``{key: file}``), provenance."""
+    records = ordered(records)
+    refs = References.of(records)
+    out = [f"# Results: zoo `{zoo}`", "", f"{describe(records)}; the latest record of each case, "
+           f"measured {min(r.provenance.time for r in records)[:16]}Z to {max(r.provenance.time for r in records)[:16]}Z.",
+           ""]
+    if refs.lines():
+        out += ["References: " + "; ".join(label for label, _, _ in refs.lines()) + ".", ""]
+    df = records_frame(records)
+    if refs.best_single is not None:
+        df.insert(df.columns.get_loc("average") + 1, "vs_best_single", df["average"] - refs.best_single.average)
+    scored = df[df["average"].notna()]
+    best = scored.loc[scored.groupby("family", sort=False)["average"].idxmax()]
+    out += ["## Best case per family", "", render(best[["family", "case"] + [c for c in _SHOWN if c in best][:2]]), ""]
+    tasks = task_names(records)
+    for family, part in df.groupby("family", sort=False):
+        cols = ["case", *[c for c in _SHOWN[:2] if c in part], *tasks, *_SHOWN[2:],
+                *[c for c in part if c.startswith("extra.")], "commit"]
+        part = part.assign(commit=part["commit"] + part["dirty"].map({True: "+dirty"}).fillna(""))
+        part = part[cols].dropna(axis=1, how="all")
+        out += [f"## {family} ({len(part)} cases)", "", render(part), ""]
+    if plots:
+        out += ["## Plots", ""] + [f"![{PLOTS.get(k, k)}]({f})" for k, f in plots.items()] + [""]
+    out += ["## Provenance", "", _provenance(records), ""]
+    return "\n".join(out)
+
+
+def _provenance(records: list[Record]) -> str:
+    rows = {}
+    for r in records:
+        p, m = r.provenance, r.provenance.machine
+        key = (p.short_commit, p.dirty, p.glue_version, m.get("hostname"), m.get("cpu"), m.get("gpu"))
+        rows.setdefault(key, []).append(r.case)
+    df = pd.DataFrame([{"commit": k[0], "dirty": k[1], "glue": k[2], "host": k[3], "cpu": k[4], "gpu": k[5] or "",
+                        "cases": len(v)} for k, v in rows.items()])
+    versions = {}
+    for r in records:
+        for lib, v in r.provenance.versions.items():
+            versions.setdefault(lib, set()).add(v or "-")
+    lib_line = ", ".join(f"{lib} {'/'.join(sorted(v))}" for lib, v in versions.items())
+    return render(df) + f"\n\nLibraries: {lib_line}."
+
+
+# ---- plots ---------------------------------------------------------------------------------------------
+
+def _family_colors(records: list[Record]) -> dict[str, str]:
+    fams = sorted({r.family for r in records}, key=family_rank)
+    palette = ["#4C72B0", "#DD8452", "#55A868", "#8172B3", "#C44E52", "#937860", "#DA8BC3", "#8C8C8C"]
+    return {f: palette[i % len(palette)] for i, f in enumerate(fams)}
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+    from matplotlib.figure import Figure  # pyplot-free: no global state, no GUI backend
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _title(fig, what: str, zoo: str, records: list[Record]) -> None:
+    fig.suptitle(f"{what} | zoo {zoo}\n{describe(records)}", fontsize=11)
+
+
+def figure_average(records: list[Record], zoo: str):
+    """Horizontal bars of the average accuracy per case, grouped by family (best first), base and best
+    single model as vertical reference lines."""
+    from matplotlib.patches import Patch
+
+    recs = [r for r in ordered(records) if r.average is not None]
+    colors = _family_colors(recs)
+    fig, (ax,) = _figure(9, 1.6 + 0.32 * max(len(recs), 3))
+    y = list(range(len(recs)))[::-1]  # first case on top
+    ax.barh(y, [r.average for r in recs], color=[colors[r.family] for r in recs], height=0.7)
+    for yi, r in zip(y, recs):
+        ax.text(r.average, yi, f" {r.average:.3f}", va="center", fontsize=8)
+    for yi, (a, b) in zip(y[1:], zip(recs, recs[1:])):
+        if a.family != b.family:
+            ax.axhline(yi + 0.5, color="black", linewidth=0.6)
+    handles = [Patch(color=c, label=f) for f, c in colors.items()]
+    for label, avg, color in References.of(recs).lines():
+        handles.append(ax.axvline(avg, color=color, linestyle="--", linewidth=1.2, label=label))
+    ax.set_yticks(y, [r.case for r in recs], fontsize=9)
+    ax.set_ylim(-0.6, len(recs) - 0.4)
+    ax.set_xlim(0, min(1.0, max([r.average for r in recs] + [0.05]) * 1.18))
+    ax.set_xlabel("average accuracy over tasks")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    _title(fig, "Average accuracy per case", zoo, recs)
+    return fig
+
+
+def figure_tasks(records: list[Record], zoo: str):
+    """Heatmap of accuracy per case (rows, grouped by family) and task (columns, then the average)."""
+    recs = ordered(records)
+    tasks = task_names(recs)
+    cols = [*tasks, "average"]
+    data = [[r.scores.get(t, float("nan")) for t in tasks] + [r.average if r.average is not None else float("nan")]
+            for r in recs]
+    fig, (ax,) = _figure(3.2 + 0.75 * len(cols), 1.8 + 0.32 * max(len(recs), 3))
+    im = ax.imshow(data, cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    for i, row in enumerate(data):
+        for j, v in enumerate(row):
+            if v == v:
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 0.6 else "black")
+    ax.axvline(len(tasks) - 0.5, color="white", linewidth=2)
+    for i, (a, b) in enumerate(zip(recs, recs[1:])):
+        if a.family != b.family:
+            ax.axhline(i + 0.5, color="white", linewidth=2)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(len(recs)), [r.case for r in recs], fontsize=9)
+    fig.colorbar(im, ax=ax, label="accuracy", shrink=0.8)
+    _title(fig, "Accuracy per case and task", zoo, recs)
+    return fig
+
+
+def figure_tradeoffs(records: list[Record], zoo: str):
+    """Average accuracy vs peak memory (CUDA peak when any case has one, else the anonymous RSS increase)
+    and vs latency (evaluation ms per item); one colour per family, reference lines as in ``average``."""
+    recs = [r for r in ordered(records) if r.average is not None]
+    colors = _family_colors(recs)
+    df = records_frame(recs).set_index("case")
+    mem_col, mem_label = (("peak_cuda_mb", "peak CUDA memory allocated (MiB)") if df["peak_cuda_mb"].notna().any()
+                          else ("rss_delta_mb", "peak anonymous RSS increase (MiB)"))
+    fig, axes = _figure(13, 5.5, ncols=2)
+    for ax, col, label in ((axes[0], mem_col, mem_label), (axes[1], "latency_ms", "evaluation latency (ms per item)")):
+        shown = [r for r in recs if pd.notna(df.at[r.case, col])]
+        for fam, c in colors.items():
+            pts = [r for r in shown if r.family == fam]
+            if pts:
+                ax.scatter([df.at[r.case, col] for r in pts], [r.average for r in pts], color=c, label=fam, s=30,
+                           zorder=3)
+        if len(shown) <= 40:
+            for r in shown:
+                ax.annotate(r.case, (df.at[r.case, col], r.average), fontsize=7, xytext=(4, 3),
+                            textcoords="offset points")
+        for ref_label, avg, color in References.of(recs).lines():
+            ax.axhline(avg, color=color, linestyle="--", linewidth=1, label=ref_label)
+        missing = len(recs) - len(shown)
+        ax.set_xlabel(label + (f" [{missing} cases without it]" if missing else ""))
+        ax.set_ylabel("average accuracy")
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.15, y=0.1)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    _title(fig, "Accuracy vs peak memory and latency", zoo, recs)
+    return fig
+
+
+FIGURES = {"average": figure_average, "tasks": figure_tasks, "tradeoffs": figure_tradeoffs}
+
+
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ---- files ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Report:
+    markdown: str
+    table: pd.DataFrame
+    files: dict[str, Path]  # "report" and one per plot key -> path written
+
+
+def write_report(zoo: str, root: Path | None = None, plots: bool = True) -> Report:
+    """Render the latest record per case of ``zoo`` into ``results/ZOO/`` (report.md and the PNGs).
+
+    Raises:
+        ConfigError: no records for ``zoo``; the message lists the zoos that have results.
+        StoreError: a runs file is damaged (file and line named).
+    """
+    records = latest(load_records(zoo, root))
+    if not records:
+        base = runs_dir(zoo, root).parents[1]
+        have = sorted(p.parent.name for p in base.glob("*/runs") if any(p.glob("*.jsonl")))
+        raise ConfigError(f"no results for zoo {zoo!r} under {runs_dir(zoo, root)}; run `make bench MODELS={zoo}`. "
+                          f"Zoos with results: {', '.join(have) or '(none)'}")
+    out = zoo_dir(zoo, root)
+    files: dict[str, Path] = {}
+    if plots:
+        for key, make in FIGURES.items():
+            files[key] = out / f"{key}.png"
+            atomic_write(files[key], png_bytes(make(records, zoo)))
+    md = render_markdown(records, zoo, {k: p.name for k, p in files.items()})
+    files["report"] = out / "report.md"
+    atomic_write(files["report"], md + "\n")
+    return Report(md, records_frame(records), files)
