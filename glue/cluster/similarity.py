@@ -28,7 +28,7 @@ import torch
 from glue.errors import CheckpointError, ConfigError, UnknownNameError
 from glue.io.checkpoint import Checkpoint
 
-__all__ = ["KINDS", "Similarity", "column_cosine", "kind_of", "normalize_columns", "similarity_matrix",
+__all__ = ["KINDS", "Similarity", "column_cosine", "kind_of", "similarity_matrix",
            "single_model_similarity"]
 
 KINDS = ("attn", "mlp", "all")
@@ -48,15 +48,6 @@ def kind_of(name: str, shape: Sequence[int]) -> str | None:
     return None
 
 
-def normalize_columns(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Divide each column of ``x`` (shape ``[..., out, in]``) by its L2 norm, in place; return ``x``.
-
-    Norms are clamped to ``eps`` as in ``F.cosine_similarity``, so a zero column stays zero and
-    has cosine 0 with everything.
-    """
-    return x.div_(torch.linalg.vector_norm(x, dim=-2, keepdim=True).clamp_min_(eps))
-
-
 def column_cosine(
     mats: Sequence[torch.Tensor],
     base: torch.Tensor | None = None,
@@ -69,13 +60,15 @@ def column_cosine(
     Args:
         mats: ``N`` tensors of shape ``[out, in]`` (any float dtype, one device).
         base: optional ``[out, in]`` tensor subtracted from each matrix first (task vectors).
-        max_chunk_bytes: columns are processed in chunks whose ``[N, out, chunk]`` buffer in
+        max_chunk_bytes: columns are processed in chunks whose ``[N, chunk, out]`` buffer in
             ``compute_dtype`` stays under this size, so peak memory does not scale with ``in``.
         compute_dtype: dtype of the normalised columns and the matrix product.
 
     Returns:
         ``[N, N]`` float64 tensor ``S`` with ``S[i, j] = mean_c cos(mats[i][:, c], mats[j][:, c])``,
         i.e. ``F.cosine_similarity(mats[i], mats[j], dim=0).mean()``; symmetric by construction.
+        As in ``F.cosine_similarity``, each column norm is clamped to ``EPS``, so a zero column
+        has cosine 0 with everything.
     """
     n = len(mats)
     out, cols = mats[0].shape
@@ -84,12 +77,14 @@ def column_cosine(
     total = torch.zeros(n, n, dtype=torch.float64, device=mats[0].device)
     for c0 in range(0, cols, step):
         c1 = min(cols, c0 + step)
-        buf = torch.empty(n, out, c1 - c0, dtype=compute_dtype, device=mats[0].device)  # [N, out, chunk]
+        # columns as contiguous rows: the norms reduce over the last dimension, which is fast
+        buf = torch.empty(n, c1 - c0, out, dtype=compute_dtype, device=mats[0].device)  # [N, chunk, out]
         for i, m in enumerate(mats):
-            buf[i].copy_(m[:, c0:c1])
+            buf[i].copy_(m[:, c0:c1].T)
         if base is not None:
-            buf.sub_(base[:, c0:c1].to(compute_dtype))
-        flat = normalize_columns(buf).reshape(n, -1)  # [N, out * chunk]
+            buf.sub_(base[:, c0:c1].T.to(compute_dtype))
+        buf.div_(torch.linalg.vector_norm(buf, dim=-1, keepdim=True).clamp_min_(EPS))
+        flat = buf.reshape(n, -1)  # [N, chunk * out]
         total += (flat @ flat.T).to(torch.float64)  # [N, N]: sums of column cosines over the chunk
     total /= cols
     return (total + total.T) / 2
