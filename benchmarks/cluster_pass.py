@@ -113,7 +113,8 @@ def worker(args) -> None:
                     s = pairwise_similarity({n: models[n] for n in names}, delta_from=base, load=counting_load)
                     mats[tuple(names)] = s.all.tolist()
         seconds = time.perf_counter() - t0
-    print(json.dumps({"approach": args.worker, "seconds": seconds, "baseline_kib": baseline, "peak_kib": mem.peak, "peak_rss_kib": mem.peak_rss,
+    print(json.dumps({"approach": args.worker, "seconds": seconds, "baseline_kib": baseline, "peak_kib": mem.peak,
+                      "peak_rss_kib": mem.peak_rss,
                       "loads": loads, "models": len(models), "groups": [list(g) for g in groups],
                       "matrices": [[list(k), v] for k, v in mats.items()]}))
 

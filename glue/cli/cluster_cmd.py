@@ -95,40 +95,51 @@ def _run(args) -> int:
     ]
     method = res.method + (f" ({args.linkage} linkage)" if res.options.get("linkage") else "")
     if args.sweep is None:
-        rows = []
-        for i, c in enumerate(chosen):
-            for n in c:
-                row = {"cluster": i + 1, "member": n}
-                if families:
-                    row["family"] = families.get(n, "?")
-                row["architecture"] = sim.architectures[sim.group_of(n)]
-                rows.append(row)
         tables.append((f"clusters ({method}, threshold {threshold:g}: join when sim_all > {threshold:g})",
-                       pd.DataFrame(rows)))
+                       _cluster_table(sim, chosen, families)))
     else:
-        rows = []
-        for t, c in res.clusters.items():
-            if res.ranges:
-                lo, hi = res.ranges[t]
-                row = {"threshold in": f"({lo:.4f}, {hi:.4f})" if lo < hi else f"{hi:.4f}"}
-            else:
-                row = {"threshold": f"{t:g}"}
-            row["clusters"] = len(c)
-            if planted:
-                row["ARI vs planted"] = f"{_ari(c, families):.3f}"
-            row["partition"] = _show(c)
-            rows.append(row)
-        tables.append((f"threshold sweep ({method}; clusters join when sim_all > threshold)", pd.DataFrame(rows)))
+        tables.append((f"threshold sweep ({method}; clusters join when sim_all > threshold)",
+                       _sweep_table(res, families if planted else None)))
 
     footer = []
     if planted and families:
         ari = _ari(chosen, families)
         exact = _partition(chosen) == _partition(_families_as_clusters(sim.names, families))
-        footer.append(f"planted families at threshold {threshold:g}: {'recovered exactly' if exact else 'not recovered'} "
-                      f"(adjusted Rand index {ari:.3f})")
+        verdict = "recovered exactly" if exact else "not recovered"
+        footer.append(f"planted families at threshold {threshold:g}: {verdict} (adjusted Rand index {ari:.3f})")
     footer += _write_results(zoo, res, chosen, threshold, families, args)
     _print(header, tables, footer, args.format)
     return 0
+
+
+def _cluster_table(sim, clusters, families) -> pd.DataFrame:
+    """One row per member: cluster number, member, (planted) family, architecture group."""
+    rows = []
+    for i, c in enumerate(clusters):
+        for n in c:
+            row = {"cluster": i + 1, "member": n}
+            if families:
+                row["family"] = families.get(n, "?")
+            row["architecture"] = sim.architectures[sim.group_of(n)]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
+    """One row per threshold (or per range of thresholds giving one partition, for a full sweep)."""
+    rows = []
+    for t, c in res.clusters.items():
+        if res.ranges:
+            lo, hi = res.ranges[t]
+            row = {"threshold in": f"({lo:.4f}, {hi:.4f})" if lo < hi else f"{hi:.4f}"}
+        else:
+            row = {"threshold": f"{t:g}"}
+        row["clusters"] = len(c)
+        if planted:
+            row["ARI vs planted"] = f"{_ari(c, planted):.3f}"
+        row["partition"] = _show(c)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _families_as_clusters(names, families) -> list[list[str]]:

@@ -75,7 +75,8 @@ class ZooSimilarity:
             in input order.
         """
         pos = {n: i for i, n in enumerate(self.names)}
-        out = [[g.names[i] for i in c] for g in self.groups for c in cluster_matrix(g.all, threshold, method, **options)]
+        out = [[g.names[i] for i in c]
+               for g in self.groups for c in cluster_matrix(g.all, threshold, method, **options)]
         return sorted(out, key=lambda c: pos[c[0]])
 
     def intervals(self, linkage: str | None = None) -> list[tuple[float, float]]:

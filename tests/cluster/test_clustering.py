@@ -118,7 +118,8 @@ def test_greedy_is_not_monotone_in_general():
     assert greedy_clusters(sim, 0.9) == [[0], [1, 2, 3]]
 
 
-@pytest.mark.parametrize(("method", "options"), [("greedy", {}), *(("agglomerative", {"linkage": x}) for x in LINKAGES)])
+@pytest.mark.parametrize(("method", "options"),
+                         [("greedy", {}), *(("agglomerative", {"linkage": x}) for x in LINKAGES)])
 def test_threshold_intervals_hold_one_partition_each(method, options):
     sim = random_sim(7, seed=3)
     intervals = threshold_intervals([sim], options.get("linkage"))
