@@ -1,0 +1,208 @@
+"""glue cluster --zoo NAME [--threshold T | --sweep [T ...]] [--delta-from BASE] [--method M] ...
+
+Prints the similarity matrix and the clusters (or a threshold sweep) and writes, under
+``results/NAME/cluster/``, the matrices as CSV, the clusters as JSON, a heatmap and a dendrogram.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from glue.record.tables import add_format_arg, render
+
+_TITLES = {"markdown": "## {}", "csv": "# {}"}
+
+
+def register(sub) -> None:
+    from glue.cluster.clustering import CLUSTER_METHODS, LINKAGES
+
+    p = sub.add_parser("cluster", help="similarity matrix and clusters of a zoo (Model-GLUE step 1)",
+                       description="Group a zoo by architecture, then by per-column cosine similarity of the "
+                                   "attention/MLP weights (one streaming pass over the zoo).")
+    p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
+    t = p.add_mutually_exclusive_group()
+    t.add_argument("--threshold", type=float, default=None,
+                   help="join a cluster when sim_all > T (default: the zoo's cluster_threshold, else 0.95)")
+    t.add_argument("--sweep", type=float, nargs="*", default=None, metavar="T",
+                   help="report the clusters at these thresholds; without values, at every threshold where "
+                        "they change")
+    p.add_argument("--delta-from", default=None, metavar="BASE",
+                   help="compare task vectors W - W_BASE (a zoo model name, usually the base, or a directory)")
+    p.add_argument("--method", choices=CLUSTER_METHODS.names(), default="greedy",
+                   help="greedy: the paper's single-pass rule; agglomerative: scikit-learn on 1 - sim "
+                        "(default greedy)")
+    p.add_argument("--linkage", choices=LINKAGES, default="average",
+                   help="linkage of the agglomerative method and of the dendrogram (default average)")
+    p.add_argument("--members", nargs="+", default=None, metavar="NAME",
+                   help="cluster only these models (the base may be named); default: the zoo's members")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the similarity math runs")
+    add_format_arg(p)
+    p.set_defaults(func=_run)
+
+
+def _cell(v: float, fmt: str):
+    if fmt == "markdown":
+        return "-" if not math.isfinite(v) else f"{v:.3f}"
+    return None if not math.isfinite(v) else float(v)
+
+
+def _matrix_frame(names, m, fmt: str) -> pd.DataFrame:
+    df = pd.DataFrame([[_cell(v, fmt) for v in row] for row in m], columns=list(names), index=list(names),
+                      dtype=object)
+    df.index.name = "model"
+    return df
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
+def _show(clusters) -> str:
+    return " | ".join(", ".join(c) for c in clusters)
+
+
+def _run(args) -> int:
+    from glue.cluster.pipeline import cluster_zoo, default_threshold
+    from glue.zoo import get_zoo
+
+    zoo = get_zoo(args.zoo)
+    threshold = args.threshold if args.threshold is not None else default_threshold(zoo)
+    if args.sweep is None:
+        thresholds = [threshold]
+    else:
+        thresholds = sorted(set(args.sweep)) if args.sweep else "sweep"
+    res = cluster_zoo(zoo, thresholds, members=args.members, method=args.method, linkage=args.linkage,
+                      delta_from=args.delta_from, device=args.device)
+    sim = res.similarity
+    chosen = sim.clusters(threshold, res.method, **res.options)  # what the plots show, also when sweeping
+    families = {m.name: m.family for m in zoo.all_models() if m.family not in ("", "?")}
+    planted = zoo.kind == "surrogate"
+
+    what = f"task vectors from {args.delta_from}" if args.delta_from else "raw weights"
+    header = [f"zoo {zoo.name}: {_n(len(sim.names), 'model')}, {_n(len(sim.groups), 'architecture group')}, {what}; "
+              f"similarity pass {res.seconds:.3f} s on {args.device}"]
+    for i, (g, a) in enumerate(zip(sim.groups, sim.architectures)):
+        c = g.counts
+        done = (f"{c['all']} matrices averaged: {c['attn']} attn + {c['mlp']} mlp" if len(g.names) > 1
+                else "alone: nothing to compare")
+        header.append(f"  group {i + 1}: {a}: {', '.join(g.names)} ({done})")
+    tables: list[tuple[str, pd.DataFrame]] = [
+        ("similarity (sim_all, mean per-column cosine of attention+MLP weights; - = other architecture)",
+         _matrix_frame(sim.names, sim.matrix("all"), args.format)),
+    ]
+    method = res.method + (f" ({args.linkage} linkage)" if res.options.get("linkage") else "")
+    if args.sweep is None:
+        tables.append((f"clusters ({method}, threshold {threshold:g}: join when sim_all > {threshold:g})",
+                       _cluster_table(sim, chosen, families)))
+    else:
+        tables.append((f"threshold sweep ({method}; clusters join when sim_all > threshold)",
+                       _sweep_table(res, families if planted else None)))
+
+    footer = []
+    if planted and families:
+        ari = _ari(chosen, families)
+        exact = _partition(chosen) == _partition(_families_as_clusters(sim.names, families))
+        verdict = "recovered exactly" if exact else "not recovered"
+        footer.append(f"planted families at threshold {threshold:g}: {verdict} (adjusted Rand index {ari:.3f})")
+    footer += _write_results(zoo, res, chosen, threshold, families, args)
+    _print(header, tables, footer, args.format)
+    return 0
+
+
+def _cluster_table(sim, clusters, families) -> pd.DataFrame:
+    """One row per member: cluster number, member, (planted) family, architecture group."""
+    rows = []
+    for i, c in enumerate(clusters):
+        for n in c:
+            row = {"cluster": i + 1, "member": n}
+            if families:
+                row["family"] = families.get(n, "?")
+            row["architecture"] = sim.architectures[sim.group_of(n)]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
+    """One row per threshold (or per range of thresholds giving one partition, for a full sweep)."""
+    rows = []
+    for t, c in res.clusters.items():
+        if res.ranges:
+            lo, hi = res.ranges[t]
+            row = {"threshold in": f"({lo:.4f}, {hi:.4f})" if lo < hi else f"{hi:.4f}"}
+        else:
+            row = {"threshold": f"{t:g}"}
+        row["clusters"] = len(c)
+        if planted:
+            row["ARI vs planted"] = f"{_ari(c, planted):.3f}"
+        row["partition"] = _show(c)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _families_as_clusters(names, families) -> list[list[str]]:
+    out: dict[str, list[str]] = {}
+    for n in names:
+        out.setdefault(families.get(n, f"?{n}"), []).append(n)
+    return list(out.values())
+
+
+def _partition(clusters) -> set[frozenset[str]]:
+    return {frozenset(c) for c in clusters}
+
+
+def _ari(clusters, families) -> float:
+    from sklearn.metrics import adjusted_rand_score
+
+    names = [n for c in clusters for n in c]
+    label = {n: i for i, c in enumerate(clusters) for n in c}
+    return float(adjusted_rand_score([families.get(n, f"?{n}") for n in names], [label[n] for n in names]))
+
+
+def _write_results(zoo, res, chosen, threshold, families, args) -> list[str]:
+    from glue.cluster.plots import dendrogram_png, heatmap_png
+    from glue.paths import results_dir
+
+    out = results_dir() / zoo.name / "cluster"
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"-delta-{args.delta_from}".replace("/", "_") if args.delta_from else ""
+    sim = res.similarity
+    written = []
+    for kind in ("all", "attn", "mlp"):
+        f = out / f"similarity_{kind}{tag}.csv"
+        _matrix_frame(sim.names, sim.matrix(kind), "csv").to_csv(f)
+        written.append(f)
+    f = out / f"clusters{tag}.json"
+    f.write_text(json.dumps({
+        "zoo": zoo.name, "members": list(sim.names), "method": res.method, "options": res.options,
+        "delta_from": args.delta_from, "device": args.device, "similarity_seconds": res.seconds,
+        "architecture_groups": [{"architecture": a, "members": list(g.names), "matrices": g.counts}
+                                for g, a in zip(sim.groups, sim.architectures)],
+        "threshold": threshold, "clusters": chosen,
+        "sweep": [{"threshold": t, "clusters": c} for t, c in res.clusters.items()],
+    }, indent=2))
+    written.append(f)
+    what = f"task vectors from {args.delta_from}" if args.delta_from else "raw weights"
+    f = out / f"heatmap{tag}.png"
+    heatmap_png(sim, f, clusters=chosen, families=families,
+                title=f"{zoo.name}: sim_all of {what}; clusters at threshold {threshold:g} ({res.method})")
+    written.append(f)
+    f = out / f"dendrogram{tag}.png"
+    dendrogram_png(sim, f, linkage=args.linkage, threshold=threshold, families=families,
+                   title=f"{zoo.name}: {args.linkage} linkage of 1 - sim_all ({what})")
+    written.append(f)
+    return [f"wrote {', '.join(str(w) for w in written)}"]
+
+
+def _print(header: list[str], tables: list[tuple[str, pd.DataFrame]], footer: list[str], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps({"info": header + footer,
+                          **{title.split(" (")[0]: json.loads(render(df, fmt)) for title, df in tables}}, indent=2))
+        return
+    note = (lambda x: f"# {x}") if fmt == "csv" else (lambda x: x)
+    out = [note(x) for x in header]
+    for title, df in tables:
+        out += ["", _TITLES[fmt].format(title), render(df, fmt)]
+    print("\n".join(out + [""] + [note(x) for x in footer]))
