@@ -23,6 +23,14 @@ def register(sub) -> None:
     q.add_argument("name")
     q.add_argument("--workers", type=int, default=None, help="parallel training processes (default: CPU count)")
     q.set_defaults(func=_build)
+    q = zs.add_parser("verify", help="check a surrogate zoo's planted structure (gains, harmful, merges, families)")
+    q.add_argument("name")
+    q.add_argument("--split", choices=["test", "search"], default="test")
+    q.add_argument("--evaluator", choices=["native", "lmeval"], default="native",
+                   help="native (default; equal to lmeval item by item, see tests/eval) or lmeval")
+    q.add_argument("--pairs", choices=["all", "first"], default="all", help="base-family merge pairs to check")
+    add_format_arg(q)
+    q.set_defaults(func=_verify)
 
 
 def _list(args) -> int:
@@ -69,3 +77,22 @@ def _build(args) -> int:
     for r in recipes:
         print(f"  {r:20s} {model_path(r)}")
     return 0
+
+
+def _verify(args) -> int:
+    from glue.surrogate.verify import verify_zoo
+    from glue.zoo import get_zoo
+
+    rep = verify_zoo(get_zoo(args.name), args.split, args.evaluator, args.pairs)
+    print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
+    print(render(rep.scores.rename_axis("member"), args.format))
+    if rep.merges is not None:
+        print("\n## linear 50/50 merges (kept = share of the member's gain over the base on its specialty)\n")
+        print(render(rep.merges, args.format))
+    if rep.similarity is not None:
+        print("\n## raw weight similarity (mean per-column cosine, attention + MLP)\n")
+        print(render(rep.similarity.rename_axis("model"), args.format))
+    print("\n## claims\n")
+    print(render(pd.DataFrame([{"claim": v.claim, "ok": "PASS" if v.ok else "FAIL", "detail": v.detail}
+                               for v in rep.verdicts]), args.format))
+    return 0 if rep.ok else 1

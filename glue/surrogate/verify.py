@@ -1,0 +1,166 @@
+"""Check that a surrogate zoo has the structure it plants (``glue zoo verify NAME``).
+
+Claims checked (from the foundation issue), each reported with its numbers:
+
+- ``gain``: every fine-tune of the base beats the base by >= 20 points on a task it was trained for
+  (its emphasised skills; all skills for a uniform mix).
+- ``harmful``: the harmful model has the lowest average of its family.
+- ``complementary``: no member is best (ties count for everyone tied) on more than half the tasks.
+- ``merge``: a linear 50/50 merge of two base-family fine-tunes with different specialties keeps at
+  least half of each one's gain over the base on its specialty; a merge with a drifted-family
+  member loses most of it (keeps less than half).
+- ``families``: raw weight similarity (mean per-column cosine, attention + MLP) inside the base
+  family is above every base-family-vs-drifted pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from glue.eval import evaluate
+from glue.io import load_model
+from glue.surrogate.recipes import RECIPES
+from glue.zoo import Zoo, resolve
+
+GAIN_MIN = 0.20
+
+
+@dataclass
+class Verdict:
+    claim: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ZooReport:
+    scores: pd.DataFrame  # member x task (+ average), base first
+    verdicts: list[Verdict] = field(default_factory=list)
+    merges: pd.DataFrame | None = None
+    similarity: pd.DataFrame | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts)
+
+
+def trained_skills(recipe_name: str) -> list[str]:
+    """Skills a recipe emphasises (the ones at its highest mix weight; all of them for a uniform mix)."""
+    mix = dict(RECIPES.get(recipe_name).mix)
+    top = max(mix.values())
+    return [s for s, w in mix.items() if w == top]
+
+
+def _recipe(member) -> str:
+    return member.source.split(":", 1)[1]
+
+
+def specialty(scores: pd.DataFrame, member: str, base: str, recipe: str) -> tuple[str, float]:
+    """The trained skill with the largest gain over the base, and that gain."""
+    gains = {s: scores.loc[member, s] - scores.loc[base, s] for s in trained_skills(recipe) if s in scores.columns}
+    s = max(gains, key=gains.get)
+    return s, gains[s]
+
+
+def _avg_merge(a: torch.nn.Module, b: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    m = copy.deepcopy(a)
+    sb = b.state_dict()
+    with torch.no_grad():
+        for k, v in m.state_dict().items():
+            v.copy_((v.float() + sb[k].float()).div_(2).to(v.dtype))
+    return m
+
+
+def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_pairs: str = "all") -> ZooReport:
+    """Evaluate every model of ``zoo`` and check the planted-structure claims (see module doc)."""
+    from glue.cluster.pipeline import zoo_similarity
+
+    if zoo.kind != "surrogate" or zoo.base is None:
+        raise ValueError(f"zoo {zoo.name!r}: verify needs a surrogate zoo with a base")
+    base = zoo.base.name
+    models = {m.name: load_model(resolve(m)) for m in zoo.all_models()}
+    rows = {n: evaluate(m, tok, zoo.tasks, split, evaluator).scores for n, (m, tok) in models.items()}
+    scores = pd.DataFrame(rows).T[list(zoo.tasks)]
+    scores["average"] = scores[list(zoo.tasks)].mean(axis=1)
+    rep = ZooReport(scores)
+    fts = [m for m in zoo.members if m.role == "finetune"]
+    tasks = list(zoo.tasks)
+
+    # gain
+    bad = []
+    for m in fts:
+        s, g = specialty(scores, m.name, base, _recipe(m))
+        if g < GAIN_MIN:
+            bad.append(f"{m.name} ({s} {g:+.2f})")
+    rep.verdicts.append(Verdict("gain", not bad, f"{len(fts) - len(bad)}/{len(fts)} fine-tunes gain >= {GAIN_MIN:.2f} "
+                                f"on a trained task" + (f"; short: {', '.join(bad)}" if bad else "")))
+    # harmful
+    for h in (m for m in zoo.members if m.role == "harmful"):
+        fam = [m.name for m in zoo.all_models() if m.family == h.family]
+        low = scores.loc[fam, "average"].idxmin()
+        rep.verdicts.append(Verdict("harmful", low == h.name, f"{h.name} average {scores.loc[h.name, 'average']:.3f}; "
+                                    f"lowest of family {h.family!r} ({len(fam)} models) is {low}"))
+    # complementary
+    members = [m.name for m in zoo.members]
+    best = {n: [t for t in tasks if scores.loc[n, t] == scores.loc[members, t].max()] for n in members}
+    worst = max(members, key=lambda n: len(best[n]))
+    rep.verdicts.append(Verdict("complementary", len(best[worst]) <= len(tasks) / 2,
+                                f"most tasks won by one member: {worst} on {len(best[worst])}/{len(tasks)} "
+                                f"({', '.join(best[worst])}); winners: "
+                                + "; ".join(f"{t}: {', '.join(n for n in members if t in best[n])}" for t in tasks)))
+    # merges
+    spec = {m.name: specialty(scores, m.name, base, _recipe(m))[0] for m in fts}
+    pairs = [(a, b) for a, b in itertools.combinations([m.name for m in fts], 2) if spec[a] != spec[b]]
+    if merge_pairs == "first":
+        pairs = pairs[:1]
+    drifted = [m.name for m in zoo.members if m.role == "drifted"]
+    pairs += [(fts[0].name, d) for d in drifted]
+    mrows = []
+    for a, b in pairs:
+        merged = _avg_merge(models[a][0], models[b][0])
+        r = evaluate(merged, models[a][1], tasks, split, evaluator).scores
+        row = {"a": a, "b": b, "kind": "drifted" if b in drifted else "base-family", "average": sum(r.values()) / len(r)}
+        for side, n in (("a", a), ("b", b)):
+            if n in spec:
+                s = spec[n]
+                gain = scores.loc[n, s] - scores.loc[base, s]
+                row |= {f"{side}_skill": s, f"{side}_member": scores.loc[n, s], f"{side}_merge": r[s],
+                        f"{side}_kept": (r[s] - scores.loc[base, s]) / gain if gain > 0 else float("nan")}
+        mrows.append(row)
+    if mrows:
+        mdf = pd.DataFrame(mrows)
+        rep.merges = mdf
+        fam = mdf[mdf.kind == "base-family"]
+        first = fam.iloc[0] if len(fam) else None
+        if first is not None:
+            kept_pairs = ((fam.a_kept >= 0.5) & (fam.b_kept >= 0.5)).sum()
+            rep.verdicts.append(Verdict(
+                "merge", bool(first.a_kept >= 0.5 and first.b_kept >= 0.5),
+                f"{first.a}+{first.b}: keeps {first.a_kept:.0%} of {first.a}'s {first.a_skill} gain and "
+                f"{first.b_kept:.0%} of {first.b}'s {first.b_skill} gain; {kept_pairs}/{len(fam)} base-family pairs keep "
+                f">= 50% of both (median kept {pd.concat([fam.a_kept, fam.b_kept]).median():.0%})"))
+        dr = mdf[mdf.kind == "drifted"]
+        if len(dr):
+            rep.verdicts.append(Verdict("merge-drifted", bool((dr.a_kept < 0.5).all()),
+                                        "; ".join(f"{r.a}+{r.b} keeps {r.a_kept:.0%} of {r.a}'s {r.a_skill} gain"
+                                                  for r in dr.itertuples())))
+    # similarity
+    same_arch = {m.name: resolve(m) for m in zoo.all_models() if m.architecture == zoo.base.architecture}
+    zs = zoo_similarity(same_arch)
+    sim = pd.DataFrame(zs.matrix("all"), index=zs.names, columns=zs.names)
+    fam_of = {m.name: m.family for m in zoo.all_models()}
+    inside = [sim.loc[a, b] for a, b in itertools.combinations(zs.names, 2) if fam_of[a] == fam_of[b] == zoo.base.family]
+    across = [sim.loc[a, b] for a, b in itertools.combinations(zs.names, 2)
+              if {fam_of[a], fam_of[b]} == {zoo.base.family, "drift"}]
+    if inside and across:
+        rep.verdicts.append(Verdict("families", min(inside) > max(across),
+                                    f"base family pairs {min(inside):.3f}-{max(inside):.3f}; base-vs-drifted pairs "
+                                    f"{min(across):.3f}-{max(across):.3f}"))
+    rep.similarity = sim
+    return rep
