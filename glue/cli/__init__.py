@@ -12,7 +12,7 @@ from glue import __version__
 from glue.errors import GlueError
 
 # verb modules, in help order; each defines register(subparsers)
-_VERBS = ["zoo"]
+_VERBS = ["zoo", "merge"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -182,7 +182,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             _write_yaml(tmp / RECORD_FILE, rec)
     return MergeResult(out, spec.method, tuple(labels), base_path.name if base_path else None, len(plan),
                        writer.total_bytes, time.perf_counter() - t0, str(device),
-                       str(odt).removeprefix("torch.") if odt else "as input")
+                       str(odt).removeprefix("torch.") if odt else "input dtypes")
 
 
 def _progress(total: int, method: str, enabled: bool | None):
