@@ -1,0 +1,89 @@
+"""glue merge CONFIG.yaml --out DIR [--device cpu|cuda] [--dtype D] [--vocab-policy P] [--seed N] [--overwrite]
+glue merge --list"""
+
+from __future__ import annotations
+
+import re
+
+from glue.errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"``, ``"500M"``, ``"1.5GiB"``, ``"1048576"`` -> bytes (K/M/G/T are powers of 1000, with i of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ConfigError(f"invalid size {text!r}; examples: 2GB, 500MB, 1GiB, 1048576")
+    num, unit, suffix = float(m.group(1)), m.group(2).upper(), (m.group(3) or "").lower()
+    scale = (1024 if suffix.startswith("i") else 1000) ** "_KMGT".index(unit or "_")
+    return int(num * scale)
+
+
+def register(sub) -> None:
+    from glue.merge.executor import OUT_DTYPES
+    from glue.merge.plan import VOCAB_POLICIES
+
+    p = sub.add_parser("merge", help="merge checkpoints from a merge config (glue or mergekit format)",
+                       description="Stream a merge of safetensors checkpoints, tensor by tensor, into DIR. "
+                                   "CONFIG is glue's merge YAML or a mergekit merge config.")
+    p.add_argument("config", nargs="?", help="merge config YAML (glue or mergekit format)")
+    p.add_argument("--out", "-o", help="output directory (must not exist unless --overwrite)")
+    p.add_argument("--device", default="cpu", help="where the math runs: cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--dtype", choices=list(OUT_DTYPES), help="output dtype (default: the config's, else the "
+                   "reference model's)")
+    p.add_argument("--vocab-policy", choices=VOCAB_POLICIES, help="vocabulary size mismatch: error (default) or "
+                   "truncate to the base's rows")
+    p.add_argument("--seed", type=int, help="seed of randomized methods (default: the config's, else 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--shard-size", default="2GB", help="maximum output shard size (default 2GB)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list the merge methods and exit")
+    p.set_defaults(func=_merge)
+
+
+def _merge(args) -> int:
+    if args.list:
+        return _list()
+    if not args.config or not args.out:
+        raise ConfigError("usage: glue merge CONFIG.yaml --out DIR (or glue merge --list)")
+    from glue.merge.config import load_config
+
+    cfg = load_config(args.config).with_overrides(dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed)
+    res = cfg.run(args.out, device=args.device, overwrite=args.overwrite, max_shard_bytes=parse_size(args.shard_size),
+                  progress=False if args.no_progress else None)
+    spec = cfg.spec
+    print(f"merged {len(cfg.models)} models with {cfg.method} ({cfg.format} config {args.config})")
+    for i, m in enumerate(cfg.models):
+        coeffs = [f"{k} {v:g}" for k, v in (("weight", m.weight), ("density", m.density)) if v is not None]
+        print(f"  model {i}: {m.name}" + (f"  ({', '.join(coeffs)})" if coeffs else ""))
+    if cfg.base:
+        print(f"  base:    {cfg.base.name}")
+    extras = [f"{k}={v}" for k, v in spec.params.items()] + ([f"seed={spec.seed}"] if spec.seed is not None else [])
+    if extras:
+        print(f"  params:  {', '.join(extras)}")
+    print(f"  output:  {res.out}  {res.n_tensors} tensors, {_human(res.bytes)} ({res.dtype}), "
+          f"device {res.device}, {res.seconds:.2f} s")
+    return 0
+
+
+def _list() -> int:
+    import pandas as pd
+
+    from glue.merge import METHODS
+    from glue.record.tables import render
+
+    rows = [{"method": n, "base": "yes" if m.needs_base else "", "seeded": "yes" if m.randomized else "",
+             "per model": ", ".join(m.per_model), "models": str(m.min_models) if m.max_models == m.min_models else f"{m.min_models}+",
+             "params (defaults)": ", ".join(f"{k}={v}" for k, v in m.defaults.items()), "paper": m.paper}
+            for n, m in METHODS.items()]
+    print(render(pd.DataFrame(rows)))
+    return 0
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

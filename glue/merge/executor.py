@@ -1,0 +1,253 @@
+"""Streaming merge of safetensors checkpoints, one tensor at a time.
+
+``merge_checkpoints`` never holds a whole model: for each output tensor it reads that tensor from
+every input (``Checkpoint.read``: ``pread`` into anonymous memory, no mmap), merges it in float32
+on the chosen device with ``MergeSpec.merge`` (the same call the in-memory merger makes) and writes
+it straight to its planned place in the output shards (``PlannedWriter``: no shard buffer). Peak
+resident memory is about one tensor per input plus the method's scratch (for TIES: the N task
+vectors and a mask), independent of the model size.
+
+Before any weight is read it checks the method's arguments, the architectures, and the tensor
+names and shapes of all inputs (``plan_merge``); the output is built in a temporary sibling
+directory renamed into place only when complete (``atomic_dir``), so a failed or interrupted merge
+leaves no output directory. The output holds the shards (+ index), ``config.json`` and the tokenizer
+files of the reference model (the base, or the first model), and ``glue_merge.yaml``, a glue merge
+config that reproduces the merge, with provenance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from glue.errors import ConfigError
+from glue.io.checkpoint import CONFIG_FILE, Checkpoint, atomic_dir
+from glue.io.stream_writer import PlannedWriter
+from glue.merge.plan import Source, TensorPlan, check_finite, plan_merge
+from glue.merge.spec import MergeSpec
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "generation_config.json")
+"""Files copied from the tokenizer source (the reference model by default), when present."""
+
+RECORD_FILE = "glue_merge.yaml"
+
+OUT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""Output dtypes by name; without one, each tensor keeps the reference model's stored dtype."""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What ``merge_checkpoints`` did: output directory, method, inputs, size and wall time."""
+
+    out: Path
+    method: str
+    models: tuple[str, ...]
+    base: str | None
+    n_tensors: int
+    bytes: int
+    seconds: float
+    device: str
+    dtype: str
+
+
+def out_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``None`` (keep the stored dtypes), a name in ``OUT_DTYPES`` or a torch dtype from it."""
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype in OUT_DTYPES.values():
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    if name not in OUT_DTYPES:
+        raise ConfigError(f"unknown output dtype {dtype!r}; allowed: {', '.join(OUT_DTYPES)}")
+    return OUT_DTYPES[name]
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ``ConfigError`` if it is malformed or CUDA is unavailable."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _labels(models: Sequence[Path], names: Sequence[str] | None) -> list[str]:
+    names = list(names) if names else [p.name for p in models]
+    if len(set(names)) < len(names):  # same directory name twice: fall back to full paths
+        names = [str(p) for p in models]
+    return names
+
+
+def read_input(ck: Checkpoint, p: TensorPlan, label: str, device: str | torch.device) -> torch.Tensor:
+    """Tensor ``p.name`` of one input, cut to ``p.rows`` rows, checked finite, float32 on ``device``."""
+    t = ck.read(p.name)
+    if p.rows is not None:
+        t = t[: p.rows]
+    check_finite(t, p.name, label)
+    return t.to(device=device, dtype=torch.float32)
+
+
+def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                      base: str | os.PathLike | None = None, dtype: str | torch.dtype | None = None,
+                      device: str | torch.device = "cpu", vocab_policy: str = "error", overwrite: bool = False,
+                      max_shard_bytes: int = 2 * 1024**3, tokenizer_source: str | os.PathLike | None = None,
+                      model_names: Sequence[str] | None = None, progress: bool | None = None,
+                      record: Mapping[str, Any] | None = None) -> MergeResult:
+    """Merge checkpoint directories tensor by tensor into ``out``.
+
+    Args:
+        spec: method, per-model coefficients (in the order of ``models``), parameters, seed.
+        models: model directories (safetensors + config.json).
+        out: output directory; must not exist unless ``overwrite``.
+        base: base model directory: the origin of task vectors, and the reference for the output's
+            tensor names, config and tokenizer (without a base: the first model).
+        dtype: output dtype (``float32``/``bfloat16``/``float16``); default: the reference's dtypes.
+        device: where the math runs (``cpu``, ``cuda``, ``cuda:1``); inputs are read on the CPU.
+        vocab_policy: ``error`` or ``truncate`` (see ``glue.merge.plan.VOCAB_POLICIES``).
+        max_shard_bytes: output shard size bound.
+        tokenizer_source: directory to copy tokenizer files from (default: the reference model).
+        model_names: labels of the models in messages and in the record (default: directory names).
+        progress: tqdm progress bar on stderr (default: when stderr is a terminal).
+        record: the config to store as ``glue_merge.yaml`` (default: one built from the arguments).
+
+    Raises:
+        ConfigError: bad method arguments, output directory exists or is an input.
+        CheckpointError: unreadable inputs, other architecture, missing tensor, shape or vocabulary
+            mismatch, NaN/Inf in a weight (the message names the model and tensor).
+    """
+    t0 = time.perf_counter()
+    paths = [Path(m) for m in models]
+    base_path = Path(base) if base is not None else None
+    labels = _labels(paths, model_names)
+    odt = out_dtype(dtype)
+    device = check_device(device)
+    out = Path(out)
+    inputs = paths + ([base_path] if base_path else [])
+    if any(out.resolve() == p.resolve() for p in inputs):
+        raise ConfigError(f"output directory {out} is one of the inputs")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"output directory {out} already exists (pass overwrite=True / --overwrite to replace it)")
+    spec.args_for("", len(paths), base_path is not None, labels)  # fail fast on bad arguments
+
+    with contextlib.ExitStack() as stack:
+        cks = [stack.enter_context(Checkpoint(p)) for p in paths]
+        base_ck = stack.enter_context(Checkpoint(base_path)) if base_path else None
+        sources = [Source.from_checkpoint(ck, f"model {lab!r}") for ck, lab in zip(cks, labels)]
+        if base_ck is not None:
+            sources.append(Source.from_checkpoint(base_ck, f"base {base_path.name!r}"))
+        ref_ck, ref_i = (base_ck, len(cks)) if base_ck is not None else (cks[0], 0)
+        plan = plan_merge(sources, ref=ref_i, vocab_policy=vocab_policy)
+        for p in plan:  # per-tensor coefficients (layer groups) are checked before reading too
+            spec.args_for(p.name, len(paths), base_path is not None, labels)
+        use_base = spec.needs_base and base_ck is not None
+
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            writer = PlannedWriter(tmp, [(p.name, p.shape, (odt or p.dtype) if p.merged else p.dtype) for p in plan],
+                                   max_shard_bytes=max_shard_bytes)
+            bar = _progress(len(plan), spec.method, progress)
+            try:
+                for p in plan:
+                    if p.merged:
+                        xs = [read_input(ck, p, s.label, device) for ck, s in zip(cks, sources)]
+                        b = read_input(base_ck, p, sources[-1].label, device) if use_base else None
+                        y = spec.merge(p.name, xs, b, labels).to(odt or p.dtype)
+                        del xs, b
+                    else:
+                        y = ref_ck.read(p.name)
+                    writer.write(p.name, y)
+                    del y
+                    bar.update(1)
+            except BaseException:
+                writer.abort()
+                raise
+            finally:
+                bar.close()
+            writer.close()
+            _write_config(ref_ck.config, tmp, odt)
+            _copy_tokenizer(Path(tokenizer_source) if tokenizer_source else ref_ck.path, tmp)
+            seconds = time.perf_counter() - t0
+            rec = dict(record) if record is not None else spec_record(spec, paths, base_path, odt, vocab_policy)
+            rec["provenance"] = _provenance(seconds, device, labels)
+            _write_yaml(tmp / RECORD_FILE, rec)
+    return MergeResult(out, spec.method, tuple(labels), base_path.name if base_path else None, len(plan),
+                       writer.total_bytes, time.perf_counter() - t0, str(device),
+                       str(odt).removeprefix("torch.") if odt else "input dtypes")
+
+
+def _progress(total: int, method: str, enabled: bool | None):
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, desc=f"merge {method}", unit="tensor", disable=not enabled, leave=False)
+
+
+def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None) -> None:
+    cfg = dict(config)
+    if odt is not None:
+        name = str(odt).removeprefix("torch.")
+        for key in [k for k in ("dtype", "torch_dtype") if k in cfg] or ["dtype"]:
+            cfg[key] = name
+    (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def _copy_tokenizer(src: Path, out: Path) -> None:
+    if not src.is_dir():
+        raise ConfigError(f"tokenizer source {src} is not a directory")
+    for f in TOKENIZER_FILES:
+        if (src / f).is_file():
+            shutil.copyfile(src / f, out / f)
+
+
+def spec_record(spec: MergeSpec, models: Sequence[Path], base: Path | None, odt: torch.dtype | None,
+                vocab_policy: str) -> dict[str, Any]:
+    """A glue-format merge config (see ``glue.merge.config``) describing ``spec`` and its inputs."""
+
+    def coeffs(c) -> Any:
+        return "per-tensor (not serialisable)" if callable(c) else (list(map(float, c)) if c is not None else None)
+
+    w, d = coeffs(spec.weights), coeffs(spec.densities)
+    rows = []
+    for i, p in enumerate(models):
+        row: dict[str, Any] = {"model": str(p)}
+        if isinstance(w, list):
+            row["weight"] = w[i]
+        if isinstance(d, list):
+            row["density"] = d[i]
+        rows.append(row)
+    rec: dict[str, Any] = {"method": spec.method, "models": rows}
+    if base is not None:
+        rec["base"] = str(base)
+    if isinstance(w, str) or isinstance(d, str):
+        rec["coefficients"] = "per-tensor (layer groups or a function); not reproducible from this file"
+    rec["params"] = dict(spec.params)
+    if spec.seed is not None:
+        rec["seed"] = spec.seed
+    if odt is not None:
+        rec["dtype"] = str(odt).removeprefix("torch.")
+    rec["vocab_policy"] = vocab_policy
+    return rec
+
+
+def _provenance(seconds: float, device, labels: Sequence[str]) -> dict[str, Any]:
+    from glue import __version__
+
+    return {"glue": __version__, "torch": str(torch.__version__), "seconds": round(seconds, 3), "device": str(device),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model_names": list(labels)}
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(dict(data), sort_keys=False))

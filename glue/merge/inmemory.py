@@ -1,0 +1,134 @@
+"""In-memory merging for search loops (CMA-ES trials, heuristic coefficient search).
+
+``InMemoryMerger`` loads the input models once, as float32 tensors on one device, and then merges
+them as often as needed, either into a fresh state dict or straight into a resident ``nn.Module``'s
+parameters (``merge_into``: no disk, no new model). It checks the inputs exactly like the streaming
+executor (``plan_merge``) and merges every tensor with the same call (``MergeSpec.merge``), so for
+equal arguments its tensors equal the executor's bit for bit (before the output dtype cast).
+
+Usage::
+
+    merger = InMemoryMerger([dir_a, dir_b, dir_c], base=dir_base)
+    model, tok = load_model(dir_base)                   # any model with the same tensor names
+    for trial in range(100):
+        w = sample()                                    # per-model weights
+        merger.merge_into(model, "ties", weights=w, densities=[0.5] * 3)
+        score = evaluate(model, tok, ...)
+
+    groups = LayerGroups(num_layers=2, num_groups=2)   # the paper's layer-group variant
+    merger.merge_into(model, "linear", weights=groups.coefficients(vector, n_models=3))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from glue.errors import ConfigError
+from glue.io.checkpoint import Checkpoint
+from glue.merge.executor import check_device, read_input
+from glue.merge.plan import Source, TensorPlan, check_finite, plan_merge
+from glue.merge.spec import Coefficients, MergeSpec
+
+ModelInput = str | os.PathLike | Mapping[str, Tensor]
+"""A model directory (safetensors + config.json) or a state dict (name -> tensor)."""
+
+
+class InMemoryMerger:
+    """Resident float32 copies of N models (and the base) and merges of them.
+
+    Args:
+        models: model directories or state dicts (one kind or mixed).
+        base: the base model (directory or state dict), for task-vector methods; without one the
+            first model is the reference for tensor names and shapes.
+        device: where tensors live and merges run.
+        vocab_policy: ``error`` or ``truncate`` (see ``glue.merge.plan.VOCAB_POLICIES``).
+        model_names: labels for messages (default: directory names, or ``#i``).
+
+    Memory: N (+1) float32 copies of the model, kept for the merger's lifetime.
+    """
+
+    def __init__(self, models: Sequence[ModelInput], base: ModelInput | None = None, *,
+                 device: str | torch.device = "cpu", vocab_policy: str = "error",
+                 model_names: Sequence[str] | None = None):
+        if not models:
+            raise ConfigError("InMemoryMerger needs at least one model")
+        self.device = check_device(device)
+        self.model_names = list(model_names) if model_names else [_default_label(m, i) for i, m in enumerate(models)]
+        inputs = list(models) + ([base] if base is not None else [])
+        labels = [f"model {n!r}" for n in self.model_names] + (["base"] if base is not None else [])
+        with contextlib.ExitStack() as stack:
+            opened = [stack.enter_context(Checkpoint(x)) if not isinstance(x, Mapping) else x for x in inputs]
+            sources = [Source.from_checkpoint(o, lab) if isinstance(o, Checkpoint) else
+                       Source.from_state_dict(o, lab) for o, lab in zip(opened, labels)]
+            ref = len(models) if base is not None else 0
+            self.plan: list[TensorPlan] = plan_merge(sources, ref=ref, vocab_policy=vocab_policy)
+            loaded = [{p.name: self._load(o, p, lab) for p in self.plan if p.merged} for o, lab in zip(opened, labels)]
+        self._models = loaded[: len(models)]
+        self._base = loaded[len(models)] if base is not None else None
+
+    def _load(self, src: Checkpoint | Mapping[str, Tensor], p: TensorPlan, label: str) -> Tensor:
+        if isinstance(src, Checkpoint):
+            return read_input(src, p, label, self.device)
+        t = src[p.name].detach()
+        if p.rows is not None:
+            t = t[: p.rows]
+        check_finite(t, p.name, label)
+        return t.to(device=self.device, dtype=torch.float32, copy=True)
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the merged (floating-point) tensors, in the reference model's order."""
+        return [p.name for p in self.plan if p.merged]
+
+    def spec(self, method: str | MergeSpec, weights: Coefficients = None, densities: Coefficients = None,
+             seed: int | None = None, **params: Any) -> MergeSpec:
+        """``method`` as a ``MergeSpec`` (a ``MergeSpec`` is returned as is; then pass nothing else)."""
+        if isinstance(method, MergeSpec):
+            if weights is not None or densities is not None or seed is not None or params:
+                raise ConfigError("pass either a MergeSpec or a method name with its arguments, not both")
+            return method
+        return MergeSpec(method, weights=weights, densities=densities, params=params, seed=seed)
+
+    def iter_merged(self, spec: MergeSpec) -> Iterator[tuple[str, Tensor]]:
+        """Yield ``(name, merged float32 tensor)`` one tensor at a time, in the reference's order."""
+        has_base = self._base is not None
+        for name in self.names:  # validate every tensor's arguments before the first merge
+            spec.args_for(name, len(self._models), has_base, self.model_names)
+        use_base = spec.needs_base and has_base
+        for name in self.names:
+            yield name, spec.merge(name, [m[name] for m in self._models],
+                                   self._base[name] if use_base else None, self.model_names)
+
+    def merge(self, method: str | MergeSpec, *, weights: Coefficients = None, densities: Coefficients = None,
+              seed: int | None = None, **params: Any) -> dict[str, Tensor]:
+        """A new state dict (float32, on ``device``) of the merged tensors."""
+        return dict(self.iter_merged(self.spec(method, weights, densities, seed, **params)))
+
+    @torch.no_grad()
+    def merge_into(self, model: nn.Module, method: str | MergeSpec, *, weights: Coefficients = None,
+                   densities: Coefficients = None, seed: int | None = None, **params: Any) -> nn.Module:
+        """Write the merge into ``model``'s parameters and buffers in place (cast to their dtype and
+        device) and return ``model``. Every merged tensor name must exist in ``model.state_dict()``
+        with the same shape; the model's other tensors (tied copies, buffers) are left as they are."""
+        spec = self.spec(method, weights, densities, seed, **params)
+        target = model.state_dict()  # detached views sharing the parameters' storage
+        for p in self.plan:
+            if p.merged and p.name not in target:
+                raise ConfigError(f"the target model has no tensor {p.name!r} (it has {len(target)} tensors, "
+                                  f"e.g. {next(iter(target), '(none)')!r})")
+            if p.merged and tuple(target[p.name].shape) != tuple(self._models[0][p.name].shape):
+                raise ConfigError(f"tensor {p.name!r}: the target model has shape {tuple(target[p.name].shape)}, "
+                                  f"the merge gives {tuple(self._models[0][p.name].shape)}")
+        for name, t in self.iter_merged(spec):
+            target[name].copy_(t)
+        return model
+
+
+def _default_label(m: ModelInput, i: int) -> str:
+    return os.fspath(m).rstrip("/").rsplit("/", 1)[-1] if not isinstance(m, Mapping) else f"#{i}"

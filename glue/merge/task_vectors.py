@@ -1,0 +1,130 @@
+"""Task-vector merges: task arithmetic, TIES, DARE, Model Breadcrumbs and DELLA.
+
+All are one computation (``task_vector_merge``) configured by a sparsifier and an optional sign
+consensus, as mergekit's "generalized task arithmetic" organises them::
+
+    δ_i   = sparsify(θ_i − θ_0; density_i)            (none | top-k | Bernoulli | breadcrumbs | DELLA)
+    δ_i  *= w_i
+    m_i   = [sign δ_i = sign Σ_j δ_j]  with consensus, else 1      (TIES sign election)
+    Δ     = Σ_i m_i δ_i  /  (Σ_i m_i w_i  if normalize else 1)    (TIES disjoint mean)
+    θ     = θ_0 + λ Δ
+
+Defaults follow mergekit (the tool whose configs the field exchanges) for ``normalize`` and
+``lambda``. Rescaling after random dropping defaults to the papers' ``1/keep probability``
+(``rescale: inverse``); mergekit's L1-norm matching is ``rescale: l1``, and glue reads
+``rescale: true`` in a mergekit-format config as ``l1`` so that mergekit configs keep their meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from glue.merge._primitives import (
+    agree_mask,
+    bernoulli_keep,
+    breadcrumbs_mask,
+    della_keep_prob,
+    elect_sign,
+    rescale_kept,
+    topk_mask,
+    uniform,
+)
+from glue.merge.base import MergeMethod, register
+
+# sparsify(delta, density, rescale, gen_or_None, params) -> delta
+Sparsifier = Callable[[Tensor, float, str, "torch.Generator | None", dict], Tensor]
+
+
+def _magnitude(d: Tensor, density: float, rescale: str, gen, p: dict) -> Tensor:
+    if density >= 1:
+        return d
+    return rescale_kept(d, topk_mask(d, density), rescale, density)
+
+
+def _bernoulli(d: Tensor, density: float, rescale: str, gen, p: dict) -> Tensor:
+    if density >= 1:
+        return d
+    return rescale_kept(d, bernoulli_keep(d.shape, density, gen, d.device), rescale, density)
+
+
+def _breadcrumbs(d: Tensor, density: float, rescale: str, gen, p: dict) -> Tensor:
+    if density >= 1:
+        return d
+    return rescale_kept(d, breadcrumbs_mask(d, density, p["gamma"]), rescale, density)
+
+
+def _della(d: Tensor, density: float, rescale: str, gen, p: dict) -> Tensor:
+    if density >= 1:
+        return d
+    prob = della_keep_prob(d, density, p["epsilon"])
+    return rescale_kept(d, uniform(d.shape, gen, d.device) < prob, rescale, prob)
+
+
+def task_vector_merge(tensors: Sequence[Tensor], *, base: Tensor, weights: Tensor, densities: Sequence[float],
+                      rng, sparsify: Sparsifier | None, consensus: bool, **p) -> Tensor:
+    """The shared computation (see the module docstring).
+
+    Shapes: N tensors ``[*]`` and ``base`` ``[*]`` float32; ``weights`` ``[N]``; returns ``[*]`` float32.
+    ``p`` holds the method's global parameters (``normalize``, ``lambda``, and ``rescale``,
+    ``gamma``, ``epsilon`` where the sparsifier uses them).
+    """
+    deltas = torch.empty((len(tensors), *base.shape), dtype=torch.float32, device=base.device)
+    for i, t in enumerate(tensors):
+        d = t - base
+        if sparsify is not None:
+            d = sparsify(d, densities[i], p.get("rescale", "none"), rng(i) if rng else None, p)
+        deltas[i] = d
+    w = weights.reshape(-1, *([1] * base.dim()))
+    deltas.mul_(w)
+    if consensus:
+        agree = agree_mask(deltas, elect_sign(deltas)).to(torch.float32)
+        delta = (deltas * agree).sum(dim=0)
+        divisor = (w * agree).sum(dim=0)
+        divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+    else:
+        delta = deltas.sum(dim=0)
+        divisor = weights.sum()
+    if p["normalize"]:
+        delta = delta / divisor
+    if p["lambda"] != 1:
+        delta = delta * p["lambda"]
+    return base + delta
+
+
+def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, defaults: dict, paper: str,
+             summary: str) -> MergeMethod:
+    def fn(tensors, **kw):
+        return task_vector_merge(tensors, sparsify=sparsify, consensus=consensus, **kw)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"{summary} ({paper}); see ``task_vector_merge``."
+    return register(MergeMethod(
+        name=name, fn=fn, needs_base=True, randomized=sparsify in (_bernoulli, _della),
+        per_model=("weight", "density") if sparsify is not None else ("weight",),
+        defaults={"normalize": False, "lambda": 1.0, **defaults}, min_models=1, max_models=None,
+        paper=paper, summary=summary,
+    ))
+
+
+TIES, DARE, BREADCRUMBS, DELLA = ("https://arxiv.org/abs/2306.01708", "https://arxiv.org/abs/2311.03099",
+                                  "https://arxiv.org/abs/2312.06795", "https://arxiv.org/abs/2406.11617")
+
+_variant("task_arithmetic", None, False, {}, "https://arxiv.org/abs/2212.04089",
+         "base + lambda * weighted sum of task vectors")
+_variant("ties", _magnitude, True, {"normalize": True, "rescale": "none"}, TIES,
+         "top-k magnitude trim, sign election, disjoint mean of task vectors")
+_variant("dare_linear", _bernoulli, False, {"rescale": "inverse"}, DARE,
+         "random drop (keep prob = density) and rescale, then task arithmetic")
+_variant("dare_ties", _bernoulli, True, {"rescale": "inverse"}, DARE,
+         "random drop and rescale, then TIES sign election and merge")
+_variant("breadcrumbs", _breadcrumbs, False, {"gamma": 0.01, "rescale": "none"}, BREADCRUMBS,
+         "drop the largest (gamma) and smallest task-vector entries, then task arithmetic")
+_variant("breadcrumbs_ties", _breadcrumbs, True, {"gamma": 0.01, "rescale": "none"}, BREADCRUMBS,
+         "breadcrumbs mask, then TIES sign election and merge")
+_variant("della", _della, True, {"normalize": True, "epsilon": 0.15, "rescale": "inverse"}, DELLA,
+         "magnitude-ranked random drop (MagPrune), then TIES sign election and merge")
+_variant("della_linear", _della, False, {"epsilon": 0.15, "rescale": "inverse"}, DELLA,
+         "magnitude-ranked random drop (MagPrune), then task arithmetic")
