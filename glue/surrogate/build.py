@@ -89,6 +89,7 @@ def build_models(names: list[str], workers: int | None = None, progress: bool = 
     todo = [n for n in R.lineage(names) if not is_built(n)]
     if not todo:
         return []
+    todo.sort(key=lambda n: -_chain_steps(n, todo))  # longest downstream chain first (parents still precede)
     workers = max(1, min(int(os.environ.get("GLUE_BUILD_WORKERS", os.cpu_count() or 1)), len(todo)))
     bar = tqdm(total=sum(R.RECIPES.get(n).steps for n in todo), desc=f"building {len(todo)} models", unit="step",
                disable=not progress, dynamic_ncols=True)
@@ -118,6 +119,12 @@ def build_models(names: list[str], workers: int | None = None, progress: bool = 
         return todo
     finally:
         bar.close()
+
+
+def _chain_steps(name: str, todo: list[str]) -> int:
+    """Training steps on the longest chain from ``name`` down through its descendants in ``todo``."""
+    kids = [n for n in todo if R.RECIPES.get(n).parent == name]
+    return R.RECIPES.get(name).steps + max((_chain_steps(k, todo) for k in kids), default=0)
 
 
 class _BarQueue:
