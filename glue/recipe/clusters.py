@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,26 +85,35 @@ def merge_cluster(models: ModelDirs, members: Sequence[str], *, method: str = "l
 def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], tasks: Sequence[str], *,
                       split: str = "test", evaluator: str = "lmeval", limit: int | None = None,
                       method: str = "linear", base: str | os.PathLike | None = None, seed: int = 0,
-                      device: str = "cpu", **merge_args: Any) -> list[ClusterEval]:
+                      device: str = "cpu", cache: MutableMapping[tuple[str, ...], ClusterEval] | None = None,
+                      **merge_args: Any) -> list[ClusterEval]:
     """Merge every cluster (``merge_cluster``) and evaluate its model on ``tasks``, one cluster at a time.
 
     Args:
         clusters: lists of names in ``models`` (``ClusterResult.clusters[threshold]``).
         tasks, split, evaluator, limit: as ``glue.eval.evaluate``.
         method, base, seed, device, merge_args: as ``merge_cluster``.
+        cache: clusters already merged and scored with these same arguments (``tuple(members) ->
+            ClusterEval``), e.g. by the other thresholds of a sweep: a cluster found here is not
+            merged again; every new one is added. The caller keeps one cache per set of arguments.
 
     Returns:
         One ``ClusterEval`` per cluster, in the order of ``clusters``.
     """
     for members in clusters:  # every cluster checked before the first merge
         _check_cluster(models, members)
+    cache = {} if cache is None else cache
     out = []
     for members in clusters:
-        t0 = time.perf_counter()
-        model, tok = merge_cluster(models, members, method=method, base=base, seed=seed, device=device, **merge_args)
-        seconds = time.perf_counter() - t0
-        out.append(ClusterEval(tuple(members), evaluate(model, tok, tasks, split, evaluator, limit), seconds))
-        del model, tok
+        key = tuple(members)
+        if key not in cache:
+            t0 = time.perf_counter()
+            model, tok = merge_cluster(models, members, method=method, base=base, seed=seed, device=device,
+                                       **merge_args)
+            seconds = time.perf_counter() - t0
+            cache[key] = ClusterEval(key, evaluate(model, tok, tasks, split, evaluator, limit), seconds)
+            del model, tok
+        out.append(cache[key])
     return out
 
 

@@ -75,3 +75,18 @@ def test_bad_clusters_fail_before_any_merge(tiny_dirs, monkeypatch):
         evaluate_clusters(tiny_dirs, ["tiny_harm"], TASKS, **SETTINGS)
     with pytest.raises(CheckpointError, match="architecture mismatch"):  # the merger's own checks
         merge_cluster(tiny_dirs, ["tiny_ft_add", "tiny_other"])
+
+
+def test_a_cache_scores_each_cluster_once(tiny_dirs, monkeypatch):
+    import glue.recipe.clusters as mod
+
+    cache = {}
+    first = evaluate_clusters(tiny_dirs, [["tiny_ft_add", "tiny_harm"], ["tiny_drift"]], TASKS, cache=cache, **SETTINGS)
+    assert list(cache) == [("tiny_ft_add", "tiny_harm"), ("tiny_drift",)]
+    calls = []
+    real = mod.evaluate
+    monkeypatch.setattr(mod, "evaluate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = evaluate_clusters(tiny_dirs, [["tiny_drift"], ["tiny_ft_add", "tiny_harm"], ["tiny_ft_cmp"]], TASKS,
+                              cache=cache, **SETTINGS)
+    assert again[0] is first[1] and again[1] is first[0] and again[2].members == ("tiny_ft_cmp",)
+    assert len(calls) == 1 and ("tiny_ft_cmp",) in cache
