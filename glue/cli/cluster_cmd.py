@@ -65,6 +65,7 @@ def _show(clusters) -> str:
 
 
 def _run(args) -> int:
+    from glue.cluster.clustering import adjusted_rand_index, recovers_families
     from glue.cluster.pipeline import cluster_zoo, default_threshold
     from glue.zoo import get_zoo
 
@@ -103,9 +104,8 @@ def _run(args) -> int:
 
     footer = []
     if planted and families:
-        ari = _ari(chosen, families)
-        exact = _partition(chosen) == _partition(_families_as_clusters(sim.names, families))
-        verdict = "recovered exactly" if exact else "not recovered"
+        ari = adjusted_rand_index(chosen, families)
+        verdict = "recovered exactly" if recovers_families(chosen, families) else "not recovered"
         footer.append(f"planted families at threshold {threshold:g}: {verdict} (adjusted Rand index {ari:.3f})")
     footer += _write_results(zoo, res, chosen, threshold, families, args)
     _print(header, tables, footer, args.format)
@@ -127,6 +127,8 @@ def _cluster_table(sim, clusters, families) -> pd.DataFrame:
 
 def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
     """One row per threshold (or per range of thresholds giving one partition, for a full sweep)."""
+    from glue.cluster.clustering import adjusted_rand_index
+
     rows = []
     for t, c in res.clusters.items():
         if res.ranges:
@@ -136,29 +138,10 @@ def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
             row = {"threshold": f"{t:g}"}
         row["clusters"] = len(c)
         if planted:
-            row["ARI vs planted"] = f"{_ari(c, planted):.3f}"
+            row["ARI vs planted"] = f"{adjusted_rand_index(c, planted):.3f}"
         row["partition"] = _show(c)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _families_as_clusters(names, families) -> list[list[str]]:
-    out: dict[str, list[str]] = {}
-    for n in names:
-        out.setdefault(families.get(n, f"?{n}"), []).append(n)
-    return list(out.values())
-
-
-def _partition(clusters) -> set[frozenset[str]]:
-    return {frozenset(c) for c in clusters}
-
-
-def _ari(clusters, families) -> float:
-    from sklearn.metrics import adjusted_rand_score
-
-    names = [n for c in clusters for n in c]
-    label = {n: i for i, c in enumerate(clusters) for n in c}
-    return float(adjusted_rand_score([families.get(n, f"?{n}") for n in names], [label[n] for n in names]))
 
 
 def _write_results(zoo, res, chosen, threshold, families, args) -> list[str]:

@@ -10,17 +10,19 @@
 from glue.cluster.clustering import (
     CLUSTER_METHODS,
     LINKAGES,
+    adjusted_rand_index,
     agglomerative_clusters,
     architecture_key,
     cluster_matrix,
     greedy_clusters,
     group_by_architecture,
+    recovers_families,
 )
 from glue.cluster.pipeline import ClusterResult, ZooSimilarity, cluster_models, cluster_zoo, zoo_similarity
 from glue.cluster.similarity import Similarity, column_cosine, similarity_matrix
 
 __all__ = [
-    "CLUSTER_METHODS", "LINKAGES", "ClusterResult", "Similarity", "ZooSimilarity", "agglomerative_clusters",
-    "architecture_key", "cluster_matrix", "cluster_models", "cluster_zoo", "column_cosine", "greedy_clusters",
-    "group_by_architecture", "similarity_matrix", "zoo_similarity",
+    "CLUSTER_METHODS", "LINKAGES", "ClusterResult", "Similarity", "ZooSimilarity", "adjusted_rand_index",
+    "agglomerative_clusters", "architecture_key", "cluster_matrix", "cluster_models", "cluster_zoo", "column_cosine",
+    "greedy_clusters", "group_by_architecture", "recovers_families", "similarity_matrix", "zoo_similarity",
 ]

@@ -27,9 +27,9 @@ from glue.errors import ConfigError
 from glue.registry import Registry
 
 __all__ = [
-    "ARCH_FIELDS", "CLUSTER_METHODS", "LINKAGES", "ClusterMethod", "agglomerative_clusters", "architecture_key",
-    "breakpoints", "cluster_matrix", "describe_architecture", "distance_matrix", "greedy_clusters",
-    "group_by_architecture", "threshold_intervals",
+    "ARCH_FIELDS", "CLUSTER_METHODS", "LINKAGES", "ClusterMethod", "adjusted_rand_index", "agglomerative_clusters",
+    "architecture_key", "breakpoints", "cluster_matrix", "describe_architecture", "distance_matrix", "greedy_clusters",
+    "group_by_architecture", "recovers_families", "threshold_intervals",
 ]
 
 # config.json fields that decide whether two models can be merged tensor by tensor
@@ -195,3 +195,29 @@ def threshold_intervals(sims: Sequence[np.ndarray], linkage: str | None = None) 
 def breakpoints(sims: Sequence[np.ndarray], linkage: str | None = None) -> list[float]:
     """One threshold per ``threshold_intervals`` interval (its midpoint): every partition, ascending."""
     return [(a + b) / 2 for a, b in threshold_intervals(sims, linkage)]
+
+
+# ---- agreement with known families ------------------------------------------------------------------
+def _family_labels(clusters: Sequence[Sequence[str]], families: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """``(family label, cluster label)`` of every clustered name; a name without a family is its own family."""
+    names = [n for c in clusters for n in c]
+    return [families.get(n, f"?{n}") for n in names], [str(i) for i, c in enumerate(clusters) for _ in c]
+
+
+def adjusted_rand_index(clusters: Sequence[Sequence[str]], families: Mapping[str, str]) -> float:
+    """Adjusted Rand index of ``clusters`` (lists of names) against ``families`` (name -> family).
+
+    1.0 when the clusters are exactly the families, about 0 for chance agreement (scikit-learn's
+    ``adjusted_rand_score``; 1.0 too when both put every model alone or all together).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(adjusted_rand_score(*_family_labels(clusters, families)))
+
+
+def recovers_families(clusters: Sequence[Sequence[str]], families: Mapping[str, str]) -> bool:
+    """Whether ``clusters`` are exactly the families of their names (order ignored)."""
+    planted: dict[str, set[str]] = {}
+    for name, family in zip((n for c in clusters for n in c), _family_labels(clusters, families)[0]):
+        planted.setdefault(family, set()).add(name)
+    return {frozenset(c) for c in clusters} == {frozenset(v) for v in planted.values()}

@@ -6,6 +6,7 @@ from scipy.spatial.distance import squareform
 from glue.cluster.clustering import (
     CLUSTER_METHODS,
     LINKAGES,
+    adjusted_rand_index,
     agglomerative_clusters,
     architecture_key,
     breakpoints,
@@ -14,6 +15,7 @@ from glue.cluster.clustering import (
     distance_matrix,
     greedy_clusters,
     group_by_architecture,
+    recovers_families,
     threshold_intervals,
 )
 from glue.errors import ConfigError, UnknownNameError
@@ -177,3 +179,14 @@ def test_architecture_grouping():
     }
     assert group_by_architecture(cfgs) == [["a", "b", "c"], ["qwen"], ["deep"], ["gqa"]]
     assert describe_architecture(architecture_key(llama)) == "LlamaForCausalLM h32 i128 L2 H2/2"
+
+
+def test_agreement_with_families_by_hand():
+    fam = {"x": "a", "y": "a", "z": "b", "w": "b"}
+    assert adjusted_rand_index([["w", "z"], ["y", "x"]], fam) == 1.0 and recovers_families([["w", "z"], ["y", "x"]], fam)
+    # contingency [[2, 1], [0, 1]]: sum C(n_ij, 2) = 1, expected C(3,2)·(C(2,2)+C(2,2)) / C(4,2) = 1 -> ARI 0
+    assert adjusted_rand_index([["x", "y", "z"], ["w"]], fam) == pytest.approx(0.0)
+    assert not recovers_families([["x", "y", "z"], ["w"]], fam)
+    assert not recovers_families([["x"], ["y"], ["z", "w"]], fam)  # a family split in two
+    # a name without a family is a family of its own
+    assert recovers_families([["x", "y"], ["q"]], fam) and not recovers_families([["x", "y", "q"]], fam)

@@ -1,0 +1,9 @@
+"""Model-GLUE recipe steps built from the other layers (https://arxiv.org/abs/2410.05357).
+
+* ``clusters``: merge each cluster of a zoo into one model (``merge_cluster``) and score every cluster
+  merge (``evaluate_clusters``), step 3 of the recipe and the ``cluster-*`` benchmark cases.
+"""
+
+from glue.recipe.clusters import ClusterEval, evaluate_clusters, merge_cluster
+
+__all__ = ["ClusterEval", "evaluate_clusters", "merge_cluster"]
