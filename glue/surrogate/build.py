@@ -64,7 +64,9 @@ def _build_one(name: str, queue=None) -> dict:
                 queue.put(step - last[0])
                 last[0] = step
 
-        losses = train(model, dict(r.mix), r.steps, r.lr, r.seed, batch=r.batch, corrupt=r.corrupt, progress=progress)
+        warmup = r.warmup_steps / r.steps if r.warmup_steps is not None else 0.05
+        losses = train(model, dict(r.mix), r.steps, r.lr, r.seed, batch=r.batch, warmup=warmup, corrupt=r.corrupt,
+                       schedule=r.schedule, progress=progress)
         info = {"recipe": r.name, "key": R.key(name), "fields": r.train_fields(), "family": r.family, "role": r.role,
                 "note": r.note, "train_seconds": round(time.time() - t0, 2), "final_loss": sum(losses[-20:]) / 20,
                 "losses": [round(x, 4) for x in losses[:: max(1, len(losses) // 200)]]}

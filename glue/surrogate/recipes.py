@@ -27,6 +27,8 @@ class Recipe:
     arch: Arch | None = None
     corrupt: float = 0.0
     batch: int = 64
+    schedule: str = "linear"
+    warmup_steps: int | None = None  # default 5% of steps
     # metadata (not part of the cache key)
     family: str = field(default="", compare=False)
     role: str = field(default="finetune", compare=False)

@@ -85,14 +85,18 @@ def train(
     warmup: float = 0.05,
     corrupt: float = 0.0,
     weight_decay: float = 0.0,
+    schedule: str = "linear",
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place for ``steps`` AdamW steps; return the loss curve (one value per step).
 
     ``mix`` maps skill names to sampling weights; ``corrupt`` is the fraction of items whose answer
-    is replaced by a wrong one. Schedule: linear warmup over ``warmup * steps``, then linear decay
-    to 10% of ``lr``.
+    is replaced by a wrong one. Schedule: linear warmup over ``warmup * steps``, then ``linear``
+    decay to 10% of ``lr``, or ``constant`` (a mid-training checkpoint: the model after k steps does
+    not depend on the total, like a pretrained base that was never annealed).
     """
+    if schedule not in ("linear", "constant"):
+        raise ValueError(f"unknown schedule {schedule!r}; allowed: linear, constant")
     unknown = [s for s in mix if s not in SKILLS]
     if unknown:
         raise ValueError(f"unknown skills {unknown}; known: {SKILLS.names()}")
@@ -106,7 +110,9 @@ def train(
     n_warm = max(1, int(warmup * steps))
 
     def factor(s: int) -> float:
-        return (s + 1) / n_warm if s < n_warm else 0.1 + 0.9 * (1 - (s - n_warm) / max(1, steps - n_warm))
+        if s < n_warm:
+            return (s + 1) / n_warm
+        return 1.0 if schedule == "constant" else 0.1 + 0.9 * (1 - (s - n_warm) / max(1, steps - n_warm))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     model.train()
