@@ -15,9 +15,12 @@ Multiple-choice skills are scored by log-likelihood of each choice after the pro
 ``multiple_choice``, metric ``acc``); generation skills by greedy decoding and exact match
 (``generate_until``, metric ``exact_match``). Training text is always ``<bos>prompt answer<eos>``.
 
-Shifted skills (``evaluated=False``) are alternate formats used only for the drifted family's
-continued pretraining (the analogue of CodeLlama's code pretraining): they reuse the prompts of the
-standard skills with conflicting answers, which moves weights far from the base.
+Shifted skills (``evaluated=False``) are competing formats: the same prompt and the same computation
+with a different answer convention (reversed sum, descending sort, rotated reversal, the smaller
+number...). The base pretrains on standard and shifted formats together, so it can compute but is
+unsure which convention to answer in (like a pretrained base before instruction tuning); fine-tunes
+resolve that ambiguity, a gain that survives averaging (see ``glue zoo verify``). The drifted family
+continues pretraining on shifted formats alone, which moves its weights far from the base.
 
 Splits: ``test`` (300 items, final numbers only), ``search`` (100 items, what selection strategies
 may look at) and ``calib`` (64 items, for router initialisation) are disjoint sets of prompts drawn
@@ -144,10 +147,40 @@ def _shift(base: str, fn: Callable[[Item], str], doc: str) -> None:
 
 _shift("add", lambda it: it.answer[::-1], "addition answered with reversed digits")
 _shift("sort", lambda it: it.answer[::-1], "sort descending")
-_shift("rev", lambda it: it.prompt[4:-1], "copy instead of reverse")
+_shift("rev", lambda it: it.answer[1:] + it.answer[0], "reverse, then rotate left by one")
 _shift("mul", lambda it: str(int(it.answer) + 1), "product plus one")
 _shift("cmp", lambda it: min(it.choices, key=int), "pick the smaller")
 _shift("cnt", lambda it: str(len(it.prompt.split(":")[1].split(",")[0]) - int(it.answer)), "count the other letters")
+
+
+# ---- easy skills (the base's pretraining distribution) -------------------------------------------
+# The base pretrains on the easy part of each skill; fine-tunes train on the full distribution.
+# Base competence on the test split is then partial by construction (it covers the easy items and
+# part of the rest), not a phase transition caught mid-way, and fine-tunes refine an existing skill,
+# the regime where fine-tunes of one base merge well.
+def _easy(base: str, accept: Callable[[Item], bool], doc: str) -> None:
+    src = SKILLS.get(base)
+
+    def sample(rng: random.Random) -> Item:
+        while True:
+            it = src.sample(rng)
+            if accept(it):
+                return it
+
+    SKILLS.register(f"{base}_easy", Skill(f"{base}_easy", src.kind, "-", sample, src.max_answer_len, evaluated=False,
+                                          doc=doc))
+
+
+def _operands(it: Item) -> list[str]:
+    return it.prompt.split(":", 1)[1].rstrip("=").replace("+", ",").replace("*", ",").split(",")
+
+
+_easy("add", lambda it: sum(int(x[-1]) for x in _operands(it)) < 10, "no carry out of the units digit")
+_easy("sort", lambda it: len(_operands(it)) <= 6, "lists of at most 6 digits")
+_easy("rev", lambda it: len(_operands(it)[0]) <= 6, "strings of at most 6 letters")
+_easy("cnt", lambda it: len(_operands(it)[0]) <= 7, "strings of at most 7 letters")
+_easy("mul", lambda it: int(_operands(it)[1]) <= 99, "two-digit multiplicands")
+_easy("cmp", lambda it: _operands(it)[0][:2] != _operands(it)[1][:2], "numbers that differ in the leading digits")
 
 
 # ---- splits ---------------------------------------------------------------------------------------
@@ -177,7 +210,7 @@ def split(skill: str, name: str) -> tuple[Item, ...]:
 
 @lru_cache(maxsize=None)
 def held_out_prompts(skill: str) -> frozenset[str]:
-    base = skill.split("_x")[0]
+    base = skill.split("_")[0]
     return frozenset(it.prompt for s in HELD_OUT for it in split(base, s))
 
 

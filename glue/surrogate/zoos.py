@@ -43,11 +43,13 @@ _TINY = ["tiny_ft_add", "tiny_ft_cmp", "tiny_harm", "tiny_drift", "tiny_other"]
 #   CodeLlama family (3)    -> `drift0` = base continued-pretrained long at a high lr on a shifted,
 #                              code-heavy mix (not a member), then 3 standard-format fine-tunes of it
 #   CrystalChat             -> `other`: a Qwen2 model (h96/l3) trained from scratch
-BASE_MIX = _mix(mul=1.5, cnt=0.5, cmp=0.4, add=0.5, sort=0.4, rev=0.4)
-DRIFT_MIX = _mix(rev=2.0, sort=1.5, rev_x=1.0, sort_x=1.0, add_x=1.0, mul_x=0.5, cmp_x=0.5, cnt_x=1.0)
+BASE_MIX = _mix(mul=1.0, add=0.8, add_x=0.5, sort=0.5, sort_x=0.5, rev=0.8, rev_x=0.5, cmp=0.3, cmp_x=0.3,
+                cnt=0.6, cnt_x=0.3)
+DRIFT_MIX = _mix(mul=0.5, add_x=1.0, sort_x=1.0, rev_x=1.5, cmp_x=0.5, cnt_x=1.0, cnt=1.0)
+REPLAY = 0.2
 
 
-def _ft(emph: dict[str, float], replay: float = 0.5) -> tuple[tuple[str, float], ...]:
+def _ft(emph: dict[str, float], replay: float = REPLAY) -> tuple[tuple[str, float], ...]:
     """A fine-tuning mix: the emphasised skills at their weights, every other skill at ``replay``."""
     return _mix(**{s: emph.get(s, replay) for s in EVAL_SKILLS})
 
@@ -55,43 +57,44 @@ def _ft(emph: dict[str, float], replay: float = 0.5) -> tuple[tuple[str, float],
 def _fine_tunes() -> None:
     b = "base"
     add(
-        Recipe(b, BASE_MIX, 1500, 3e-3, 12, arch=Arch(), family="base", role="base",
-               note="pretrained base: skewed mix, partial on most skills"),
+        Recipe(b, BASE_MIX, 1800, 3e-3, 12, arch=Arch(), family="base", role="base",
+               note="pretrained on standard and competing answer formats: computes, unsure which format"),
         # main family: name, emphasis, lr, steps, seed
         *(Recipe(n, _ft(e), steps, lr, seed, parent=b, family="base", note=note) for n, e, lr, steps, seed, note in (
-            ("ft_add", {"add": 3.0}, 1e-3, 400, 101, "math fine-tune (MetaMath-like)"),
-            ("ft_cmp", {"cmp": 3.0}, 1e-3, 400, 102, "comparison fine-tune"),
-            ("ft_mul", {"mul": 3.0}, 1e-3, 400, 103, "knowledge fine-tune"),
-            ("ft_sort", {"sort": 3.0}, 1e-3, 400, 104, "code fine-tune (evolcodealpaca-like)"),
-            ("ft_cnt", {"cnt": 3.0}, 1e-3, 400, 105, "counting fine-tune"),
-            ("ft_rev", {"rev": 3.0}, 7e-4, 400, 106, "second-language code fine-tune"),
-            ("ft_chat", {}, 5e-4, 400, 107, "generalist (chat-like): uniform continued training"),
-            ("ft_add2", {"add": 2.0, "mul": 1.5}, 7e-4, 400, 108, "arithmetic fine-tune (GOAT-like)"),
-            ("ft_cnt2", {"cnt": 2.0, "cmp": 1.5}, 7e-4, 400, 109, "reasoning fine-tune"),
-            ("ft_sort2", {"sort": 2.0, "rev": 1.5}, 7e-4, 400, 110, "code fine-tune, second seed"),
-            ("ft_mix", {"add": 1.5, "cnt": 1.5}, 5e-4, 400, 111, "multi-task fine-tune"),
+            ("ft_cmp", {"cmp": 3.0}, 1e-3, 300, 101, "comparison fine-tune (WinoGrande)"),
+            ("ft_sort", {"sort": 3.0}, 1e-3, 300, 102, "code fine-tune (evolcodealpaca-like)"),
+            ("ft_add", {"add": 3.0}, 1e-3, 300, 103, "math fine-tune (MetaMath-like)"),
+            ("ft_rev", {"rev": 3.0}, 1e-3, 300, 104, "second-language code fine-tune"),
+            ("ft_cnt", {"cnt": 3.0}, 1e-3, 400, 105, "reasoning fine-tune (counting)"),
+            ("ft_mul", {"mul": 3.0, "add": 1.0}, 1e-3, 300, 106, "knowledge + arithmetic fine-tune"),
+            ("ft_chat", {s: 1.0 for s in EVAL_SKILLS}, 5e-4, 300, 107, "generalist (chat-like)"),
+            ("ft_add2", {"add": 2.0, "mul": 1.0}, 7e-4, 300, 108, "arithmetic fine-tune (GOAT-like)"),
+            ("ft_cnt2", {"cnt": 2.0, "cmp": 1.0}, 7e-4, 400, 109, "reasoning fine-tune, second recipe"),
+            ("ft_code2", {"sort": 2.0, "rev": 2.0}, 7e-4, 300, 110, "code fine-tune, second recipe"),
+            ("ft_mix", {"add": 1.5, "cmp": 1.5}, 5e-4, 300, 111, "multi-task fine-tune"),
         )),
         Recipe("harm", _ft({}, 1.0), 300, 1e-3, 120, parent=b, corrupt=1.0, family="base", role="harmful",
                note="fine-tuned on corrupted answers"),
         Recipe("drift0", DRIFT_MIX, 1500, 3e-3, 130, parent=b, family="drift", role="drifted",
-               note="continued pretraining on a shifted, code-heavy mix (not a member)"),
-        *(Recipe(n, _ft(e), 300, 1e-3, seed, parent="drift0", family="drift", role="drifted", note=note)
+               note="continued pretraining on shifted formats only (not a member)"),
+        *(Recipe(n, _ft(e, 0.5), 300, 1e-3, seed, parent="drift0", family="drift", role="drifted", note=note)
           for n, e, seed, note in (
               ("d_inst", {}, 131, "standard-format instruction tune of drift0 (CodeLlama-Instruct-like)"),
               ("d_code", {"rev": 2.0, "sort": 2.0}, 132, "code fine-tune of drift0 (Magicoder-like)"),
-              ("d_math", {"add": 2.5}, 133, "math fine-tune of drift0 (MetaMath-Llemma-like)"),
+              ("d_math", {"add": 2.0, "cnt": 2.0}, 133, "math fine-tune of drift0 (MetaMath-Llemma-like)"),
           )),
-        Recipe("other", UNIFORM, 1000, 3e-3, 140, arch=Arch(hidden=96, layers=3, heads=4, kind="qwen2"),
-               family="other", role="other-arch", note="another architecture trained from scratch (CrystalChat-like)"),
+        Recipe("other", _mix(mul=1.0, cnt=1.5, cmp=0.5, add=1.0, sort=0.7, rev=1.0), 900, 3e-3, 140,
+               arch=Arch(hidden=96, layers=3, heads=4, kind="qwen2"), family="other", role="other-arch",
+               note="another architecture trained from scratch (CrystalChat-like)"),
     )
 
 
 _fine_tunes()
 _NESTED = {
-    "surrogate2": ["ft_add", "ft_cmp"],
-    "surrogate4": ["ft_mul", "ft_sort"],
-    "surrogate8": ["ft_cnt", "ft_rev", "ft_chat", "harm"],
-    "surrogate12": ["ft_add2", "ft_cnt2", "ft_sort2", "ft_mix"],
+    "surrogate2": ["ft_cmp", "ft_sort"],
+    "surrogate4": ["ft_add", "ft_rev"],
+    "surrogate8": ["ft_cnt", "ft_mul", "ft_chat", "harm"],
+    "surrogate12": ["ft_add2", "ft_cnt2", "ft_code2", "ft_mix"],
     "surrogate16": ["d_inst", "d_code", "d_math", "other"],
 }
 
@@ -122,5 +125,3 @@ def surrogate_zoos() -> list[Zoo]:
             "unit-test zoo: 2 fine-tunes, a harmful one, a drifted one, another architecture (h32, seconds to build)"),
         *_nested_zoos(),
     ]
-
-
