@@ -7,7 +7,8 @@ Run::
 
 Options: ``--models`` (zoo name or zoo YAML), ``--evaluator`` (lmeval|native), ``--split``
 (test|search), ``--limit`` (items per task, smoke runs), ``--device``, ``--rerun`` (measure cases
-even when already recorded for this commit and config).
+even when already recorded for this commit and config), ``--trials`` (CMA-ES budget of the
+evolutionary merge cases).
 
 Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (``RunSettings``: split,
 evaluator, limit, device) and ``recorder``::
@@ -45,6 +46,8 @@ def pytest_addoption(parser):
     g.addoption("--limit", type=int, default=None, help="score only the first N items of each task (smoke runs)")
     g.addoption("--device", default="cpu", help="torch device for models (default cpu)")
     g.addoption("--rerun", action="store_true", help="measure cases even if recorded for this commit and config")
+    g.addoption("--trials", type=int, default=60,
+                help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
 
 
 @functools.cache
@@ -62,6 +65,8 @@ def pytest_configure(config):
     limit = config.getoption("--limit")
     if limit is not None and limit < 1:
         raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
+    if config.getoption("--trials") < 1:
+        raise pytest.UsageError(f"--trials must be at least 1, not {config.getoption('--trials')}")
 
 
 def pytest_generate_tests(metafunc):
