@@ -1,9 +1,10 @@
 """Selective merging: every merge method x selection strategy (``merge-<method>-<strategy>``).
 
 Model-GLUE (https://arxiv.org/abs/2410.05357) §3. Each case runs the strategy on the zoo's
-candidates (the members of the base's architecture) on the **search** split, writes the merged
-checkpoint with the streaming executor, loads it back and records its accuracy on the run's split
-(``--split``, default test). ``extra`` holds the search cost and outcome: ``evaluations`` (single
+candidates (the members of the base's architecture) on the **search** split (scored with the
+native evaluator on surrogate tasks, where it equals lm-eval item by item; lm-eval otherwise),
+writes the merged checkpoint with the streaming executor, loads it back and records its accuracy
+on the run's split with the run's evaluator (``--split``, ``--evaluator``). ``extra`` holds the search cost and outcome: ``evaluations`` (single
 models included), ``failures``, ``search_score``, ``kept``/``dropped`` (comma-separated, in decision
 order), final ``weights`` (and ``densities``), ``strategy_seconds`` (the search alone); the record's
 ``build_seconds`` is the final streaming merge.
@@ -42,6 +43,10 @@ def _candidates(zoo) -> list[str]:
     return [m.name for m in zoo.members if m.architecture == ref.architecture]
 
 
+def _rounded(coeffs: dict) -> dict:
+    return {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4) for k, v in coeffs.items()}
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 @pytest.mark.parametrize("method", MERGE_CASES)
 def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_path):
@@ -51,7 +56,7 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
                   limit=s.limit, device=s.device)
     p = sel.problem
     config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),
-              "search_split": "search", "seed": p.seed}
+              "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed}
     if p.takes_density and st.fixed_density:
         config["density"] = p.density
     if st.uses_trials:
@@ -64,10 +69,10 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
         strategy_seconds = time.perf_counter() - t0
         written = write_selection(sel, result, tmp_path / "merged", test_split=s.split)
         extra = {"evaluations": result.evaluations, "failures": result.failures, "search_score": result.search_score,
-                 "kept": ",".join(result.kept), "dropped": ",".join(result.dropped), "weights": result.weights(),
-                 "strategy_seconds": round(strategy_seconds, 3)}
+                 "kept": ",".join(result.kept), "dropped": ",".join(result.dropped),
+                 "weights": _rounded(result.weights()), "strategy_seconds": round(strategy_seconds, 3)}
         if result.densities() is not None:
-            extra["densities"] = result.densities()
+            extra["densities"] = _rounded({k: v for k, v in result.densities().items() if k in result.kept})
         if result.single is not None:
             extra["single"] = result.single
         return Measurements(scores=written.test.scores, n=written.test.n, eval_seconds=written.test.seconds,

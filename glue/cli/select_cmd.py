@@ -36,7 +36,11 @@ def register(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a global parameter of the merge method, e.g. lambda=0.5 (repeatable)")
     p.add_argument("--evaluator", choices=EVALUATORS,
-                   help="evaluator (default: native when every task is a surrogate task, else lmeval)")
+                   help="evaluator of the final model on the test split (default: native when every task is a "
+                        "surrogate task, else lmeval)")
+    p.add_argument("--search-evaluator", choices=EVALUATORS,
+                   help="evaluator of the search (default: native for surrogate tasks, where it equals lm-eval "
+                        "item by item, else lmeval)")
     p.add_argument("--limit", type=int, help="score only the first N items of each task (smoke runs)")
     p.add_argument("--device", default="cpu", help="torch device for merges and models (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
@@ -65,15 +69,13 @@ def _select(args) -> int:
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}; usage: glue select --zoo NAME --strategy S --method M "
                           f"--out DIR (or glue select --list)")
-    from glue.eval import check_tasks
     from glue.select import prepare, run_selection, write_selection
     from glue.zoo import get_zoo
 
-    zoo = get_zoo(args.zoo)
-    evaluator = args.evaluator or ("native" if all(t.surrogate for t in check_tasks(zoo.tasks)) else "lmeval")
-    sel = prepare(zoo, args.strategy, args.method, members=args.members, trials=args.trials, seed=args.seed,
-                  num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
-                  evaluator=evaluator, limit=args.limit, device=args.device)
+    sel = prepare(get_zoo(args.zoo), args.strategy, args.method, members=args.members, trials=args.trials,
+                  seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
+                  evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
+                  device=args.device)
     from pathlib import Path
 
     if Path(args.out).exists() and not args.overwrite:
@@ -115,7 +117,7 @@ def header(sel) -> str:
              + (f" · {', '.join(extras)}" if extras else ""),
              f"{len(sel.candidates)} candidates: {', '.join(sel.candidates)}"]
     lines += [f"left out {n}: {why}" for n, why in sel.excluded.items()]
-    lines.append(f"search split · evaluator {sel.evaluator}" + (f" · limit {sel.limit}" if sel.limit else ""))
+    lines.append(f"search split · evaluator {sel.search_evaluator}" + (f" · limit {sel.limit}" if sel.limit else ""))
     return "\n".join(lines)
 
 

@@ -68,7 +68,9 @@ class Selection:
         excluded: member -> why it is not a candidate (another architecture).
         problem: what the strategy searches (names, density, trials, seed, layer groups).
         params: the method's global parameters.
-        tasks, evaluator, limit, device: how models are scored.
+        tasks, limit, device: how models are scored.
+        evaluator: scores the final model (``write_selection``).
+        search_evaluator: scores every model the strategy looks at (search split).
     """
 
     zoo: Zoo
@@ -81,6 +83,7 @@ class Selection:
     params: dict[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ()
     evaluator: str = "native"
+    search_evaluator: str = "native"
     limit: int | None = None
     device: str = "cpu"
     num_layers: int = 0
@@ -103,8 +106,9 @@ def _int(value: Any, what: str, minimum: int) -> int:
 
 def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | None = None,
             trials: int = DEFAULT_TRIALS, seed: int = 0, num_groups: int = 0, density: float | None = None,
-            params: Mapping[str, Any] | None = None, evaluator: str = "native", limit: int | None = None,
-            device: str = "cpu", tasks: Sequence[str] | None = None) -> Selection:
+            params: Mapping[str, Any] | None = None, evaluator: str | None = None,
+            search_evaluator: str | None = None, limit: int | None = None, device: str = "cpu",
+            tasks: Sequence[str] | None = None) -> Selection:
     """Check a selection request and resolve its models; raise a ``GlueError`` naming the bad value.
 
     Args:
@@ -117,7 +121,10 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
         density: fixed per-model density for methods that take one (default ``DEFAULT_DENSITY``);
             not allowed for the evolutionary strategy, which searches densities.
         params: the method's global parameters (``{"lambda": 0.5}``).
-        evaluator, limit, device, tasks: as ``glue.eval.evaluate`` (tasks default to the zoo's).
+        evaluator: scores the final model on the test split; search_evaluator: scores the search.
+            Both default to ``native`` when every task is a surrogate task (it equals lm-eval item by
+            item there, and is fast), else ``lmeval``.
+        limit, device, tasks: as ``glue.eval.evaluate`` (tasks default to the zoo's).
     """
     from glue.cluster.clustering import architecture_key, describe_architecture
     from glue.eval import EVALUATORS, check_tasks
@@ -148,11 +155,14 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     if m.needs_base and zoo.base is None:
         raise ConfigError(f"method {m.name!r} needs a base model (its task vectors are differences to the base), "
                           f"but zoo {zoo.name!r} has none; use linear, or a zoo with a base")
-    if evaluator not in EVALUATORS:
-        raise ConfigError(f"unknown evaluator {evaluator!r}; allowed: {', '.join(EVALUATORS)}")
+    for what, ev in (("evaluator", evaluator), ("search evaluator", search_evaluator)):
+        if ev is not None and ev not in EVALUATORS:
+            raise ConfigError(f"unknown {what} {ev!r}; allowed: {', '.join(EVALUATORS)}")
     if limit is not None:
         _int(limit, "limit", 1)
-    task_names = tuple(t.name for t in check_tasks(tasks or zoo.tasks))
+    specs = check_tasks(tasks or zoo.tasks)
+    task_names = tuple(t.name for t in specs)
+    auto = "native" if all(t.surrogate for t in specs) else "lmeval"
     if members:
         dup = sorted({n for n in members if list(members).count(n) > 1})
         if dup:
@@ -187,7 +197,8 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     problem = Problem(tuple(dirs), m.name, takes_density, float(density if density is not None else DEFAULT_DENSITY),
                       trials, seed, num_groups)
     return Selection(zoo, strat, m, dirs, resolve(zoo.base) if m.needs_base else None, excluded, problem,
-                     dict(params or {}), task_names, evaluator, limit, device, num_layers)
+                     dict(params or {}), task_names, evaluator or auto, search_evaluator or auto, limit, device,
+                     num_layers)
 
 
 def oracle(sel: Selection, single_cache=None, split: str = "search"):
@@ -195,7 +206,7 @@ def oracle(sel: Selection, single_cache=None, split: str = "search"):
     from glue.select.oracle import ZooOracle
 
     return ZooOracle(list(sel.dirs.values()), method=sel.method.name, tasks=sel.tasks, base=sel.base,
-                     params=sel.params, seed=sel.seed, split=split, evaluator=sel.evaluator, limit=sel.limit,
+                     params=sel.params, seed=sel.seed, split=split, evaluator=sel.search_evaluator, limit=sel.limit,
                      device=sel.device, model_names=list(sel.dirs), single_cache=single_cache)
 
 
@@ -266,7 +277,8 @@ def write_selection(sel: Selection, result: SelectionResult, out: str | os.PathL
 def selection_record(sel: Selection, result: SelectionResult, spec: MergeSpec, names: Sequence[str],
                      test=None) -> dict[str, Any]:
     """``selection.json``: the request, the result (rounds, weights, trace) and the test-split scores."""
-    rec = {"zoo": sel.zoo.name, "tasks": list(sel.tasks), "evaluator": sel.evaluator, "limit": sel.limit,
+    rec = {"zoo": sel.zoo.name, "tasks": list(sel.tasks), "evaluator": sel.evaluator,
+           "search_evaluator": sel.search_evaluator, "limit": sel.limit,
            "device": sel.device, "excluded": sel.excluded, "params": sel.params, **result.to_dict(),
            "merge": {"method": spec.method, "models": list(names), "base": sel.zoo.base.name if sel.base else None,
                      "seed": spec.seed}}

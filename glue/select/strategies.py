@@ -31,10 +31,12 @@ vector, compounding trimming round after round, and the final model could not be
 zoo by one merge. Re-merging every accepted model from the base keeps each round a single merge
 the method defines, keeps the final model equal to what the last accepted round scored, and lets
 the streaming executor write it in one pass. (The official heuristic code passes no base and no
-density, so only ``linear`` worked there.)
+density, so only ``linear`` worked there.) The flat weights sum to 1, so task arithmetic at its
+default ``lambda = 1`` gives exactly the linear merge; set ``lambda`` to make it differ.
 
 ``all`` (the merge-everything baseline): every candidate with weight ``1/N`` and the fixed density;
-one evaluation. ``evolutionary`` (CMA-ES) lives in ``glue.select.evolutionary``.
+one evaluation. With ``1/N`` rather than ``1``, methods that do not normalise (task arithmetic)
+average the task vectors instead of summing N of them. ``evolutionary`` (CMA-ES) lives in ``glue.select.evolutionary``.
 
 Differences from the official code, on purpose: round 0 never merges the init model with itself;
 the similarity strategies run (the official ones crash); the merge kept is the best coefficient's,

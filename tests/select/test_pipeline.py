@@ -34,6 +34,7 @@ def sd(path):
     ({"strategy": "evolutionary", "density": 0.5}, r"strategy 'evolutionary' searches one density per model itself"),
     ({"density": 1.5}, r"density must be a number in \(0, 1\], got 1.5"),
     ({"evaluator": "magic"}, r"unknown evaluator 'magic'; allowed: lmeval, native"),
+    ({"search_evaluator": "fast"}, r"unknown search evaluator 'fast'; allowed: lmeval, native"),
     ({"limit": 0}, r"limit must be an integer >= 1, got 0"),
     ({"members": ["tiny_ft_add", "nobody"]}, r"unknown member of zoo 'tiny' 'nobody'.*Valid: tiny_base, tiny_drift"),
     ({"members": ["tiny_ft_add", "tiny_ft_add"]}, r"members named more than once: tiny_ft_add"),
@@ -203,5 +204,12 @@ def test_problem_from_prepare(tiny_zoo):
     sel = prepare(tiny_zoo, "coefficient", "dare_ties", seed=7, trials=5)
     assert sel.problem == Problem(CANDIDATES, "dare_ties", True, 0.5, 5, 7, 0)
     assert sel.seed == 7 and prepare(tiny_zoo, "coefficient", "ties", seed=7).seed is None
+    # surrogate tasks: the search is scored natively (equal to lm-eval item by item), whatever scores the result
+    assert (sel.evaluator, sel.search_evaluator) == ("native", "native")
+    lm = prepare(tiny_zoo, "coefficient", "ties", evaluator="lmeval")
+    assert (lm.evaluator, lm.search_evaluator) == ("lmeval", "native")
+    from glue.select.pipeline import oracle
+
+    assert oracle(lm).evaluator == "native" and oracle(lm).split == "search"
     with pytest.raises(UnknownNameError):
         prepare(tiny_zoo, "coefficient", "nope")
