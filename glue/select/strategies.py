@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from glue.errors import UnknownNameError
+from glue.errors import ConfigError, UnknownNameError
 from glue.registry import Registry
 from glue.select.search import (
     Evaluation,
@@ -108,8 +108,11 @@ def run_strategy(strategy: str | Strategy, problem: Problem, oracle: Oracle,
 
     Raises:
         UnknownNameError: ``strategy`` is not in ``STRATEGIES`` (the message lists them).
+        ConfigError: fewer than 2 candidates.
     """
     s = strategy if isinstance(strategy, Strategy) else STRATEGIES.get(strategy)
+    if problem.n < 2:
+        raise ConfigError(f"selective merging needs at least 2 candidates, got {problem.n}: {list(problem.names)}")
     search = Search(oracle, problem.names, progress)
     t0 = time.perf_counter()
     out = s.run(problem, search)

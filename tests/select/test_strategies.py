@@ -138,11 +138,13 @@ def test_greedy_uses_the_fixed_density_for_every_model(fake_oracle):
     assert merges and all(p.densities == (0.2, 0.2) for p in merges)
 
 
-def test_unknown_strategy_lists_the_valid_ones(fake_oracle):
+def test_unknown_strategy_or_one_candidate_is_an_error(fake_oracle):
     with pytest.raises(UnknownNameError, match="unknown selection strategy 'coefficent'. Did you mean 'coefficient'"):
         run_strategy("coefficent", Problem(("a", "b")), fake_oracle([0, 0], lambda p: 0))
     with pytest.raises(UnknownNameError, match="similarity order 'sideways'.*ascending, descending"):
         similarity(Problem(("a", "b")), None, order="sideways")
+    with pytest.raises(ConfigError, match=r"at least 2 candidates, got 1: \['a'\]"):
+        run_strategy("all", Problem(("a",)), fake_oracle([0], lambda p: 0))
     assert STRATEGIES.names() == ["average", "coefficient", "similarity", "similarity_ascending", "all", "evolutionary"]
 
 
