@@ -139,8 +139,9 @@ def report(result) -> str:
     for n in result.names:
         row = {"member": n, "status": "kept" if n in result.kept else "dropped"}
         row.update(_coeffs("weight", weights[n]))
-        if densities is not None:
-            row.update(_coeffs("density", densities[n]))
+        if densities is not None:  # a density means nothing for a model left out
+            d = densities[n]
+            row.update(_coeffs("density", d if n in result.kept else [None] * len(d) if isinstance(d, list) else None))
         rows.append(row)
     out += ["", _render(pd.DataFrame(rows).set_index("member"))]
     if result.single is not None:

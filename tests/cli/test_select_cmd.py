@@ -22,7 +22,8 @@ def test_select_prints_rounds_weights_and_test_scores(tiny_zoo, tmp_path, capsys
     assert "left out tiny_other: architecture Qwen2ForCausalLM" in text
     assert "| round | candidate | single | c | score | best before | decision |" in text
     assert "| 0 |" in text and "| start |" in text and text.count("| keep |") + text.count("| drop |") == 3
-    assert "| member | status | weight" in text and "search score " in text and "7 evaluations" in text
+    assert "| member | status | weight | density |" in text and "search score " in text and "7 evaluations" in text
+    assert all(line.endswith("| 0.000 |  |") for line in text.splitlines() if "| dropped |" in line)
     rec = json.loads((out / "selection.json").read_text())
     assert rec["strategy"] == "average" and rec["zoo"] == "tiny" and rec["limit"] == 2
     assert f"wrote {out}: " in text and f"| merged | {rec['test']['scores']['mul']:.3f} |" in text
