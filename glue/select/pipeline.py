@@ -129,6 +129,7 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     from glue.cluster.clustering import architecture_key, describe_architecture
     from glue.eval import EVALUATORS, check_tasks
     from glue.io import read_config
+    from glue.merge.executor import check_device
     from glue.zoo import resolve
 
     strat = STRATEGIES.get(strategy)
@@ -160,6 +161,7 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
             raise ConfigError(f"unknown {what} {ev!r}; allowed: {', '.join(EVALUATORS)}")
     if limit is not None:
         _int(limit, "limit", 1)
+    check_device(device)
     specs = check_tasks(tasks or zoo.tasks)
     task_names = tuple(t.name for t in specs)
     auto = "native" if all(t.surrogate for t in specs) else "lmeval"

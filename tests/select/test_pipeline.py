@@ -36,6 +36,7 @@ def sd(path):
     ({"evaluator": "magic"}, r"unknown evaluator 'magic'; allowed: lmeval, native"),
     ({"search_evaluator": "fast"}, r"unknown search evaluator 'fast'; allowed: lmeval, native"),
     ({"limit": 0}, r"limit must be an integer >= 1, got 0"),
+    ({"device": "gpu7"}, r"invalid device 'gpu7'; use cpu, cuda or cuda:N"),
     ({"members": ["tiny_ft_add", "nobody"]}, r"unknown member of zoo 'tiny' 'nobody'.*Valid: tiny_base, tiny_drift"),
     ({"members": ["tiny_ft_add", "tiny_ft_add"]}, r"members named more than once: tiny_ft_add"),
     ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
