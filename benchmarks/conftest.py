@@ -7,8 +7,8 @@ Run::
 
 Options: ``--models`` (zoo name or zoo YAML), ``--evaluator`` (lmeval|native), ``--split``
 (test|search), ``--limit`` (items per task, smoke runs), ``--device``, ``--rerun`` (measure cases
-even when already recorded for this commit and config); for the ``cluster-*`` cases
-``--thresholds`` and ``--cluster-method``.
+even when already recorded for this commit and config), ``--trials`` (CMA-ES budget of the
+evolutionary merge cases); for the ``cluster-*`` cases ``--thresholds`` and ``--cluster-method``.
 
 Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (``RunSettings``: split,
 evaluator, limit, device), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
@@ -54,6 +54,8 @@ def pytest_addoption(parser):
                      f"{','.join(map(str, THRESHOLDS))} plus the zoo's cluster_threshold)")
     g.addoption("--cluster-method", default="greedy",
                 help="cluster cases: a glue.cluster.CLUSTER_METHODS name (default greedy, the paper's rule)")
+    g.addoption("--trials", type=int, default=60,
+                help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
 
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # the default sweep of the cluster cases
@@ -95,6 +97,8 @@ def pytest_configure(config):
     limit = config.getoption("--limit")
     if limit is not None and limit < 1:
         raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
+    if config.getoption("--trials") < 1:
+        raise pytest.UsageError(f"--trials must be at least 1, not {config.getoption('--trials')}")
     from glue.cluster.clustering import CLUSTER_METHODS
 
     try:

@@ -1,0 +1,101 @@
+"""Selective merging: every merge method x selection strategy (``merge-<method>-<strategy>``).
+
+Model-GLUE (https://arxiv.org/abs/2410.05357) §3. Each case runs the strategy on the zoo's
+candidates (the members of the base's architecture) on the **search** split (scored with the
+native evaluator on surrogate tasks, where it equals lm-eval item by item; lm-eval otherwise),
+writes the merged checkpoint with the streaming executor, loads it back and records its accuracy
+on the run's split with the run's evaluator (``--split``, ``--evaluator``). ``extra`` holds the search cost and outcome: ``evaluations`` (single
+models included), ``failures``, ``search_score``, ``kept``/``dropped`` (comma-separated, in decision
+order), final ``weights`` (and ``densities``), ``strategy_seconds`` (the search alone); the record's
+``build_seconds`` is the final streaming merge.
+
+Run::
+
+    pytest benchmarks --models tiny --evaluator native -k merge                 # CI size, a few minutes
+    pytest benchmarks --models surrogate16 --evaluator native -k merge --trials 200
+
+On surrogate zoos the cases run with one torch thread (``torch_threads`` in the config): models
+of under a million parameters gain nothing from intra-op threads, and a search makes hundreds of
+small evaluations that slow down 10-30x when two threads compete with other work for the cores.
+
+Cases are parametrized at collection time from the registries (``STRATEGIES`` x ``MERGE_CASES``);
+``--trials`` is the CMA-ES budget (it is part of the evolutionary cases' config only). Single-model
+search scores are zoo facts computed once per session and shared by the cases (the paper reads them
+from a cached table); they still count in ``evaluations``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from glue.record.provenance import Measurements
+from glue.select import STRATEGIES, prepare, run_selection, selectable_methods, write_selection
+
+CORE_METHODS = ("linear", "task_arithmetic", "ties", "dare_ties")
+"""The methods benchmarked under every strategy: the ones Model-GLUE's code uses (linear, TIES, DARE)
+plus task arithmetic. Other selectable methods run through ``glue select``."""
+
+MERGE_CASES = [m for m in selectable_methods() if m in CORE_METHODS]
+_SINGLES: dict = {}  # single-model search scores, shared by the session's cases
+
+
+def _candidates(zoo) -> list[str]:
+    """Members of the reference's architecture, from zoo data alone (``prepare`` checks the configs)."""
+    ref = zoo.base or zoo.members[0]
+    return [m.name for m in zoo.members if m.architecture == ref.architecture]
+
+
+@pytest.fixture(autouse=True)
+def _threads(zoo):
+    """One torch thread for the cases of a surrogate zoo (see the module docstring), restored after."""
+    import torch
+
+    prev = torch.get_num_threads()
+    if zoo.kind == "surrogate":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _rounded(coeffs: dict) -> dict:
+    return {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4) for k, v in coeffs.items()}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize("method", MERGE_CASES)
+def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_path):
+    s = run_settings
+    st = STRATEGIES.get(strategy)
+    sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, evaluator=s.evaluator,
+                  limit=s.limit, device=s.device)
+    p = sel.problem
+    config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),
+              "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed,
+              "torch_threads": torch.get_num_threads()}
+    if p.takes_density and st.fixed_density:
+        config["density"] = p.density
+    if st.uses_trials:
+        config.update(trials=p.trials, num_groups=p.num_groups)
+    assert list(sel.candidates) == _candidates(zoo), "zoo data and checkpoint configs disagree on architectures"
+
+    def case() -> Measurements:
+        t0 = time.perf_counter()
+        result = run_selection(sel, single_cache=_SINGLES)
+        strategy_seconds = time.perf_counter() - t0
+        written = write_selection(sel, result, tmp_path / "merged", test_split=s.split)
+        extra = {"evaluations": result.evaluations, "failures": result.failures, "search_score": result.search_score,
+                 "kept": ",".join(result.kept), "dropped": ",".join(result.dropped),
+                 "weights": _rounded(result.weights()), "strategy_seconds": round(strategy_seconds, 3)}
+        if result.densities() is not None:
+            extra["densities"] = _rounded({k: v for k, v in result.densities().items() if k in result.kept})
+        if result.single is not None:
+            extra["single"] = result.single
+        return Measurements(scores=written.test.scores, n=written.test.n, eval_seconds=written.test.seconds,
+                            build_seconds=written.merge.seconds, extra=extra)
+
+    recorder.run(f"merge-{method}-{strategy}", config, case)

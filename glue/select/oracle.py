@@ -1,0 +1,114 @@
+"""The oracle on real checkpoints: merge in memory, evaluate on the search split, compare MLP weights.
+
+``ZooOracle`` loads the candidates once (``InMemoryMerger``; plus the base for task-vector methods)
+and one resident model, and for every point merges straight into that model's parameters
+(``merge_into``, no disk) and scores it with ``glue.eval.evaluate``. A single candidate is scored as
+itself: a ``linear`` merge with a one-hot weight, which copies that model's tensors exactly.
+
+Similarity (the similarity strategies): ``sim_mlp`` of the Model-GLUE paper, the mean over the MLP
+weight matrices of the mean per-column cosine (``glue.cluster.similarity.column_cosine``), between
+the current model (a merge, or one candidate) and a candidate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
+
+import torch
+
+from glue.eval import evaluate
+from glue.io import Checkpoint, load_model, read_config
+from glue.merge import InMemoryMerger, LayerGroups, MergeSpec, get_method
+from glue.select.search import Point
+
+SingleCache = MutableMapping[tuple, float]
+"""Scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo fact
+that every strategy run on the same models can share (the paper reads it from a cached table)."""
+
+
+class ZooOracle:
+    """Search scores and similarities of merges of ``models`` (see the module docstring).
+
+    Args:
+        models: candidate model directories, in the order of every point's weights.
+        method: merge method name; params: its global parameters; seed: its seed (randomized methods).
+        base: the base model directory (used only by methods that need one).
+        tasks: task names; split, evaluator, limit: as ``glue.eval.evaluate``.
+        device: where models live and merges run.
+        model_names: labels of the models (default: directory names).
+        single_cache: a shared cache of single-model scores (``SingleCache``).
+    """
+
+    def __init__(self, models: Sequence[str | os.PathLike], *, method: str, tasks: Sequence[str],
+                 base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
+                 split: str = "search", evaluator: str = "native", limit: int | None = None, device: str = "cpu",
+                 model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None):
+        m = get_method(method)
+        self.method, self.params = m.name, dict(params or {})
+        self.seed = seed if m.randomized else None
+        self.paths = [Path(p) for p in models]
+        self.tasks, self.split, self.evaluator, self.limit = list(tasks), split, evaluator, limit
+        self.merger = InMemoryMerger(self.paths, base=base if m.needs_base else None, device=device,
+                                     model_names=model_names)
+        self.model, self.tokenizer = load_model(self.paths[0], device=device)
+        self.num_layers = int(read_config(self.paths[0]).get("num_hidden_layers", 0))
+        self.single_cache = single_cache if single_cache is not None else {}
+        self._mlp: dict[int, dict[str, torch.Tensor]] = {}
+        self._current: tuple[Point, dict[str, torch.Tensor]] | None = None
+
+    # -- merges ---------------------------------------------------------------------------------------
+    def spec(self, point: Point) -> MergeSpec:
+        """The ``MergeSpec`` of ``point`` over all candidates (layer groups as per-tensor coefficients)."""
+        n = len(self.paths)
+        w, d = point.weights, point.densities
+        if point.num_groups:
+            groups = LayerGroups(self.num_layers, point.num_groups)
+            w = groups.coefficients(w, n)
+            d = groups.coefficients(d, n) if d is not None else None
+        return MergeSpec(self.method, weights=w, densities=d, params=self.params, seed=self.seed)
+
+    def build(self, what: Point | int) -> torch.nn.Module:
+        """The resident model, holding the merge ``what`` (a point, or candidate ``what`` alone)."""
+        if isinstance(what, Point):
+            self.merger.merge_into(self.model, self.spec(what))
+        else:
+            self.merger.merge_into(self.model, "linear", weights=[float(i == what) for i in range(len(self.paths))])
+        return self.model
+
+    def evaluate(self, what: Point | int, split: str | None = None):
+        """``EvalResult`` of the merge ``what`` on ``split`` (default: the search split)."""
+        return evaluate(self.build(what), self.tokenizer, self.tasks, split or self.split, self.evaluator, self.limit)
+
+    # -- the Oracle protocol ----------------------------------------------------------------------------
+    def score(self, point: Point) -> float:
+        return self.evaluate(point).average
+
+    def single(self, i: int) -> float:
+        key = (str(self.paths[i].resolve()), tuple(self.tasks), self.split, self.evaluator, self.limit)
+        if key not in self.single_cache:
+            self.single_cache[key] = self.evaluate(i).average
+        return self.single_cache[key]
+
+    def similarity(self, current: Point | int, i: int) -> float:
+        """``sim_mlp`` between ``current`` (a merge, or a candidate alone) and candidate ``i``."""
+        from glue.cluster.similarity import column_cosine
+
+        a = self._mlp_of(current)
+        b = self._mlp_of(i)
+        return sum(float(column_cosine([a[t], b[t]])[0, 1]) for t in a) / len(a)
+
+    def _mlp_of(self, what: Point | int) -> dict[str, torch.Tensor]:
+        """MLP weight matrices of a candidate (read once) or of a merge (the last one is kept)."""
+        from glue.cluster.similarity import kind_of
+
+        if isinstance(what, Point):
+            if self._current is None or self._current[0] != what:
+                sd = self.build(what).state_dict()
+                self._current = (what, {t: sd[t].detach().to("cpu", torch.float32).clone() for t in self._mlp_of(0)})
+            return self._current[1]
+        if what not in self._mlp:
+            with Checkpoint(self.paths[what]) as ck:
+                self._mlp[what] = {t: ck.read(t).to(torch.float32) for t in ck.names() if kind_of(t, ck.shape(t)) == "mlp"}
+        return self._mlp[what]
