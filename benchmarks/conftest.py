@@ -54,6 +54,9 @@ def pytest_addoption(parser):
                      f"{','.join(map(str, THRESHOLDS))} plus the zoo's cluster_threshold)")
     g.addoption("--cluster-method", default="greedy",
                 help="cluster cases: a glue.cluster.CLUSTER_METHODS name (default greedy, the paper's rule)")
+    g.addoption("--threads", type=int, default=None,
+                help="torch threads for every case (default: 1 on surrogate zoos, whose tiny models gain nothing "
+                     "from intra-op threads and slow down badly when threads compete for the cores; else torch's)")
     g.addoption("--trials", type=int, default=60,
                 help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
 
@@ -97,6 +100,8 @@ def pytest_configure(config):
     limit = config.getoption("--limit")
     if limit is not None and limit < 1:
         raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
+    if (config.getoption("--threads") or 1) < 1:
+        raise pytest.UsageError(f"--threads must be at least 1, not {config.getoption('--threads')}")
     if config.getoption("--trials") < 1:
         raise pytest.UsageError(f"--trials must be at least 1, not {config.getoption('--trials')}")
     from glue.cluster.clustering import CLUSTER_METHODS
@@ -130,7 +135,22 @@ def cluster_sweep(pytestconfig) -> list[float]:
 @pytest.fixture(scope="session")
 def run_settings(pytestconfig, zoo) -> RunSettings:
     o = pytestconfig.getoption
-    return RunSettings(zoo.name, o("--split"), o("--evaluator"), o("--limit"), o("--device"))
+    threads = o("--threads") or (1 if zoo.kind == "surrogate" else None)
+    return RunSettings(zoo.name, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads(run_settings):
+    """Apply ``--threads`` for the whole session (it is part of every case's config)."""
+    if run_settings.threads is None:
+        yield
+        return
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(run_settings.threads)
+    yield
+    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="session")

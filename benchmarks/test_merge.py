@@ -14,9 +14,8 @@ Run::
     pytest benchmarks --models tiny --evaluator native -k merge                 # CI size, a few minutes
     pytest benchmarks --models surrogate16 --evaluator native -k merge --trials 200
 
-On surrogate zoos the cases run with one torch thread (``torch_threads`` in the config): models
-of under a million parameters gain nothing from intra-op threads, and a search makes hundreds of
-small evaluations that slow down 10-30x when two threads compete with other work for the cores.
+Threads are a run setting of the harness (``--threads``, one on surrogate zoos): a search makes
+hundreds of small evaluations that slow down 10-30x when two threads compete for the cores.
 
 Cases are parametrized at collection time from the registries (``STRATEGIES`` x ``MERGE_CASES``);
 ``--trials`` is the CMA-ES budget (it is part of the evolutionary cases' config only). Single-model
@@ -29,7 +28,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from glue.record.provenance import Measurements
 from glue.select import STRATEGIES, prepare, run_selection, selectable_methods, write_selection
@@ -48,20 +46,6 @@ def _candidates(zoo) -> list[str]:
     return [m.name for m in zoo.members if m.architecture == ref.architecture]
 
 
-@pytest.fixture(autouse=True)
-def _threads(zoo):
-    """One torch thread for the cases of a surrogate zoo (see the module docstring), restored after."""
-    import torch
-
-    prev = torch.get_num_threads()
-    if zoo.kind == "surrogate":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
 def _rounded(coeffs: dict) -> dict:
     return {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4) for k, v in coeffs.items()}
 
@@ -75,8 +59,7 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
                   limit=s.limit, device=s.device)
     p = sel.problem
     config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),
-              "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed,
-              "torch_threads": torch.get_num_threads()}
+              "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed}
     if p.takes_density and st.fixed_density:
         config["density"] = p.density
     if st.uses_trials:

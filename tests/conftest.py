@@ -97,3 +97,26 @@ def record_cases(tmp_path, provenance, monkeypatch):
                 for case, (scores, config) in cases.items()]
 
     return record
+
+
+@pytest.fixture(scope="session")
+def _warm_imports(tiny_dirs):
+    """Import, once and before any pytester snapshot, the modules transformers and torch import lazily."""
+    import torch
+    import torch.distributed._functional_collectives  # noqa: F401
+
+    from glue.eval import evaluate
+    from glue.io import load_model
+
+    for name in ("tiny_base", "tiny_other"):
+        model, tok = load_model(tiny_dirs[name])
+        with torch.no_grad():
+            evaluate(model, tok, ["add", "cmp"], "search", "native", limit=1)
+
+
+@pytest.fixture
+def pytester(_warm_imports, pytester):
+    """pytester whose in-process runs find transformers' and torch's lazily imported modules already
+    imported: pytester restores ``sys.modules`` after each run, and a module first imported inside a
+    run (``LlamaConfig``, torch's functional collectives) is half-registered for the next one."""
+    return pytester

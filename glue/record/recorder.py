@@ -36,6 +36,7 @@ class RunSettings:
     evaluator: str = "lmeval"
     limit: int | None = None
     device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
 
     def as_config(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "zoo"}
