@@ -134,14 +134,15 @@ class MergeConfig:
         return d
 
     def run(self, out: str | os.PathLike, *, device: str = "cpu", overwrite: bool = False,
-            max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None) -> MergeResult:
-        """Resolve the inputs and run the streaming executor into ``out``."""
+            max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None,
+            threads: int | None = 1) -> MergeResult:
+        """Resolve the inputs and run the streaming executor into ``out`` (see ``merge_checkpoints``)."""
         return merge_checkpoints(
             self.spec, [m.resolve() for m in self.models], out, base=self.base.resolve() if self.base else None,
             dtype=self.dtype, device=device, vocab_policy=self.vocab_policy, overwrite=overwrite,
             max_shard_bytes=max_shard_bytes, model_names=[m.name for m in self.models], progress=progress,
             tokenizer_source=self.tokenizer_source.resolve() if self.tokenizer_source else None,
-            record=self.to_dict())
+            record=self.to_dict(), threads=threads)
 
 
 # -- reading ------------------------------------------------------------------------------------------

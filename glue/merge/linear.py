@@ -17,8 +17,9 @@ def linear(tensors: Sequence[Tensor], *, weights: Tensor, normalize: bool, **_) 
     accumulated in model order in float32, then divided once (not weights pre-divided), which makes
     the result bit-identical to mergekit's linear merge.
     """
-    out = torch.zeros_like(tensors[0])
-    for t, w in zip(tensors, weights.tolist()):
+    ws = weights.tolist()
+    out = tensors[0] * ws[0]  # = 0 + t·w exactly
+    for t, w in zip(tensors[1:], ws[1:]):
         out.add_(t, alpha=w)
     if normalize:
         out.div_(weights.sum())

@@ -140,6 +140,28 @@ def test_nan_in_a_late_tensor_leaves_nothing(family, rewrite_ckpt, monkeypatch, 
     _no_leftovers(tmp_path / "o")  # ...and still left nothing behind
 
 
+def test_threads_are_set_for_the_merge_and_restored(family, monkeypatch, tmp_path):
+    base, fts = family
+    seen = []
+    orig = MergeSpec.merge
+    monkeypatch.setattr(MergeSpec, "merge", lambda self, *a, **k: seen.append(torch.get_num_threads()) or orig(
+        self, *a, **k))
+    before = torch.get_num_threads()
+    merge_checkpoints(MergeSpec("linear"), fts, tmp_path / "o", threads=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads must be a positive integer, got -2"):
+        merge_checkpoints(MergeSpec("linear"), fts, tmp_path / "o2", threads=-2)
+    _no_leftovers(tmp_path / "o2")
+
+
+def test_overflow_in_the_merge_is_reported(family, tmp_path):
+    base, fts = family
+    spec = MergeSpec("linear", weights=[3e38, 3e38, 3e38], params={"normalize": False})
+    with pytest.raises(CheckpointError, match=r"merging tensor '.*' with linear gave NaN/Inf from finite inputs"):
+        merge_checkpoints(spec, fts, tmp_path / "o")
+    _no_leftovers(tmp_path / "o")
+
+
 def test_argument_errors_come_before_reading(family, monkeypatch, tmp_path):
     base, fts = family
     monkeypatch.setattr(Checkpoint, "read", lambda *a, **k: pytest.fail("read a weight"))

@@ -76,6 +76,22 @@ def test_pure_float32_shape_and_inputs_untouched(name):
     assert all(torch.equal(a, b) for a, b in zip(xs, before))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("name", ALL)
+def test_a_non_finite_input_always_reaches_the_output(name, bad):
+    """The executor checks only merged tensors for NaN/Inf; this is what makes that enough."""
+    m = METHODS.get(name)
+    n = _n(name, 3)
+    kw = {"densities": [0.3] * n, "weights": [0.0] + [1.0] * (n - 1)} if "density" in m.per_model else \
+        {"weights": [0.0] + [1.0] * (n - 1)} if m.per_model else {}
+    for who in range(n + (1 if m.needs_base else 0)):
+        base, xs = _family(n)
+        target = xs[who] if who < n else base
+        target[2, 3] = bad  # a small entry, in the model with weight 0 first
+        out = _merge(name, xs, base, **kw)
+        assert not torch.isfinite(out).all(), f"{name}: {bad} in input {who} vanished"
+
+
 @pytest.mark.parametrize("name", RANDOMIZED)
 def test_randomized_methods_are_seeded_per_tensor_name(name):
     base, xs = _family(3)
