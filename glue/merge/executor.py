@@ -106,11 +106,12 @@ def _labels(models: Sequence[Path], names: Sequence[str] | None) -> list[str]:
 
 
 def read_input(ck: Checkpoint, p: TensorPlan, device: str | torch.device) -> torch.Tensor:
-    """Tensor ``p.name`` of one input, cut to ``p.rows`` rows, float32 on ``device``."""
+    """Tensor ``p.name`` of one input, cut to ``p.rows`` rows, in its stored dtype on ``device``
+    (the methods compute in float32 without a float32 copy of each input)."""
     t = ck.read(p.name)
     if p.rows is not None:
         t = t[: p.rows]
-    return t.to(device=device, dtype=torch.float32)
+    return t.to(device=device)
 
 
 def merge_checked(spec: MergeSpec, p: TensorPlan, xs: list[torch.Tensor], base: torch.Tensor | None,
@@ -175,6 +176,8 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
     if out.exists() and not overwrite:
         raise ConfigError(f"output directory {out} already exists (pass overwrite=True / --overwrite to replace it)")
     spec.args_for("", len(paths), base_path is not None, labels)  # fail fast on bad arguments
+    if tokenizer_source is not None and not Path(tokenizer_source).is_dir():
+        raise ConfigError(f"tokenizer source {tokenizer_source} is not a directory")
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch_threads(threads))
@@ -240,8 +243,6 @@ def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None)
 
 
 def _copy_tokenizer(src: Path, out: Path) -> None:
-    if not src.is_dir():
-        raise ConfigError(f"tokenizer source {src} is not a directory")
     for f in TOKENIZER_FILES:
         if (src / f).is_file():
             shutil.copyfile(src / f, out / f)

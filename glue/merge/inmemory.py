@@ -74,7 +74,7 @@ class InMemoryMerger:
 
     def _load(self, src: Checkpoint | Mapping[str, Tensor], p: TensorPlan, label: str) -> Tensor:
         if isinstance(src, Checkpoint):
-            t = read_input(src, p, self.device)
+            t = read_input(src, p, self.device).to(torch.float32)
         else:
             t = src[p.name].detach()
             t = t[: p.rows] if p.rows is not None else t

@@ -67,10 +67,14 @@ def task_vector_merge(tensors: Sequence[Tensor], *, base: Tensor, weights: Tenso
                       rng, sparsify: Sparsifier | None, consensus: bool, **p) -> Tensor:
     """The shared computation (see the module docstring).
 
-    Shapes: N tensors ``[*]`` and ``base`` ``[*]`` float32; ``weights`` ``[N]``; returns ``[*]`` float32.
+    Shapes: N tensors ``[*]`` and ``base`` ``[*]`` (any float dtypes; the task vectors are computed
+    straight into a float32 ``[N, *]`` buffer); ``weights`` ``[N]``; returns ``[*]`` float32.
     ``p`` holds the method's global parameters (``normalize``, ``lambda``, and ``rescale``,
     ``gamma``, ``epsilon`` where the sparsifier uses them).
     """
+    # A float32 base makes each t - base a float32 subtraction, a bf16 t being cast inside the kernel;
+    # two bf16 operands would be subtracted in bf16, even when written into a float32 buffer.
+    base = base.to(torch.float32)
     deltas = torch.empty((len(tensors), *base.shape), dtype=torch.float32, device=base.device)
     for i, t in enumerate(tensors):
         d = torch.sub(t, base, out=deltas[i])

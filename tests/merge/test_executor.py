@@ -25,10 +25,17 @@ def _no_leftovers(out):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
+@pytest.fixture
+def family_bf16(make_llama):
+    base = make_llama("base16", seed=0, dtype=torch.bfloat16)
+    return base, [make_llama(f"ft16_{i}", seed=10 + i, parent=base, noise=0.02, dtype=torch.bfloat16) for i in range(3)]
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16"])
 @pytest.mark.parametrize("spec", CASES, ids=lambda s: s.method)
-def test_stream_equals_inmemory_equals_merge_tensors(family, read_sd, tmp_path, spec):
-    base, fts = family
-    res = merge_checkpoints(spec, fts, tmp_path / "out", base=base)
+def test_stream_equals_inmemory_equals_merge_tensors(request, read_sd, tmp_path, spec, stored):
+    base, fts = request.getfixturevalue("family" if stored == "float32" else "family_bf16")
+    res = merge_checkpoints(spec, fts, tmp_path / "out", base=base, dtype="float32")
     streamed = read_sd(tmp_path / "out")
     sds, b = [read_sd(f) for f in fts], read_sd(base)
     assert list(streamed) == list(b) and res.n_tensors == len(b)
