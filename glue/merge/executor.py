@@ -4,8 +4,9 @@
 every input (``Checkpoint.read``: ``pread`` into anonymous memory, no mmap), merges it in float32
 on the chosen device with ``MergeSpec.merge`` (the same call the in-memory merger makes) and writes
 it straight to its planned place in the output shards (``PlannedWriter``: no shard buffer). Peak
-resident memory is about one tensor per input plus the method's scratch (for TIES: the N task
-vectors and a mask), independent of the model size.
+resident memory is about one stored tensor per input plus the method's float32 scratch (for TIES:
+the N task vectors and one tensor of temporaries), independent of the model size; see
+``fix_malloc_mmap_threshold`` for keeping the allocator from inflating it.
 
 Before any weight is read it checks the method's arguments, the architectures, and the tensor
 names and shapes of all inputs (``plan_merge``); the output is built in a temporary sibling
@@ -96,6 +97,26 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def fix_malloc_mmap_threshold(nbytes: int = 1 << 20) -> bool:
+    """Make glibc serve every allocation of ``nbytes`` or more with its own ``mmap`` (returned to
+    the OS on ``free``); return whether it took effect (False off glibc).
+
+    A merge allocates and frees tensors of a few MB for every output tensor. glibc's default
+    *dynamic* threshold rises to the largest freed block, after which such blocks come from the
+    heap, which fragments: measured on a 4 x 208 MB merge, peak anonymous memory above the
+    interpreter's was 1.6-2.8x the live working set (linear +127 MiB vs +45, TIES +273 vs +161).
+    It is process-wide, so the ``glue merge`` command sets it, and library callers may.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, int(nbytes)))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def _labels(models: Sequence[Path], names: Sequence[str] | None) -> list[str]:

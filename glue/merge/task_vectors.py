@@ -88,7 +88,7 @@ def task_vector_merge(tensors: Sequence[Tensor], *, base: Tensor, weights: Tenso
         sign = elect_sign(deltas)
         parts = agreeing_parts(deltas, sign)  # deltas is reused: [N, *] magnitudes of agreeing entries
         delta = parts.sum(dim=0).mul_(sign)
-        divisor = torch.sign(parts).mul_(w).sum(dim=0)
+        divisor = parts.sign_().mul_(w).sum(dim=0)  # in place: parts is not needed any more
         divisor.masked_fill_(divisor == 0, 1.0)
     else:
         delta = deltas.sum(dim=0)
