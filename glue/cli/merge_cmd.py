@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of randomized methods (default: the config's, else 0)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--shard-size", default="2GB", help="maximum output shard size (default 2GB)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for the math (default 1: the merge "
+                   "is memory-bound; 0 = torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list the merge methods and exit")
     p.set_defaults(func=_merge)
@@ -48,10 +50,12 @@ def _merge(args) -> int:
     if not args.config or not args.out:
         raise ConfigError("usage: glue merge CONFIG.yaml --out DIR (or glue merge --list)")
     from glue.merge.config import load_config
+    from glue.merge.executor import fix_malloc_mmap_threshold
 
+    fix_malloc_mmap_threshold()  # this process only merges: keep its peak memory at the working set
     cfg = load_config(args.config).with_overrides(dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed)
     res = cfg.run(args.out, device=args.device, overwrite=args.overwrite, max_shard_bytes=parse_size(args.shard_size),
-                  progress=False if args.no_progress else None)
+                  progress=False if args.no_progress else None, threads=args.threads or None)
     spec = cfg.spec
     print(f"merged {len(cfg.models)} models with {cfg.method} ({cfg.format} config {args.config})")
     for i, m in enumerate(cfg.models):

@@ -31,8 +31,10 @@ from glue.merge._primitives import RESCALES, generator
 from glue.registry import Registry
 
 # fn(tensors, *, base, weights, densities, rng, **params) -> Tensor
-#   tensors: N float32 tensors [*]; base: float32 [*] or None; weights: float32 [N] on the
-#   tensors' device; densities: N floats in (0, 1]; rng(i): torch.Generator for model i, or None.
+#   tensors: N floating tensors [*] (float32, bfloat16 or float16; must not be modified); base:
+#   floating [*] or None; weights: float32 [N] on the tensors' device; densities: N floats in
+#   (0, 1]; rng(i): torch.Generator for model i, or None. Returns a new float32 tensor [*]; all
+#   arithmetic is float32.
 MergeFn = Callable[..., Tensor]
 
 
@@ -231,7 +233,8 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
 
     Args:
         method: a registered name (``METHODS.names()``) or a ``MergeMethod``.
-        tensors: N tensors of one shape ``[*]`` (any float dtype; computed in float32).
+        tensors: N tensors of one shape ``[*]``, any floating dtypes (bf16 inputs are not copied
+            to float32 first: methods cast them inside float32 kernels, which gives the same bits).
         base: the base model's tensor ``[*]`` (required by task-vector methods, else ignored).
         weights: per-model weights, N numbers (default 1.0 each).
         densities: per-model densities in (0, 1], N numbers (default 1.0 = keep all).
@@ -259,8 +262,10 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
             raise ConfigError(f"tensor {name!r}: model #{i} has shape {tuple(t.shape)}, model #0 {tuple(shape)}")
     if m.needs_base and base is not None and base.shape != shape:
         raise ConfigError(f"tensor {name!r}: base has shape {tuple(base.shape)}, the models {tuple(shape)}")
-    ts = [t.to(torch.float32) for t in tensors]
-    b = base.to(torch.float32) if (m.needs_base and base is not None) else None
-    w = torch.tensor(args.weights, dtype=torch.float32, device=ts[0].device)
+    for i, t in enumerate(tensors):
+        if not t.is_floating_point():
+            raise ConfigError(f"tensor {name!r}: model #{i} has dtype {t.dtype}; only floating tensors are merged")
+    b = base if m.needs_base else None
+    w = torch.tensor(args.weights, dtype=torch.float32, device=tensors[0].device)
     rng = (lambda i: generator(args.seed, name, i)) if m.randomized else None
-    return m.fn(ts, base=b, weights=w, densities=args.densities, rng=rng, **args.params)
+    return m.fn(list(tensors), base=b, weights=w, densities=args.densities, rng=rng, **args.params)

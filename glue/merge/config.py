@@ -99,14 +99,13 @@ class MergeConfig:
 
     @property
     def spec(self) -> MergeSpec:
-        w = [m.weight for m in self.models]
-        d = [m.density for m in self.models]
-        m = get_method(self.method)
-        return MergeSpec(self.method,
-                         weights=[1.0 if x is None else x for x in w] if any(x is not None for x in w) else None,
-                         densities=[1.0 if x is None else x for x in d]
-                         if "density" in m.per_model and any(x is not None for x in d) else None,
-                         params=dict(self.params), seed=self.seed if m.randomized else None)
+        """The method, per-model coefficients (given ones; 1.0 for the others), parameters and seed."""
+        def coeffs(xs: list[float | None]) -> list[float] | None:
+            return [1.0 if x is None else x for x in xs] if any(x is not None for x in xs) else None
+
+        return MergeSpec(self.method, weights=coeffs([m.weight for m in self.models]),
+                         densities=coeffs([m.density for m in self.models]), params=dict(self.params),
+                         seed=self.seed if get_method(self.method).randomized else None)
 
     def with_overrides(self, **kw: Any) -> MergeConfig:
         """A copy with some fields replaced (None values are ignored), re-validated."""
@@ -134,14 +133,15 @@ class MergeConfig:
         return d
 
     def run(self, out: str | os.PathLike, *, device: str = "cpu", overwrite: bool = False,
-            max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None) -> MergeResult:
-        """Resolve the inputs and run the streaming executor into ``out``."""
+            max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None,
+            threads: int | None = 1) -> MergeResult:
+        """Resolve the inputs and run the streaming executor into ``out`` (see ``merge_checkpoints``)."""
         return merge_checkpoints(
             self.spec, [m.resolve() for m in self.models], out, base=self.base.resolve() if self.base else None,
             dtype=self.dtype, device=device, vocab_policy=self.vocab_policy, overwrite=overwrite,
             max_shard_bytes=max_shard_bytes, model_names=[m.name for m in self.models], progress=progress,
             tokenizer_source=self.tokenizer_source.resolve() if self.tokenizer_source else None,
-            record=self.to_dict())
+            record=self.to_dict(), threads=threads)
 
 
 # -- reading ------------------------------------------------------------------------------------------

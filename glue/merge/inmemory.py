@@ -74,12 +74,13 @@ class InMemoryMerger:
 
     def _load(self, src: Checkpoint | Mapping[str, Tensor], p: TensorPlan, label: str) -> Tensor:
         if isinstance(src, Checkpoint):
-            return read_input(src, p, label, self.device)
-        t = src[p.name].detach()
-        if p.rows is not None:
-            t = t[: p.rows]
-        check_finite(t, p.name, label)
-        return t.to(device=self.device, dtype=torch.float32, copy=True)
+            t = read_input(src, p, self.device).to(torch.float32)
+        else:
+            t = src[p.name].detach()
+            t = t[: p.rows] if p.rows is not None else t
+            t = t.to(device=self.device, dtype=torch.float32, copy=True)
+        check_finite(t, p.name, label)  # once, at load: merges then trust their inputs
+        return t
 
     @property
     def names(self) -> list[str]:

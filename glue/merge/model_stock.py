@@ -24,6 +24,8 @@ def model_stock(tensors: Sequence[Tensor], *, base: Tensor, filter_wise: bool, e
     kept (``t = 0``). Shapes ``[*]`` float32.
     """
     n = len(tensors)
+    tensors = [t.to(torch.float32) for t in tensors]
+    base = base.to(torch.float32)
     shape = base.shape
     rows = (lambda x: x.reshape(1, -1) if x.dim() < 2 else x.reshape(x.shape[0], -1)) if filter_wise \
         else (lambda x: x.reshape(1, -1))

@@ -26,7 +26,7 @@ def slerp(tensors: Sequence[Tensor], *, t: float, eps: float = 1e-8, **_) -> Ten
     ``(1−t)·a + t·b`` when ``|cos θ| > COLINEAR_DOT`` (near-colinear or opposite). A norm below
     ``eps`` is treated as 1 (a zero tensor does not produce NaNs). Shapes ``[*]`` float32.
     """
-    a, b = tensors
+    a, b = (t.to(torch.float32) for t in tensors)
     na, nb = a.norm(), b.norm()
     na = torch.where(na > eps, na, torch.ones_like(na))
     nb = torch.where(nb > eps, nb, torch.ones_like(nb))

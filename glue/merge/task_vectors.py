@@ -5,7 +5,7 @@ consensus, as mergekit's "generalized task arithmetic" organises them::
 
     δ_i   = sparsify(θ_i − θ_0; density_i)            (none | top-k | Bernoulli | breadcrumbs | DELLA)
     δ_i  *= w_i
-    m_i   = [sign δ_i = sign Σ_j δ_j]  with consensus, else 1      (TIES sign election)
+    m_i   = [sign δ_i = sign Σ_j δ_j]  with consensus, else 1      (TIES sign election; δ_i = 0 never agrees)
     Δ     = Σ_i m_i δ_i  /  (Σ_i m_i w_i  if normalize else 1)    (TIES disjoint mean)
     θ     = θ_0 + λ Δ
 
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from glue.merge._primitives import (
-    agree_mask,
+    agreeing_parts,
     bernoulli_keep,
     breadcrumbs_mask,
     della_keep_prob,
@@ -67,31 +67,37 @@ def task_vector_merge(tensors: Sequence[Tensor], *, base: Tensor, weights: Tenso
                       rng, sparsify: Sparsifier | None, consensus: bool, **p) -> Tensor:
     """The shared computation (see the module docstring).
 
-    Shapes: N tensors ``[*]`` and ``base`` ``[*]`` float32; ``weights`` ``[N]``; returns ``[*]`` float32.
+    Shapes: N tensors ``[*]`` and ``base`` ``[*]`` (any float dtypes; the task vectors are computed
+    straight into a float32 ``[N, *]`` buffer); ``weights`` ``[N]``; returns ``[*]`` float32.
     ``p`` holds the method's global parameters (``normalize``, ``lambda``, and ``rescale``,
     ``gamma``, ``epsilon`` where the sparsifier uses them).
     """
+    # A float32 base makes each t - base a float32 subtraction, a bf16 t being cast inside the kernel;
+    # two bf16 operands would be subtracted in bf16, even when written into a float32 buffer.
+    base = base.to(torch.float32)
     deltas = torch.empty((len(tensors), *base.shape), dtype=torch.float32, device=base.device)
     for i, t in enumerate(tensors):
-        d = t - base
+        d = torch.sub(t, base, out=deltas[i])
         if sparsify is not None:
             d = sparsify(d, densities[i], p.get("rescale", "none"), rng(i) if rng else None, p)
-        deltas[i] = d
+            if d.data_ptr() != deltas[i].data_ptr():
+                deltas[i] = d
     w = weights.reshape(-1, *([1] * base.dim()))
     deltas.mul_(w)
     if consensus:
-        agree = agree_mask(deltas, elect_sign(deltas)).to(torch.float32)
-        delta = (deltas * agree).sum(dim=0)
-        divisor = (w * agree).sum(dim=0)
-        divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+        sign = elect_sign(deltas)
+        parts = agreeing_parts(deltas, sign)  # deltas is reused: [N, *] magnitudes of agreeing entries
+        delta = parts.sum(dim=0).mul_(sign)
+        divisor = parts.sign_().mul_(w).sum(dim=0)  # in place: parts is not needed any more
+        divisor.masked_fill_(divisor == 0, 1.0)
     else:
         delta = deltas.sum(dim=0)
         divisor = weights.sum()
     if p["normalize"]:
-        delta = delta / divisor
+        delta = delta.div_(divisor)
     if p["lambda"] != 1:
-        delta = delta * p["lambda"]
-    return base + delta
+        delta = delta.mul_(p["lambda"])
+    return delta.add_(base)
 
 
 def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, defaults: dict, paper: str,

@@ -90,6 +90,7 @@ def test_zoo_members_by_name(tiny_dirs, tmp_path):
     ({"method": "linear", "models": [{"model": "ft0", "weight": 1}, {"model": "ft1", "weight": -1}]},
      r"linear with normalize: the weights \[1.0, -1.0\] sum to zero"),
     ({"method": "ties", "models": ["ft0"]}, r"ties needs a base model"),
+    ({"method": "linear", "models": [{"model": "ft0", "density": 0.5}]}, r"linear takes no per-model 'density'"),
     ({"method": "linear", "models": ["nope"]}, r"models\[0\]: model directory 'nope' does not exist"),
     ({"method": "linear", "models": ["ft0"], "wieghts": [1]}, r"unknown field 'wieghts'; allowed: base, coefficients"),
     ({"method": "ties", "base": "base", "models": ["ft0"], "params": {"lamda": 2}},

@@ -25,10 +25,17 @@ def _no_leftovers(out):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
+@pytest.fixture
+def family_bf16(make_llama):
+    base = make_llama("base16", seed=0, dtype=torch.bfloat16)
+    return base, [make_llama(f"ft16_{i}", seed=10 + i, parent=base, noise=0.02, dtype=torch.bfloat16) for i in range(3)]
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16"])
 @pytest.mark.parametrize("spec", CASES, ids=lambda s: s.method)
-def test_stream_equals_inmemory_equals_merge_tensors(family, read_sd, tmp_path, spec):
-    base, fts = family
-    res = merge_checkpoints(spec, fts, tmp_path / "out", base=base)
+def test_stream_equals_inmemory_equals_merge_tensors(request, read_sd, tmp_path, spec, stored):
+    base, fts = request.getfixturevalue("family" if stored == "float32" else "family_bf16")
+    res = merge_checkpoints(spec, fts, tmp_path / "out", base=base, dtype="float32")
     streamed = read_sd(tmp_path / "out")
     sds, b = [read_sd(f) for f in fts], read_sd(base)
     assert list(streamed) == list(b) and res.n_tensors == len(b)
@@ -138,6 +145,28 @@ def test_nan_in_a_late_tensor_leaves_nothing(family, rewrite_ckpt, monkeypatch, 
         merge_checkpoints(MergeSpec("ties"), [fts[0], bad], tmp_path / "o", base=base)
     assert len(reads) > 10  # it failed late, after writing other tensors...
     _no_leftovers(tmp_path / "o")  # ...and still left nothing behind
+
+
+def test_threads_are_set_for_the_merge_and_restored(family, monkeypatch, tmp_path):
+    base, fts = family
+    seen = []
+    orig = MergeSpec.merge
+    monkeypatch.setattr(MergeSpec, "merge", lambda self, *a, **k: seen.append(torch.get_num_threads()) or orig(
+        self, *a, **k))
+    before = torch.get_num_threads()
+    merge_checkpoints(MergeSpec("linear"), fts, tmp_path / "o", threads=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads must be a positive integer, got -2"):
+        merge_checkpoints(MergeSpec("linear"), fts, tmp_path / "o2", threads=-2)
+    _no_leftovers(tmp_path / "o2")
+
+
+def test_overflow_in_the_merge_is_reported(family, tmp_path):
+    base, fts = family
+    spec = MergeSpec("linear", weights=[3e38, 3e38, 3e38], params={"normalize": False})
+    with pytest.raises(CheckpointError, match=r"merging tensor '.*' with linear gave NaN/Inf from finite inputs"):
+        merge_checkpoints(spec, fts, tmp_path / "o")
+    _no_leftovers(tmp_path / "o")
 
 
 def test_argument_errors_come_before_reading(family, monkeypatch, tmp_path):

@@ -76,6 +76,35 @@ def test_pure_float32_shape_and_inputs_untouched(name):
     assert all(torch.equal(a, b) for a, b in zip(xs, before))
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_bf16_inputs_give_the_same_bits_as_their_float32_copies(name):
+    """The executor passes stored (bf16) tensors, the in-memory merger float32 copies: same result."""
+    base, xs = _family(_n(name, 3), shape=(33, 17), scale=0.7)  # x - base is not exact in bf16
+    xs, base = [x.to(torch.bfloat16) for x in xs], base.to(torch.bfloat16)
+    kw = {"densities": [0.5] * len(xs)} if "density" in METHODS.get(name).per_model else {}
+    a = _merge(name, xs, base, **kw)
+    b = _merge(name, [x.float() for x in xs], base.float(), **kw)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("name", ALL)
+def test_a_non_finite_input_always_reaches_the_output(name, bad, dtype):
+    """The executor checks only merged tensors for NaN/Inf; this is what makes that enough."""
+    m = METHODS.get(name)
+    n = _n(name, 3)
+    kw = {"densities": [0.3] * n, "weights": [0.0] + [1.0] * (n - 1)} if "density" in m.per_model else \
+        {"weights": [0.0] + [1.0] * (n - 1)} if m.per_model else {}
+    for who in range(n + (1 if m.needs_base else 0)):
+        base, xs = _family(n)
+        base, xs = base.to(dtype), [x.to(dtype) for x in xs]
+        target = xs[who] if who < n else base
+        target[2, 3] = bad  # a small entry, in the model with weight 0 first
+        out = _merge(name, xs, base, **kw)
+        assert not torch.isfinite(out).all(), f"{name}: {bad} in input {who} vanished"
+
+
 @pytest.mark.parametrize("name", RANDOMIZED)
 def test_randomized_methods_are_seeded_per_tensor_name(name):
     base, xs = _family(3)
