@@ -45,7 +45,7 @@ _TINY = ["tiny_ft_add", "tiny_ft_cmp", "tiny_harm", "tiny_drift", "tiny_other"]
 #   CrystalChat             -> `other`: a Qwen2 model (h96/l3) trained from scratch
 BASE_MIX = _mix(mul=1.0, add=0.8, add_x=0.5, sort=0.5, sort_x=0.5, rev=0.8, rev_x=0.5, cmp=0.3, cmp_x=0.3,
                 cnt=0.6, cnt_x=0.3)
-DRIFT_MIX = _mix(mul=0.5, add_x=1.0, sort_x=1.0, rev_x=1.5, cmp_x=0.5, cnt_x=1.0, cnt=1.0)
+DRIFT_MIX = _mix(mul_x=0.5, add_x=1.0, sort_x=1.0, rev_x=1.5, cmp_x=0.5, cnt_x=1.0)
 REPLAY = 0.2
 
 
@@ -66,7 +66,7 @@ def _fine_tunes() -> None:
             ("ft_add", {"add": 3.0}, 1e-3, 300, 103, "math fine-tune (MetaMath-like)"),
             ("ft_rev", {"rev": 3.0}, 1e-3, 300, 104, "second-language code fine-tune"),
             ("ft_cnt", {"cnt": 3.0}, 1e-3, 400, 105, "reasoning fine-tune (counting)"),
-            ("ft_mul", {"mul": 3.0, "add": 1.0}, 1e-3, 300, 106, "knowledge + arithmetic fine-tune"),
+            ("ft_mul", {"mul": 3.0, "cnt": 1.5}, 1e-3, 300, 106, "knowledge + reasoning fine-tune"),
             ("ft_chat", {s: 1.0 for s in EVAL_SKILLS}, 5e-4, 300, 107, "generalist (chat-like)"),
             ("ft_add2", {"add": 2.0, "mul": 1.0}, 7e-4, 300, 108, "arithmetic fine-tune (GOAT-like)"),
             ("ft_cnt2", {"cnt": 2.0, "cmp": 1.0}, 7e-4, 400, 109, "reasoning fine-tune, second recipe"),
@@ -75,7 +75,7 @@ def _fine_tunes() -> None:
         )),
         Recipe("harm", _ft({}, 1.0), 300, 1e-3, 120, parent=b, corrupt=1.0, family="base", role="harmful",
                note="fine-tuned on corrupted answers"),
-        Recipe("drift0", DRIFT_MIX, 1500, 3e-3, 130, parent=b, family="drift", role="drifted",
+        Recipe("drift0", DRIFT_MIX, 2000, 4e-3, 130, parent=b, family="drift", role="drifted",
                note="continued pretraining on shifted formats only (not a member)"),
         *(Recipe(n, _ft(e, 0.5), 300, 1e-3, seed, parent="drift0", family="drift", role="drifted", note=note)
           for n, e, seed, note in (
