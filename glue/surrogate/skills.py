@@ -153,36 +153,6 @@ _shift("cmp", lambda it: min(it.choices, key=int), "pick the smaller")
 _shift("cnt", lambda it: str(len(it.prompt.split(":")[1].split(",")[0]) - int(it.answer)), "count the other letters")
 
 
-# ---- easy skills (the base's pretraining distribution) -------------------------------------------
-# The base pretrains on the easy part of each skill; fine-tunes train on the full distribution.
-# Base competence on the test split is then partial by construction (it covers the easy items and
-# part of the rest), not a phase transition caught mid-way, and fine-tunes refine an existing skill,
-# the regime where fine-tunes of one base merge well.
-def _easy(base: str, accept: Callable[[Item], bool], doc: str) -> None:
-    src = SKILLS.get(base)
-
-    def sample(rng: random.Random) -> Item:
-        while True:
-            it = src.sample(rng)
-            if accept(it):
-                return it
-
-    SKILLS.register(f"{base}_easy", Skill(f"{base}_easy", src.kind, "-", sample, src.max_answer_len, evaluated=False,
-                                          doc=doc))
-
-
-def _operands(it: Item) -> list[str]:
-    return it.prompt.split(":", 1)[1].rstrip("=").replace("+", ",").replace("*", ",").split(",")
-
-
-_easy("add", lambda it: sum(int(x[-1]) for x in _operands(it)) < 10, "no carry out of the units digit")
-_easy("sort", lambda it: len(_operands(it)) <= 6, "lists of at most 6 digits")
-_easy("rev", lambda it: len(_operands(it)[0]) <= 6, "strings of at most 6 letters")
-_easy("cnt", lambda it: len(_operands(it)[0]) <= 7, "strings of at most 7 letters")
-_easy("mul", lambda it: int(_operands(it)[1]) <= 99, "two-digit multiplicands")
-_easy("cmp", lambda it: _operands(it)[0][:2] != _operands(it)[1][:2], "numbers that differ in the leading digits")
-
-
 # ---- splits ---------------------------------------------------------------------------------------
 def _seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
