@@ -91,7 +91,8 @@ def build_models(names: list[str], workers: int | None = None, progress: bool = 
     todo = [n for n in R.lineage(names) if not is_built(n)]
     if not todo:
         return []
-    todo.sort(key=lambda n: -_chain_steps(n, todo))  # longest downstream chain first (parents still precede)
+    chain = {n: _chain_steps(n, todo) for n in todo}
+    todo.sort(key=lambda n: -chain[n])  # longest downstream chain first (parents still precede)
     workers = max(1, min(workers or int(os.environ.get("GLUE_BUILD_WORKERS", os.cpu_count() or 1)), len(todo)))
     bar = tqdm(total=sum(R.RECIPES.get(n).steps for n in todo), desc=f"building {len(todo)} models", unit="step",
                disable=not progress, dynamic_ncols=True)

@@ -54,5 +54,6 @@ def test_unknown_recipe_lists_valid_names():
 
 def test_build_order_starts_the_longest_chain_first():
     todo = R.lineage(["ft_add", "d_code", "other"])
-    todo.sort(key=lambda n: -build._chain_steps(n, todo))
-    assert todo[:2] == ["base", "drift0"]
+    chain = {n: build._chain_steps(n, todo) for n in todo}
+    assert chain["base"] == R.RECIPES.get("base").steps + chain["drift0"] > chain["drift0"] > chain["ft_add"]
+    assert sorted(todo, key=lambda n: -chain[n])[:2] == ["base", "drift0"]
