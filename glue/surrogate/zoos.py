@@ -1,7 +1,8 @@
 """Surrogate zoos: recipes for every model and the nested zoo lists.
 
 ``tiny`` is for unit tests (seconds to build). ``surrogate2 ⊂ surrogate4 ⊂ surrogate8 ⊂ surrogate12 ⊂
-surrogate16`` mirror Which2 ... Which16 (see ``_SURROGATE16`` for the planted structure).
+surrogate16`` mirror Which2 ... Which16 (the planted structure is described above ``BASE_MIX``;
+``glue zoo verify NAME`` checks it). Changing a recipe changes its cache key and its descendants'.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ _TINY = ["tiny_ft_add", "tiny_ft_cmp", "tiny_harm", "tiny_drift", "tiny_other"]
 
 # ---- surrogate2 ... surrogate16: the Which-N analogue --------------------------------------------
 # Planted structure (real zoo -> surrogate):
-#   Llama-2-7b base         -> `base`: h128/l2 Llama pretrained on a skewed mix, partial on most skills
-#   12 Llama-2 fine-tunes   -> 11 gentle fine-tunes of `base` (different skill emphasis, lr, seed; replay
-#                              of all skills keeps them mergeable) + `harm` (trained on corrupted answers)
-#   CodeLlama family (3)    -> `drift0` = base continued-pretrained long at a high lr on a shifted,
-#                              code-heavy mix (not a member), then 3 standard-format fine-tunes of it
+#   Llama-2-7b base         -> `base`: h128/l2 Llama pretrained on every skill in its standard and a
+#                              competing answer format (see skills.py): it computes but is unsure which
+#                              format to answer in, so fine-tunes resolve an ambiguity, a gain that
+#                              survives averaging (`add` gets too little data and stays an unlocked skill)
+#   12 Llama-2 fine-tunes   -> 11 short fine-tunes of `base` (different skill emphasis, lr, seed; 20% replay
+#                              of the other skills) + `harm` (fine-tuned on corrupted answers)
+#   CodeLlama family (3)    -> `drift0` = base continued-pretrained long (2000 steps, lr 4e-3) on the
+#                              competing formats alone (not a member), then 3 standard-format fine-tunes
 #   CrystalChat             -> `other`: a Qwen2 model (h96/l3) trained from scratch
 BASE_MIX = _mix(mul=1.0, add=0.8, add_x=0.5, sort=0.5, sort_x=0.5, rev=0.8, rev_x=0.5, cmp=0.3, cmp_x=0.3,
                 cnt=0.6, cnt_x=0.3)
