@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from glue.record.tables import add_format_arg, render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TITLES = {"markdown": "## {}", "csv": "# {}"}
 
@@ -50,6 +52,7 @@ def _cell(v: float, fmt: str):
 
 
 def _matrix_frame(names, m, fmt: str) -> pd.DataFrame:
+    import pandas as pd
     df = pd.DataFrame([[_cell(v, fmt) for v in row] for row in m], columns=list(names), index=list(names),
                       dtype=object)
     df.index.name = "model"
@@ -65,6 +68,7 @@ def _show(clusters) -> str:
 
 
 def _run(args) -> int:
+    import pandas as pd
     from glue.cluster.clustering import adjusted_rand_index, recovers_families
     from glue.cluster.pipeline import cluster_zoo, default_threshold
     from glue.zoo import get_zoo
@@ -114,6 +118,7 @@ def _run(args) -> int:
 
 def _cluster_table(sim, clusters, families) -> pd.DataFrame:
     """One row per member: cluster number, member, (planted) family, architecture group."""
+    import pandas as pd
     rows = []
     for i, c in enumerate(clusters):
         for n in c:
@@ -127,6 +132,7 @@ def _cluster_table(sim, clusters, families) -> pd.DataFrame:
 
 def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
     """One row per threshold (or per range of thresholds giving one partition, for a full sweep)."""
+    import pandas as pd
     from glue.cluster.clustering import adjusted_rand_index
 
     rows = []

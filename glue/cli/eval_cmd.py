@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from glue.record.tables import add_format_arg
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub) -> None:
@@ -29,6 +31,7 @@ def register(sub) -> None:
 
 
 def _eval(args) -> int:
+    import pandas as pd
     from glue.eval import check_tasks, evaluate_member
     from glue.record.tables import render
     from glue.zoo import get_zoo
@@ -53,6 +56,7 @@ def _eval(args) -> int:
 
 def best_per_task(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     """task -> the member(s) with the highest score (ties joined with ', ', ``(all tied)``) and that score."""
+    import pandas as pd
     rows = []
     for t in [*tasks, "average"]:
         top = df[t].max()

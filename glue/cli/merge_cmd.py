@@ -50,9 +50,7 @@ def _merge(args) -> int:
     if not args.config or not args.out:
         raise ConfigError("usage: glue merge CONFIG.yaml --out DIR (or glue merge --list)")
     from glue.merge.config import load_config
-    from glue.merge.executor import fix_malloc_mmap_threshold
 
-    fix_malloc_mmap_threshold()  # this process only merges: keep its peak memory at the working set
     cfg = load_config(args.config).with_overrides(dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed)
     res = cfg.run(args.out, device=args.device, overwrite=args.overwrite, max_shard_bytes=parse_size(args.shard_size),
                   progress=False if args.no_progress else None, threads=args.threads or None)

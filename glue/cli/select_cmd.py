@@ -5,10 +5,12 @@ glue select --list"""
 from __future__ import annotations
 
 import sys
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from glue.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub) -> None:
@@ -63,6 +65,7 @@ def parse_params(items: list[str]) -> dict:
 
 
 def _select(args) -> int:
+    import pandas as pd
     if args.list:
         return _list()
     missing = [f"--{k}" for k in ("zoo", "strategy", "method", "out") if not getattr(args, k)]
@@ -123,6 +126,7 @@ def header(sel) -> str:
 
 def report(result) -> str:
     """The rounds table (greedy strategies), the final weights table and a summary line."""
+    import pandas as pd
     out = []
     if result.rounds:
         singles = {r.candidate: r.score for r in result.trace if r.kind == "single"}
@@ -171,6 +175,7 @@ def _render(df: pd.DataFrame) -> str:
 
 
 def _list() -> int:
+    import pandas as pd
     from glue.select import STRATEGIES
 
     rows = [{"strategy": n, "trials": "yes" if s.uses_trials else "", "layer groups": "yes" if s.layer_groups else "",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from glue.record.tables import add_format_arg, render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub) -> None:
@@ -34,6 +36,7 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
+    import pandas as pd
     from glue.zoo import get_zoo, zoo_names
 
     rows = []
@@ -46,6 +49,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
+    import pandas as pd
     from glue.zoo import get_zoo
 
     z = get_zoo(args.name)
@@ -80,6 +84,7 @@ def _build(args) -> int:
 
 
 def _verify(args) -> int:
+    import pandas as pd
     from glue.surrogate.verify import verify_zoo
     from glue.zoo import get_zoo
 

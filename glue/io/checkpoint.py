@@ -86,6 +86,21 @@ def _parse_header(file: Path) -> dict[str, _Entry]:
     return out
 
 
+def _pread_full(fd: int, buf, offset: int) -> int:
+    """Fill the writable buffer ``buf`` from ``fd`` at ``offset``; returns the bytes read (short only at EOF).
+
+    One ``preadv`` usually suffices; the loop covers the kernel's ~2 GiB cap per call and
+    interrupted reads."""
+    view = memoryview(buf).cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            break
+        done += got
+    return done
+
+
 class Checkpoint:
     """Lazy tensor-by-tensor view of one model directory.
 
@@ -154,12 +169,12 @@ class Checkpoint:
         fd = self._fds.get(e.file)
         if fd is None:
             fd = self._fds[e.file] = os.open(e.file, os.O_RDONLY)
-        buf = bytearray(e.end - e.start)
-        got = os.preadv(fd, [buf], e.start) if buf else 0
-        if got != len(buf):
+        n = e.end - e.start
+        raw = torch.empty(n, dtype=torch.uint8)  # uninitialised: the read fills every byte
+        got = _pread_full(fd, raw.numpy(), e.start) if n else 0
+        if got != n:
             raise CheckpointError(f"short read of {name!r} from {e.file} (file truncated?)")
-        t = torch.frombuffer(buf, dtype=e.dtype) if buf else torch.empty(0, dtype=e.dtype)
-        t = t.reshape(e.shape)
+        t = raw.view(e.dtype).reshape(e.shape)
         if dtype is not None or device is not None:
             t = t.to(device=device, dtype=dtype)
         return t

@@ -6,7 +6,8 @@ on the chosen device with ``MergeSpec.merge`` (the same call the in-memory merge
 it straight to its planned place in the output shards (``PlannedWriter``: no shard buffer). Peak
 resident memory is about one stored tensor per input plus the method's float32 scratch (for TIES:
 the N task vectors and one tensor of temporaries), independent of the model size; see
-``fix_malloc_mmap_threshold`` for keeping the allocator from inflating it.
+``glue.io.malloc.streaming_allocator``, which keeps the allocator from inflating it (and from
+faulting in fresh pages for every tensor).
 
 Before any weight is read it checks the method's arguments, the architectures, and the tensor
 names and shapes of all inputs (``plan_merge``); the output is built in a temporary sibling
@@ -33,6 +34,7 @@ import torch
 
 from glue.errors import CheckpointError, ConfigError
 from glue.io.checkpoint import CONFIG_FILE, Checkpoint, atomic_dir
+from glue.io.malloc import streaming_allocator
 from glue.io.stream_writer import PlannedWriter
 from glue.merge.plan import Source, TensorPlan, all_finite, check_finite, plan_merge
 from glue.merge.spec import MergeSpec
@@ -97,26 +99,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def fix_malloc_mmap_threshold(nbytes: int = 1 << 20) -> bool:
-    """Make glibc serve every allocation of ``nbytes`` or more with its own ``mmap`` (returned to
-    the OS on ``free``); return whether it took effect (False off glibc).
-
-    A merge allocates and frees tensors of a few MB for every output tensor. glibc's default
-    *dynamic* threshold rises to the largest freed block, after which such blocks come from the
-    heap, which fragments: measured on a 4 x 208 MB merge, peak anonymous memory above the
-    interpreter's was 1.6-2.8x the live working set (linear +127 MiB vs +45, TIES +273 vs +161).
-    It is process-wide, so the ``glue merge`` command sets it, and library callers may.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, int(nbytes)))  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
 
 
 def _labels(models: Sequence[Path], names: Sequence[str] | None) -> list[str]:
@@ -202,6 +184,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch_threads(threads))
+        stack.enter_context(streaming_allocator())
         cks = [stack.enter_context(Checkpoint(p)) for p in paths]
         base_ck = stack.enter_context(Checkpoint(base_path)) if base_path else None
         sources = [Source.from_checkpoint(ck, f"model {lab!r}") for ck, lab in zip(cks, labels)]

@@ -17,8 +17,10 @@ def linear(tensors: Sequence[Tensor], *, weights: Tensor, normalize: bool, **_) 
     accumulated in model order in float32, then divided once (not weights pre-divided), which makes
     the result bit-identical to mergekit's linear merge.
     """
-    out = torch.zeros(tensors[0].shape, dtype=torch.float32, device=tensors[0].device)
-    for t, w in zip(tensors, weights.tolist()):
+    ws = weights.tolist()
+    # 0 + w0*θ0 == w0*θ0 exactly, so starting from the first product keeps the bits of a zero-started sum
+    out = tensors[0].to(torch.float32, copy=True).mul_(ws[0])
+    for t, w in zip(tensors[1:], ws[1:]):
         out.add_(t, alpha=w)  # a bf16 t is cast inside the float32 kernel: no float32 copy of it
     if normalize:
         out.div_(weights.sum())

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from glue.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("markdown", "csv", "json")
 
@@ -71,6 +73,7 @@ def records_frame(records) -> pd.DataFrame:
 
     ``latency_ms`` is evaluation time per scored item; ``items`` the number of items scored.
     """
+    import pandas as pd
     tasks = task_names(records)
     extras = list(dict.fromkeys(k for r in records for k in r.extra))
     rows = []

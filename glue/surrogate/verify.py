@@ -68,14 +68,13 @@ def specialty(scores: pd.DataFrame, member: str, base: str, recipe: str) -> tupl
 
 
 def _avg_merge(a: torch.nn.Module, b: torch.nn.Module) -> torch.nn.Module:
+    """A linear 50/50 merge of two resident models (through ``glue.merge``, into a copy of ``a``)."""
     import copy
 
-    m = copy.deepcopy(a)
-    sb = b.state_dict()
-    with torch.no_grad():
-        for k, v in m.state_dict().items():
-            v.copy_((v.float() + sb[k].float()).div_(2).to(v.dtype))
-    return m
+    from glue.merge import InMemoryMerger
+
+    merger = InMemoryMerger([a.state_dict(), b.state_dict()], model_names=["a", "b"])
+    return merger.merge_into(copy.deepcopy(a), "linear", weights=[0.5, 0.5])
 
 
 def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_pairs: str = "all") -> ZooReport:

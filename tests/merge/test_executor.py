@@ -199,3 +199,4 @@ def test_cuda_merge_equals_cpu_merge(family, read_sd, tmp_path):
         a, b = read_sd(cpu), read_sd(gpu)
         for n in a:
             torch.testing.assert_close(a[n], b[n], rtol=1e-5, atol=1e-6)
+
