@@ -11,8 +11,9 @@ Usage::
 
     res = cluster_zoo(zoo, 0.9)
     models = {m.name: resolve(m) for m in zoo.members}
-    evals = evaluate_clusters(models, res.clusters[0.9], zoo.tasks, split="test", evaluator="native")
-    best = max(evals, key=lambda e: e.average)
+    evals = evaluate_clusters(models, res.clusters[0.9], zoo.tasks, split="test", evaluator="native",
+                              select_split="search")
+    best = max(evals, key=lambda e: e.selection.average)  # chosen on search, reported on test
 """
 
 from __future__ import annotations
@@ -40,11 +41,14 @@ class ClusterEval:
         members: the cluster's member names, in the order given.
         result: the cluster model's ``EvalResult`` (per-task scores, items, evaluation seconds).
         merge_seconds: time to load the members and merge them (to load the member, when alone).
+        selection: the same model scored on the selection split (``evaluate_clusters(select_split=)``),
+            which is what a choice among clusters may look at; None when not asked for.
     """
 
     members: tuple[str, ...]
     result: EvalResult
     merge_seconds: float
+    selection: EvalResult | None = None
 
     @property
     def average(self) -> float:
@@ -86,6 +90,7 @@ def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], task
                       split: str = "test", evaluator: str = "lmeval", limit: int | None = None,
                       method: str = "linear", base: str | os.PathLike | None = None, seed: int = 0,
                       device: str = "cpu", cache: MutableMapping[tuple[str, ...], ClusterEval] | None = None,
+                      select_split: str | None = None, select_evaluator: str = "native",
                       **merge_args: Any) -> list[ClusterEval]:
     """Merge every cluster (``merge_cluster``) and evaluate its model on ``tasks``, one cluster at a time.
 
@@ -93,6 +98,9 @@ def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], task
         clusters: lists of names in ``models`` (``ClusterResult.clusters[threshold]``).
         tasks, split, evaluator, limit: as ``glue.eval.evaluate``.
         method, base, seed, device, merge_args: as ``merge_cluster``.
+        select_split, select_evaluator: also score each cluster model on this split (``search``)
+            with this evaluator, into ``ClusterEval.selection``, so that a caller can choose among
+            clusters without looking at the split it reports.
         cache: clusters already merged and scored with these same arguments (``tuple(members) ->
             ClusterEval``), e.g. by the other thresholds of a sweep: a cluster found here is not
             merged again; every new one is added. The caller keeps one cache per set of arguments.
@@ -111,7 +119,9 @@ def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], task
             model, tok = merge_cluster(models, members, method=method, base=base, seed=seed, device=device,
                                        **merge_args)
             seconds = time.perf_counter() - t0
-            cache[key] = ClusterEval(key, evaluate(model, tok, tasks, split, evaluator, limit), seconds)
+            result = evaluate(model, tok, tasks, split, evaluator, limit)
+            selection = evaluate(model, tok, tasks, select_split, select_evaluator, limit) if select_split else None
+            cache[key] = ClusterEval(key, result, seconds, selection)
             del model, tok
         out.append(cache[key])
     return out

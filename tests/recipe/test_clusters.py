@@ -90,3 +90,17 @@ def test_a_cache_scores_each_cluster_once(tiny_dirs, monkeypatch):
                               cache=cache, **SETTINGS)
     assert again[0] is first[1] and again[1] is first[0] and again[2].members == ("tiny_ft_cmp",)
     assert len(calls) == 1 and ("tiny_ft_cmp",) in cache
+
+
+def test_a_selection_split_scores_the_same_model_on_it(tiny_dirs):
+    from glue.eval import evaluate
+    from glue.io import load_model
+
+    (plain,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], TASKS, **SETTINGS)
+    assert plain.selection is None
+    (ev,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], TASKS, select_split="search", **SETTINGS)
+    assert ev.result.split == "test" and ev.selection.split == "search" and ev.selection.evaluator == "native"
+    model, tok = load_model(tiny_dirs["tiny_ft_add"])
+    direct = evaluate(model, tok, TASKS, "search", "native", SETTINGS["limit"])
+    assert ev.selection.scores == direct.scores
+    assert ev.result.scores == plain.result.scores
