@@ -1,11 +1,13 @@
 """glue cluster --zoo NAME [--threshold T | --sweep [T ...]] [--delta-from BASE] [--method M] ...
 
 Prints the similarity matrix and the clusters (or a threshold sweep) and writes, under
-``results/NAME/cluster/``, the matrices as CSV, the clusters as JSON, a heatmap and a dendrogram.
+``results/NAME/cluster/`` (``.../cluster/subset-N-HASH/`` for a ``--members`` subset), the matrices as
+CSV, the clusters as JSON, a heatmap and a dendrogram.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import TYPE_CHECKING
@@ -39,7 +41,8 @@ def register(sub) -> None:
     p.add_argument("--linkage", choices=LINKAGES, default="average",
                    help="linkage of the agglomerative method and of the dendrogram (default average)")
     p.add_argument("--members", nargs="+", default=None, metavar="NAME",
-                   help="cluster only these models (the base may be named); default: the zoo's members")
+                   help="cluster only these models (the base may be named); default: the zoo's members. "
+                        "A subset writes under results/NAME/cluster/subset-N-HASH/")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the similarity math runs")
     add_format_arg(p)
     p.set_defaults(func=_run)
@@ -155,9 +158,13 @@ def _write_results(zoo, res, chosen, threshold, families, args) -> list[str]:
     from glue.paths import results_dir
 
     out = results_dir() / zoo.name / "cluster"
+    sim = res.similarity
+    if args.members and sorted(sim.names) != sorted(m.name for m in zoo.members):
+        # a subset gets its own folder, named by its members: the whole zoo's files stay as they are
+        digest = hashlib.blake2b("\n".join(sorted(sim.names)).encode(), digest_size=4).hexdigest()
+        out = out / f"subset-{len(sim.names)}-{digest}"
     out.mkdir(parents=True, exist_ok=True)
     tag = f"-delta-{args.delta_from}".replace("/", "_") if args.delta_from else ""
-    sim = res.similarity
     written = []
     for kind in ("all", "attn", "mlp"):
         f = out / f"similarity_{kind}{tag}.csv"

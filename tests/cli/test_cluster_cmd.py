@@ -43,7 +43,9 @@ def test_cluster_delta_and_members(tiny_zoo, results, capsys):
                  "--threshold", "0.1", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert "task vectors from tiny_base" in out and "\n1,tiny_ft_add,base," in out and "\n1,tiny_ft_cmp,base," in out
-    assert (results / "heatmap-delta-tiny_base.png").is_file()
+    (sub,) = results.glob("subset-2-*")  # a subset's files do not replace the whole zoo's
+    assert (sub / "heatmap-delta-tiny_base.png").is_file() and not (results / "heatmap-delta-tiny_base.png").exists()
+    assert json.loads((sub / "clusters-delta-tiny_base.json").read_text())["members"] == ["tiny_ft_add", "tiny_ft_cmp"]
 
 
 @pytest.mark.parametrize(("argv", "message"), [
