@@ -11,8 +11,8 @@ probed), ``--allow-code-execution`` (real zoos: add mbpp and humaneval), ``--rer
 even when already recorded for this commit and config), ``--trials`` (CMA-ES budget of the
 evolutionary merge cases); for the ``cluster-*`` cases ``--thresholds`` and ``--cluster-method``.
 
-Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (``RunSettings``: split,
-evaluator, limit, device), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
+Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (the run's ``EvalSpec``: the
+zoo's tasks, split, evaluator, limit, device, threads), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
 
     def test_ties(zoo, run_settings, recorder):
         recorder.run("merge-ties-coefficient", {"method": "ties", "density": 0.5}, lambda: merge_and_eval(...))
@@ -38,10 +38,10 @@ import time
 import pytest
 
 from glue.errors import GlueError
-from glue.eval import EVALUATORS, SPLITS
+from glue.eval import EVALUATORS, SPLITS, EvalSpec
 from glue.record.executor import EXECUTORS
 from glue.record.provenance import case_family
-from glue.record.recorder import Recorder, RunSettings
+from glue.record.recorder import Recorder
 
 
 def pytest_addoption(parser):
@@ -197,10 +197,6 @@ def pytest_runtestloop(session):
 
 @pytest.fixture(scope="session")
 def zoo(pytestconfig):
-    if pytestconfig.getoption("--allow-code-execution"):
-        import os
-
-        os.environ["GLUE_ALLOW_CODE_EXECUTION"] = "1"  # the opt-in reaches every evaluation of the session
     return _bench_zoo(pytestconfig)
 
 
@@ -211,10 +207,11 @@ def cluster_sweep(pytestconfig) -> list[float]:
 
 
 @pytest.fixture(scope="session")
-def run_settings(pytestconfig, zoo) -> RunSettings:
+def run_settings(pytestconfig, zoo) -> EvalSpec:
     o = pytestconfig.getoption
     threads = o("--threads") or (1 if zoo.kind == "surrogate" else None)
-    return RunSettings(zoo.name, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads)
+    return EvalSpec(zoo.tasks, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads,
+                    allow_code_execution=o("--allow-code-execution"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -233,7 +230,8 @@ def _torch_threads(run_settings):
 
 @pytest.fixture(scope="session")
 def _session_recorder(pytestconfig, run_settings) -> Recorder:
-    return Recorder(run_settings, rerun=pytestconfig.getoption("--rerun"))
+    return Recorder(_zoo(pytestconfig.getoption("--models")).name,
+                    run_settings, rerun=pytestconfig.getoption("--rerun"))
 
 
 class CaseRecorder:

@@ -119,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--copy-gib", type=float, default=1.0, help="buffer of the copy-bandwidth probe (GiB)")
     p.add_argument("--limit", type=int, default=64, help="items of the lm-eval run")
     args = p.parse_args(argv)
-    from glue.record.recorder import Recorder, RunSettings
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"gpu-check: no CUDA device visible to torch {torch.__version__}; "
               f"`--device cpu --shape tiny` runs the CPU dry run", file=sys.stderr)
         return 2
-    rec = Recorder(RunSettings(ZOO, split="test", evaluator="lmeval", limit=args.limit, device=args.device),
+    rec = Recorder(ZOO, EvalSpec(("add",), split="test", evaluator="lmeval", limit=args.limit, device=args.device),
                    rerun=True)
     t_all = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="glue-gpu-check-", dir=args.dir))

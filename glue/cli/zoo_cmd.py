@@ -111,7 +111,7 @@ def _fetch(z, args) -> int:
 
 def _verify(args) -> int:
     import pandas as pd
-    from glue.surrogate.verify import verify_zoo
+    from glue.recipe.verify import verify_zoo
     from glue.zoo import get_zoo
 
     rep = verify_zoo(get_zoo(args.name), args.split, args.evaluator, args.pairs)

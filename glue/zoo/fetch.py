@@ -62,8 +62,8 @@ def model_root() -> Path:
 
 def is_hub_id(source: str) -> bool:
     """``org/name`` (not a local path, not ``surrogate:``)."""
-    if source.startswith(("surrogate:", "/", ".", "~")) or Path(source).expanduser().exists():
-        return False
+    if ":" in source or source.startswith(("/", ".", "~")) or Path(source).expanduser().exists():
+        return False  # a scheme (surrogate:...) or a local path
     parts = source.split("/")
     return len(parts) == 2 and all(parts)
 
@@ -142,8 +142,12 @@ def check(member: Member, hf_cache: bool = True) -> MemberState:
 
 
 def check_zoo(zoo: Zoo) -> list[MemberState]:
-    """``check`` of every model of ``zoo`` (base first); surrogate members are skipped."""
-    return [check(m) for m in zoo.all_models() if not m.source.startswith("surrogate:")]
+    """``check`` of every model of ``zoo`` (base first); ``scheme:ref`` members (surrogate) are skipped."""
+    return [check(m) for m in zoo.all_models() if not _has_scheme(m.source)]
+
+
+def _has_scheme(source: str) -> bool:
+    return ":" in source and not source.startswith(("/", ".", "~"))
 
 
 # ---- the hub -----------------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ def free_bytes(path: Path) -> int:
 
 
 def missing_message(zoo: Zoo, bad: list[MemberState], reason: str) -> str:
-    n = len([m for m in zoo.all_models() if not m.source.startswith("surrogate:")])
+    n = len([m for m in zoo.all_models() if not _has_scheme(m.source)])
     width = max(len(s.member.name) for s in bad)
     swidth = max(len(s.member.source) for s in bad)
     lines = [f"zoo {zoo.name}: {len(bad)} of {n} models are not available locally and cannot be fetched: {reason}."]

@@ -131,9 +131,10 @@ def test_cuda_run_settings_without_cuda_are_refused_before_any_case(tmp_path):
     import torch
 
     from glue.errors import ConfigError
-    from glue.record.recorder import Recorder, RunSettings
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):
-        Recorder(RunSettings("tiny", device="cuda"), root=tmp_path)
+        Recorder("tiny", EvalSpec(device="cuda"), root=tmp_path)

@@ -32,7 +32,8 @@ def test_unknown_zoo_and_member():
 
 
 def test_zoo_yaml_with_local_directories_loads_and_evaluates(tmp_path, make_llama):
-    from glue.eval import evaluate_member
+    from glue.eval import EvalSpec
+    from glue.recipe.members import evaluate_member
 
     base = make_llama("base", seed=0)
     make_llama("a", seed=1, parent=base, noise=0.01)
@@ -40,7 +41,7 @@ def test_zoo_yaml_with_local_directories_loads_and_evaluates(tmp_path, make_llam
         "name: local\ntasks: [cmp]\nbase: {name: base, source: base}\nmembers:\n  - {name: a, source: a, family: f}\n")
     z = load_zoo_yaml(tmp_path / "zoo.yaml")
     assert z.base.source == str(base) and resolve(z.member("a")) == tmp_path / "a"
-    r = evaluate_member(z, "a", split="search", evaluator="native", limit=5)
+    r = evaluate_member(z, "a", EvalSpec(split="search", evaluator="native", limit=5))
     assert r.n == {"cmp": 5}
     assert get_zoo(str(tmp_path / "zoo.yaml")).name == "local"
 
