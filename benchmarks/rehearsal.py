@@ -10,8 +10,8 @@ Run::
     python benchmarks/rehearsal.py --dir /tmp/rehearsal --write-only
     make rehearsal                                                 # the same, in .cache/rehearsal
 
-``--bench-args`` go to pytest through ``PYTEST_ARGS`` (default ``--limit 16``, lm-eval on 16 items
-per task). Results go to ``DIR/results`` (``GLUE_RESULTS``), never into the repository's results/.
+``--bench-args`` go to pytest through ``PYTEST_ARGS`` (default: every case family at smoke size, see
+``DEFAULT_ARGS``). Results go to ``DIR/results`` (``GLUE_RESULTS``), never into the repository's results/.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's glue
 
-DEFAULT_ARGS = "--limit 16"
+# every case family (single, merge under 3 strategies x 4 methods, cluster at 2 thresholds) at smoke size;
+# --bench-args "" runs the full 35-case bench (the greedy coefficient/similarity strategies take 141 evaluations each)
+DEFAULT_ARGS = "--limit 8 --trials 8 --thresholds 0.9,0.99 -k 'not coefficient and not similarity'"
 
 
 def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int = 0, noise: float = 0.05) -> list:
