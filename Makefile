@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= surrogate16
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.glue-installed
 
 .PHONY: venv test bench report clean-results help
 
 help:
-	@echo "make venv | make test | make bench [MODELS=surrogate16] | make report [MODELS=...]"
+	@echo "make venv | make test | make bench [MODELS=surrogate16] [JOBS=cores] | make report [MODELS=...]"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/glue zoo build $(MODELS)
-	$(PY) -m pytest benchmarks --models $(MODELS) $(PYTEST_ARGS)
+	$(PY) benchmarks/parallel.py --jobs $(JOBS) -- --models $(MODELS) $(PYTEST_ARGS)
 	$(VENV)/bin/glue report --zoo $(MODELS)
 
 report: $(STAMP)

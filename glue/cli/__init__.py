@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  "TRANSFORMERS_VERBOSITY": "error"}.items():
         os.environ.setdefault(k, v)
+    from glue.paths import cache_dir
+
+    os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))  # lm-eval's datasets: in $GLUE_CACHE
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -26,23 +26,41 @@ def register(sub) -> None:
     p.add_argument("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--allow-code-execution", action="store_true",
+                   help="let code tasks (mbpp, humaneval) run model-written programs, each in its own subprocess "
+                        "with a timeout and resource limits (glue.eval.sandbox)")
     add_format_arg(p)
     p.set_defaults(func=_eval)
 
 
 def _eval(args) -> int:
     import pandas as pd
-    from glue.eval import check_tasks, evaluate_member
+    from glue.errors import ConfigError
+    from glue.eval import check_code_execution, check_limit, check_tasks, evaluate_member
+    from glue.io.checkpoint import Checkpoint, refuse_remote_code
+    from glue.merge.executor import check_device
     from glue.record.tables import render
-    from glue.zoo import get_zoo
+    from glue.zoo import get_zoo, resolve
 
     zoo = get_zoo(args.zoo)
+    check_limit(args.limit)
+    check_device(args.device)
+    dup = sorted({n for n in args.members or [] if args.members.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--members lists {', '.join(dup)} more than once")
     members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
     members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
-    tasks = [t.name for t in check_tasks(args.tasks or zoo.tasks)]
+    specs = check_tasks(args.tasks or zoo.tasks)
+    check_code_execution(specs, args.allow_code_execution)
+    tasks = [t.name for t in specs]
+    for m in members:  # every member loadable before the first (long) evaluation
+        path = resolve(m)
+        refuse_remote_code(path)
+        Checkpoint(path).close()
     rows = []
     for m in members:
-        res = evaluate_member(zoo, m.name, tasks, args.split, args.evaluator, args.limit, device=args.device)
+        res = evaluate_member(zoo, m.name, tasks, args.split, args.evaluator, args.limit, device=args.device,
+                              allow_code_execution=args.allow_code_execution)
         print(f"  {m.name}: average {res.average:.3f} ({res.seconds:.1f} s)", file=sys.stderr)
         rows.append({"member": m.name, "role": m.role, **res.scores, "average": res.average})
     df = pd.DataFrame(rows).set_index("member")

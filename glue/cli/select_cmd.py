@@ -79,10 +79,9 @@ def _select(args) -> int:
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
                   evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
                   device=args.device)
-    from pathlib import Path
+    from glue.safety import check_output
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)
     print(header(sel), flush=True)
     result = run_selection(sel, progress=None if args.quiet else _progress)
     print(report(result))

@@ -86,9 +86,15 @@ def _build(args) -> int:
 def _verify(args) -> int:
     import pandas as pd
     from glue.surrogate.verify import verify_zoo
-    from glue.zoo import get_zoo
+    from glue.zoo import get_zoo, zoo_names
 
-    rep = verify_zoo(get_zoo(args.name), args.split, args.evaluator, args.pairs)
+    from glue.errors import ConfigError
+
+    z = get_zoo(args.name)
+    if z.kind != "surrogate":
+        raise ConfigError(f"zoo {z.name!r} is a real zoo: `glue zoo verify` checks the structure planted in a "
+                          f"surrogate zoo ({', '.join(n for n in zoo_names() if get_zoo(n).kind == 'surrogate')})")
+    rep = verify_zoo(z, args.split, args.evaluator, args.pairs)
     print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
     print(render(rep.scores.rename_axis("member"), args.format))
     if rep.merges is not None:

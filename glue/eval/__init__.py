@@ -40,6 +40,21 @@ def check_tasks(tasks: Sequence[str]) -> list[TaskSpec]:
     return [TASKS.get(t) for t in tasks]
 
 
+def check_limit(limit: int | None, what: str = "--limit") -> int | None:
+    """``limit`` if it is None or a whole number >= 1 (items per task); else ``ConfigError``."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"{what} must be a whole number of items >= 1 (or absent for every item), not {limit!r}")
+    return limit
+
+
+def check_code_execution(specs: Sequence[TaskSpec], allow: bool) -> None:
+    """Refuse tasks that run model-written code unless the user opted in (``--allow-code-execution``)."""
+    unsafe = [s.name for s in specs if s.unsafe]
+    if unsafe and not allow:
+        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them "
+                          f"(each program then runs in its own subprocess with a timeout and resource limits)")
+
+
 def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evaluator: str = "lmeval",
              limit: int | None = None, batch_size: int = 64, allow_code_execution: bool = False) -> EvalResult:
     """Score ``model`` on ``tasks``.
@@ -53,6 +68,8 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         limit: score only the first ``limit`` items of each task (smoke runs).
     """
     specs = check_tasks(tasks)
+    check_limit(limit)
+    check_code_execution(specs, allow_code_execution)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if evaluator not in EVALUATORS:
@@ -84,10 +101,11 @@ def _native(model, specs: list[TaskSpec], split: str, limit: int | None):
 
 
 def evaluate_member(zoo, member: str, tasks: Sequence[str] | None = None, split: str = "test",
-                    evaluator: str = "lmeval", limit: int | None = None, device: str = "cpu") -> EvalResult:
+                    evaluator: str = "lmeval", limit: int | None = None, device: str = "cpu",
+                    allow_code_execution: bool = False) -> EvalResult:
     """Load ``member`` of ``zoo`` (building a surrogate model if needed) and evaluate it."""
     from glue.io import load_model
     from glue.zoo import resolve
 
     model, tok = load_model(resolve(zoo.member(member)), device=device)
-    return evaluate(model, tok, tasks or zoo.tasks, split, evaluator, limit)
+    return evaluate(model, tok, tasks or zoo.tasks, split, evaluator, limit, allow_code_execution=allow_code_execution)

@@ -124,6 +124,10 @@ def _rescale(v: Any) -> str:
     return v
 
 
+MAX_NORMALIZE_GAIN = 10.0
+"""``normalize`` divides by the sum of the weights; when sum(|w|) / sum(w) exceeds this the weights nearly
+cancel and the division amplifies them (e.g. [1, -0.999]: 1999x), so the config is refused."""
+
 _PARAM_CHECKS: dict[str, Callable[[Any], Any]] = {
     "normalize": _bool,
     "lambda": _float,
@@ -209,9 +213,19 @@ def resolve_args(method: str | MergeMethod, n_models: int, *, has_base: bool, we
             out[key] = _PARAM_CHECKS[key](v)
         except ValueError as e:
             raise ConfigError(f"{m.name} parameter {key!r} = {v!r}: {e}") from None
-    if out.get("normalize") and "weight" in m.per_model and abs(math.fsum(w)) < 1e-8:
-        raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to zero; "
-                          f"use weights with a non-zero sum or set normalize: false")
+    if out.get("normalize") and "weight" in m.per_model:
+        total, mass = math.fsum(w), math.fsum(abs(x) for x in w)
+        if abs(total) < 1e-8:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to zero; "
+                              f"use weights with a non-zero sum or set normalize: false")
+        if total < 0:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to {total:g} < 0, so dividing by "
+                              f"the sum would flip the sign of every weight; use weights with a positive sum or "
+                              f"set normalize: false")
+        if mass / total > MAX_NORMALIZE_GAIN:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} nearly cancel (sum {total:g}); dividing "
+                              f"by the sum would amplify them {mass / total:.0f}x (more than {MAX_NORMALIZE_GAIN:g}x "
+                              f"is refused as ill-conditioned); use other weights or set normalize: false")
     if "epsilon" in out:
         for i, x in enumerate(d):
             if x < 1 and not (x - out["epsilon"] > 0 and x + out["epsilon"] <= 1):

@@ -176,6 +176,14 @@ def validate(cfg: MergeConfig) -> MergeConfig:
         raise ConfigError(f"{cfg.source}: dtype {cfg.dtype!r} is not one of {', '.join(OUT_DTYPES)}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"{cfg.source}: seed must be an integer, got {cfg.seed!r}")
+    paths = [os.path.normpath(m.path) for m in cfg.models]
+    dup = sorted({p for p in paths if paths.count(p) > 1})
+    if dup:
+        raise ConfigError(f"{cfg.source}: models lists {dup[0]} more than once (merge each model once; give it a "
+                          f"larger weight instead)")
+    if cfg.format == "glue" and cfg.base is not None and os.path.normpath(cfg.base.path) in paths:
+        raise ConfigError(f"{cfg.source}: base {cfg.base.path} is also listed in models; the base is the origin of "
+                          f"the task vectors, not a model to merge: remove it from models")
     s = cfg.spec
     try:
         resolve_args(cfg.method, len(cfg.models), has_base=cfg.base is not None, weights=s.weights,
@@ -224,7 +232,8 @@ class _Reader:
             except GlueError as e:
                 self.error(f"{field_name}: {value!r} is neither a directory nor a member of zoo {zoo!r} ({e})")
                 return value, None
-        self.error(f"{field_name}: model directory {value!r} does not exist")
+        exists = any(c.exists() for c in ([p] if p.is_absolute() else [self.root / p, p]))
+        self.error(f"{field_name}: model directory {value!r} " + ("is not a directory" if exists else "does not exist"))
         return value, None
 
     def number(self, value: Any, field_name: str) -> float | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -35,6 +36,7 @@ import torch
 from glue.errors import CheckpointError, ConfigError
 from glue.io.checkpoint import CONFIG_FILE, Checkpoint, atomic_dir
 from glue.io.malloc import streaming_allocator
+from glue.safety import check_output
 from glue.io.stream_writer import PlannedWriter
 from glue.merge.plan import Source, TensorPlan, all_finite, check_finite, plan_merge
 from glue.merge.spec import MergeSpec
@@ -174,10 +176,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
     device = check_device(device)
     out = Path(out)
     inputs = paths + ([base_path] if base_path else [])
-    if any(out.resolve() == p.resolve() for p in inputs):
-        raise ConfigError(f"output directory {out} is one of the inputs")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass overwrite=True / --overwrite to replace it)")
+    check_output(out, inputs=inputs, overwrite=overwrite)  # never an input, inside one, or not glue's own
     spec.args_for("", len(paths), base_path is not None, labels)  # fail fast on bad arguments
     if tokenizer_source is not None and not Path(tokenizer_source).is_dir():
         raise ConfigError(f"tokenizer source {tokenizer_source} is not a directory")
@@ -196,7 +195,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             spec.args_for(p.name, len(paths), base_path is not None, labels)
         use_base = spec.needs_base and base_ck is not None
 
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, inputs=inputs, kind="merge") as tmp:
             writer = PlannedWriter(tmp, [(p.name, p.shape, (odt or p.dtype) if p.merged else p.dtype) for p in plan],
                                    max_shard_bytes=max_shard_bytes)
             bar = _progress(len(plan), spec.method, progress)
@@ -218,7 +217,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             finally:
                 bar.close()
             writer.close()
-            _write_config(ref_ck.config, tmp, odt)
+            _write_config(ref_ck.config, tmp, odt or _main_dtype(plan))  # the config describes what is written
             _copy_tokenizer(Path(tokenizer_source) if tokenizer_source else ref_ck.path, tmp)
             seconds = time.perf_counter() - t0
             rec = dict(record) if record is not None else spec_record(spec, paths, base_path, odt, vocab_policy)
@@ -235,6 +234,15 @@ def _progress(total: int, method: str, enabled: bool | None):
     if enabled is None:
         enabled = sys.stderr.isatty()
     return tqdm(total=total, desc=f"merge {method}", unit="tensor", disable=not enabled, leave=False)
+
+
+def _main_dtype(plan) -> torch.dtype | None:
+    """The floating dtype holding most of the planned output's elements (what ``config.json`` must say)."""
+    count: dict[torch.dtype, int] = {}
+    for p in plan:
+        if p.dtype.is_floating_point:
+            count[p.dtype] = count.get(p.dtype, 0) + math.prod(p.shape)
+    return max(count, key=count.get) if count else None
 
 
 def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from glue.errors import ConfigError
+from glue.safety import kill_point
 from glue.paths import results_dir
 from glue.record.memory import PeakMemory, release_free_memory
 from glue.record.provenance import Measurements, Provenance, Record, collect_provenance, config_hash, make_record, \
     utc_now
-from glue.record.store import already_recorded, append
+from glue.record.store import Claim, already_recorded, append, claim_case, claim_holder, refresh_results_csv, \
+    zoo_dir
 
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 
@@ -58,6 +60,8 @@ class Recorder:
         self.settings, self.rerun = settings, rerun
         self.root = Path(root) if root is not None else results_dir()
         self.provenance = provenance or collect_provenance(results_root=self.root)
+        if zoo_dir(settings.zoo, self.root).is_dir():
+            refresh_results_csv(settings.zoo, self.root)  # stale after a kill between an append and its rewrite
 
     def config(self, case: str, config: dict[str, Any]) -> dict[str, Any]:
         """The full config of ``case``: its own config plus the run settings (validated, hashable)."""
@@ -80,6 +84,19 @@ class Recorder:
             return None
         return already_recorded(self.settings.zoo, case, self.provenance.commit, config_hash(full), self.root)
 
+    def claim(self, case: str, config: dict[str, Any]) -> Claim | str:
+        """Claim ``case`` for measurement (see ``glue.record.store.Claim``): the claim, or, when the case
+        must not be measured here, why (recorded meanwhile by another process, or being measured by one)."""
+        full = self.config(case, config)
+        key = (self.settings.zoo, case, self.provenance.commit, config_hash(full))
+        c = claim_case(*key, root=self.root)
+        if c is None:
+            return f"being measured by {claim_holder(*key, root=self.root)}"
+        if not self.rerun and already_recorded(*key, root=self.root) is not None:
+            c.release()
+            return "recorded by another process meanwhile"
+        return c
+
     def measure(self, case: str, config: dict[str, Any], fn: Callable[[], Any],
                 runner: Callable[[Callable[[], Any]], Any] | None = None) -> Record:
         """Run ``fn()`` under wall-clock timing and peak-memory measurement, then append its record.
@@ -97,6 +114,7 @@ class Recorder:
         def timed():
             t0 = time.perf_counter()
             with PeakMemory() as mem:
+                kill_point("recorder.measuring")
                 out = fn()
             return out, mem, time.perf_counter() - t0
 

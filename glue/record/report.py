@@ -21,7 +21,7 @@ import pandas as pd
 
 from glue.errors import ConfigError
 from glue.record.provenance import Record
-from glue.record.store import atomic_write, latest, load_records, runs_dir, zoo_dir
+from glue.record.store import atomic_write, latest, load_records, refresh_results_csv, runs_dir, zoo_dir
 from glue.record.tables import family_rank, records_frame, render, task_names
 
 PLOTS = {"average": "Average accuracy per case", "tasks": "Accuracy per case and task",
@@ -260,6 +260,7 @@ def write_report(zoo: str, root: Path | None = None, plots: bool = True) -> Repo
         have = sorted(p.parent.name for p in base.glob("*/runs") if any(p.glob("*.jsonl")))
         raise ConfigError(f"no results for zoo {zoo!r} under {runs_dir(zoo, root)}; run `make bench MODELS={zoo}`. "
                           f"Zoos with results: {', '.join(have) or '(none)'}")
+    refresh_results_csv(zoo, root)  # a kill between an append and its rewrite left it stale
     out = zoo_dir(zoo, root)
     files: dict[str, Path] = {}
     if plots:

@@ -258,12 +258,13 @@ def write_selection(sel: Selection, result: SelectionResult, out: str | os.PathL
     from glue.eval import evaluate
     from glue.io import atomic_dir, load_model
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass overwrite to replace it)")
+    from glue.safety import check_output
+
+    inputs = [*sel.dirs.values(), *([sel.base] if sel.base else [])]
+    out = check_output(out, inputs=inputs, overwrite=overwrite)
     spec, names = final_merge(sel, result)
     base = sel.base if get_method(spec.method).needs_base else None
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs, kind="select") as tmp:
         merged = merge_checkpoints(spec, [sel.dirs[n] for n in names], tmp, base=base, device=sel.device,
                                    overwrite=True, model_names=names, progress=False)
         test = None

@@ -10,7 +10,7 @@ import yaml
 from glue.errors import CheckpointError, ConfigError
 from glue.registry import Registry
 from glue.zoo.real import real_zoos
-from glue.zoo.spec import Member, Zoo
+from glue.zoo.spec import ROLES, Member, Zoo
 
 __all__ = ["ZOOS", "Member", "Zoo", "get_zoo", "resolve", "zoo_names"]
 
@@ -39,6 +39,11 @@ def get_zoo(name: str) -> Zoo:
     _ensure_surrogates()
     return ZOOS.get(name)
 
+
+# what a hub download fetches: weights, configs and tokenizer files; never code (*.py) or pickles (*.bin)
+HUB_FILES = ["*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
+             "merges.txt", "added_tokens.json"]
 
 _MEMBER_FIELDS = {"name", "source", "family", "architecture", "role", "note"}
 
@@ -74,6 +79,13 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         src = str(m["source"])
         if not src.startswith("surrogate:") and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
             src = str(Path(p.parent, src).resolve())  # local dirs relative to the YAML file
+        role = m.get("role", "finetune")
+        if role not in ROLES:
+            raise ConfigError(f"{p}: {where}.role is {role!r}; allowed: {', '.join(ROLES)}")
+        arch = m.get("architecture", "LlamaForCausalLM")
+        if not isinstance(arch, str) or not arch.isidentifier():
+            raise ConfigError(f"{p}: {where}.architecture is {arch!r}: expected a transformers class name such as "
+                              f"LlamaForCausalLM (config.json's architectures[0])")
         return Member(**{**m, "source": src, "family": str(m.get("family", "?"))})
 
     members = d.get("members")
@@ -91,8 +103,8 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
             base=member(d["base"], "base") if d.get("base") else None,
             description=str(d.get("description", "")),
         )
-    except ValueError as e:
-        raise ConfigError(f"{p}: {e}") from None
+    except ValueError as e:  # ConfigError included; name the file once
+        raise ConfigError(str(e) if str(e).startswith(f"{p}:") else f"{p}: {e}") from None
 
 
 def resolve(member: Member, build: bool = True) -> Path:
@@ -110,6 +122,9 @@ def resolve(member: Member, build: bool = True) -> Path:
     local = Path(src).expanduser()
     if local.is_dir():
         return local
+    if local.exists():
+        raise CheckpointError(f"member {member.name!r}: {local} is not a directory (a model is a directory holding "
+                              f"config.json and safetensors)")
     if local.is_absolute() or src.startswith("."):
         raise CheckpointError(f"member {member.name!r}: local directory {local} does not exist")
     root = os.environ.get("GLUE_MODEL_ROOT")
@@ -120,7 +135,7 @@ def resolve(member: Member, build: bool = True) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(src, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py"]))
+        return Path(snapshot_download(src, allow_patterns=HUB_FILES))
     except Exception as e:
         raise CheckpointError(
             f"member {member.name!r}: cannot get hub model {src!r} ({type(e).__name__}: {e}). "
