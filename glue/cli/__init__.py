@@ -15,6 +15,8 @@ import sys
 from glue import __version__
 from glue.errors import GlueError
 
+DEFAULTED_ENV: set[str] = set()  # the variables main() set (the user did not): `zoo build` may lift them
+
 # verb -> its line in `glue --help`, in help order; the verb's module glue/cli/<verb>_cmd.py defines
 # register(subparsers), which adds the parser with help=VERBS[verb]
 VERBS = {
@@ -45,7 +47,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     for k, v in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  "TRANSFORMERS_VERBOSITY": "error"}.items():
-        os.environ.setdefault(k, v)
+        if k not in os.environ:
+            os.environ[k] = v
+            DEFAULTED_ENV.add(k)
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = next((a for a in argv if not a.startswith("-")), "")  # top-level options take no value
     args = build_parser(verb).parse_args(argv)

@@ -46,7 +46,8 @@ def check_tasks(tasks: Sequence[str]) -> list[TaskSpec]:
 
 
 def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evaluator: str = "lmeval",
-             limit: int | None = None, batch_size: int = 64, allow_code_execution: bool = False) -> EvalResult:
+             limit: int | None = None, batch_size: int | str | None = None,
+             allow_code_execution: bool = False) -> EvalResult:
     """Score ``model`` on ``tasks``.
 
     Args:
@@ -56,6 +57,7 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         split: ``test`` (final numbers) or ``search`` (what selection strategies may look at).
         evaluator: a name in ``EVALUATORS`` (``lmeval``; ``native`` scores local tasks only).
         limit: score only the first ``limit`` items of each task (smoke runs).
+        batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
     """
     specs = check_tasks(tasks)
     if split not in SPLITS:

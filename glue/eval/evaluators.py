@@ -24,8 +24,8 @@ EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
 @EVALUATORS.register("lmeval")
-def lmeval(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int | None, batch_size: int = 64,
-           allow_code_execution: bool = False):
+def lmeval(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int | None,
+           batch_size: int | str | None = None, allow_code_execution: bool = False):
     """lm-eval 0.4's ``simple_evaluate`` on the in-memory model (see ``glue/eval/lmeval.py``)."""
     from glue.eval.lmeval import run_lm_eval
 
@@ -33,8 +33,8 @@ def lmeval(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int |
 
 
 @EVALUATORS.register("native")
-def native(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int | None, batch_size: int = 64,
-           allow_code_execution: bool = False):
+def native(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int | None,
+           batch_size: int | str | None = None, allow_code_execution: bool = False):
     """Direct computation of lm-eval's metrics on local tasks (see ``glue/eval/native.py``)."""
     for t in specs:
         if not t.local:

@@ -56,9 +56,10 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
     return out
 
 
-def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None, batch_size: int,
-                allow_code_execution: bool = False):
-    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``."""
+def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
+                batch_size: int | str | None, allow_code_execution: bool = False):
+    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
+    count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks."""
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
     unsafe = [s.name for s in specs if s.unsafe]
@@ -76,21 +77,39 @@ def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int 
     real = [s for s in specs if not s.local]
     tm = TaskManager(include_path=str(render_tasks(local)) if local else None, include_defaults=bool(real))
     max_len = getattr(model.config, "max_position_embeddings", None)
+    if batch_size is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
+        batch_size = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
               max_length=min(max_len, 4096) if max_len else None)
     names = {lm_eval_name(s, split): s for s in specs}
-    out = lm_eval.simple_evaluate(model=lm, tasks=list(names), task_manager=tm, num_fewshot=None, limit=limit,
-                                  bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=bool(unsafe),
-                                  random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
-                                  fewshot_random_seed=1234)
+    by_shots: dict[int | None, list[str]] = {}
+    for lname, s in names.items():  # simple_evaluate takes one few-shot count per call
+        by_shots.setdefault(s.num_fewshot, []).append(lname)
+    results, samples, subtasks = {}, {}, {}
+    for shots, group in by_shots.items():
+        out = lm_eval.simple_evaluate(model=lm, tasks=group, task_manager=tm, num_fewshot=shots, limit=limit,
+                                      bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=bool(unsafe),
+                                      random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
+                                      fewshot_random_seed=1234)
+        results.update(out["results"])
+        samples.update(out["samples"])
+        subtasks.update(out.get("group_subtasks") or {})
     scores, n, per_item = {}, {}, {}
     for lname, s in names.items():
-        res = out["results"][lname]
+        res = results[lname]
         if s.metric not in res:
             raise RuntimeError(f"lm-eval returned no {s.metric!r} for {lname}; got {sorted(res)}")
         scores[s.name] = float(res[s.metric])
-        samples = sorted(out["samples"][lname], key=lambda d: d["doc_id"])
         key = s.metric.split(",")[0]
-        per_item[s.name] = [bool(d[key]) for d in samples] if samples and key in samples[0] else []
-        n[s.name] = len(samples)
+        items = [d for leaf in _leaves(lname, subtasks)
+                 for d in sorted(samples.get(leaf, []), key=lambda d: d["doc_id"])]
+        per_item[s.name] = [bool(d[key]) for d in items] if items and key in items[0] else []
+        n[s.name] = len(items)
     return scores, n, per_item
+
+
+def _leaves(name: str, subtasks: dict[str, list[str]]) -> list[str]:
+    """The tasks under ``name`` (itself when it is a task; the leaves of a group such as ``mmlu``, in order)."""
+    if name not in subtasks:
+        return [name]
+    return [leaf for sub in subtasks[name] for leaf in _leaves(sub, subtasks)]

@@ -23,7 +23,7 @@ class EvalSpec:
         limit: score only the first ``limit`` items of each task (smoke runs); None = all.
         device: torch device models are loaded on (``cpu``, ``cuda``...).
         threads: torch intra-op threads while scoring (None = torch's default).
-        batch_size: lm-eval's batch size.
+        batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
         allow_code_execution: run tasks that execute model-written code (mbpp, humaneval).
     """
 
@@ -33,7 +33,7 @@ class EvalSpec:
     limit: int | None = None
     device: str = "cpu"
     threads: int | None = None
-    batch_size: int = 64
+    batch_size: int | str | None = None
     allow_code_execution: bool = False
 
     def __post_init__(self) -> None:

@@ -45,6 +45,13 @@ class Recorder:
                  provenance: Provenance | None = None):
         self.zoo, self.spec, self.rerun = zoo, spec, rerun
         self.root = Path(root) if root is not None else results_dir()
+        if provenance is None and spec.device.startswith("cuda"):
+            import torch  # the GPU's name goes into every record: torch must be imported to see it
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device {spec.device!r}: no CUDA device is visible to torch "
+                                  f"{torch.__version__} (a CPU build, or no driver); use --device cpu")
+            torch.cuda.init()
         self.provenance = provenance or collect_provenance(results_root=self.root)
 
     def config(self, case: str, config: dict[str, Any]) -> dict[str, Any]:

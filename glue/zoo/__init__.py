@@ -105,8 +105,10 @@ def resolve(member: Member, build: bool = False) -> Path:
 
     ``scheme:ref`` members go to the scheme's resolver in ``SOURCES``. Building is an explicit step:
     a ``surrogate:<recipe>`` member that is not in ``$GLUE_CACHE`` yet raises ``CheckpointError``
-    (run ``glue zoo build ZOO``) unless ``build`` is True. Local paths are returned as they are. Hub ids are looked up under ``$GLUE_MODEL_ROOT``
-    (``ROOT/org/name`` or ``ROOT/name``), then in the Hugging Face cache/hub via ``snapshot_download``.
+    (run ``glue zoo build ZOO``) unless ``build`` is True. Local paths are returned as they are. Hub
+    ids are looked up under ``$GLUE_MODEL_ROOT`` (``ROOT/org/name`` or ``ROOT/name``), then in the
+    Hugging Face cache, and checked (``glue.zoo.fetch.check``); nothing is downloaded here: fetching
+    is explicit too (``glue zoo build`` of a real zoo).
     """
     src = member.source
     scheme = _scheme(src)
@@ -117,21 +119,14 @@ def resolve(member: Member, build: bool = False) -> Path:
         return local
     if local.is_absolute() or src.startswith("."):
         raise CheckpointError(f"member {member.name!r}: local directory {local} does not exist")
-    root = os.environ.get("GLUE_MODEL_ROOT")
-    if root:
-        for cand in (Path(root, src), Path(root, src.split("/")[-1])):
-            if cand.is_dir():
-                return cand
-    try:
-        from huggingface_hub import snapshot_download
+    from glue.zoo.fetch import check
 
-        return Path(snapshot_download(src, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py"]))
-    except Exception as e:
-        raise CheckpointError(
-            f"member {member.name!r}: cannot get hub model {src!r} ({type(e).__name__}: {e}). "
-            f"Without network, download it elsewhere and point GLUE_MODEL_ROOT at a folder holding {src}/ "
-            f"or use a zoo YAML with local 'source' directories."
-        ) from None
+    state = check(member)  # $GLUE_MODEL_ROOT/org/name, ROOT/name, the Hugging Face cache; never the network
+    if state.status == "ok":
+        return state.path
+    raise CheckpointError(f"member {member.name!r} ({src}): {state.detail} (looked in {state.path}); "
+                          f"`glue zoo build` fetches a real zoo's members, or put them under "
+                          f"$GLUE_MODEL_ROOT/{src}")
 
 
 def _scheme(source: str) -> str | None:
