@@ -284,7 +284,8 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
         name: the tensor's name (seeds the random generators; otherwise unused).
         args: already validated arguments (from ``resolve_args``), skipping validation; loops that
             merge many tensors with the same arguments pass it.
-        compute_dtype: ``None`` (float32 arithmetic, glue's default) or a dtype (name) in which to
+        compute_dtype: ``None`` (float32 arithmetic, glue's default), ``"inputs"`` (the inputs'
+            promoted dtype, mergekit's choice without a config dtype) or a dtype (name) in which to
             reproduce mergekit's arithmetic bit for bit: inputs are cast to it and the method's
             ``compat_fn`` runs (mergekit computes in its config's ``dtype``).
         **params: the method's global parameters (``normalize``, ``lambda``, ``rescale``, ``t``...);
@@ -315,7 +316,12 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
         if m.compat_fn is None:
             raise ConfigError(f"{m.name} has no mergekit-compatible kernel (compute in the config's dtype); "
                               f"run it without --mergekit-compat")
-        dt = getattr(torch, str(compute_dtype).removeprefix("torch."))
+        if compute_dtype == "inputs":  # mergekit without a config dtype: the inputs' promoted dtype
+            dt = tensors[0].dtype
+            for t in list(tensors[1:]) + ([b] if b is not None else []):
+                dt = torch.promote_types(dt, t.dtype)
+        else:
+            dt = getattr(torch, str(compute_dtype).removeprefix("torch."))
         xs = [t.to(dt) for t in tensors]
         return m.compat_fn(xs, base=b.to(dt) if b is not None else None, weights=list(args.weights),
                            densities=args.densities, rng=rng, **args.params)

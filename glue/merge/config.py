@@ -62,7 +62,7 @@ MERGEKIT_UNSUPPORTED_KEYS = {
                      "glue yet",
 }
 MERGEKIT_METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs",
-                    "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock")
+                    "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough")
 """mergekit methods glue reads from a mergekit config (same names, same meaning)."""
 MERGEKIT_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "fp32": "float32",
                    "bf16": "bfloat16", "fp16": "float16"}
@@ -184,7 +184,7 @@ class MergeConfig:
         ``mergekit_compat``: compute in mergekit's compute dtype (its config's ``dtype``, else float32)."""
         kw = {k: v for k, v in kw.items() if v is not None}
         if mergekit_compat:
-            kw["compute_dtype"] = self.mergekit_dtype or "float32"
+            kw["compute_dtype"] = self.mergekit_dtype or "inputs"
         if copy_tokenizer is not None:
             kw["copy_tokenizer"] = copy_tokenizer
         return validate(replace(self, **kw))
@@ -302,9 +302,9 @@ def validate(cfg: MergeConfig) -> MergeConfig:
     checkpoint headers before any weight is read."""
     if cfg.vocab_policy not in VOCAB_POLICIES:
         raise ConfigError(f"{cfg.source}: vocab_policy {cfg.vocab_policy!r} is not one of {', '.join(VOCAB_POLICIES)}")
-    for what, dt in (("dtype", cfg.dtype), ("compute_dtype", cfg.compute_dtype)):
-        if dt is not None and dt not in OUT_DTYPES:
-            raise ConfigError(f"{cfg.source}: {what} {dt!r} is not one of {', '.join(OUT_DTYPES)}")
+    for what, dt, extra in (("dtype", cfg.dtype, ()), ("compute_dtype", cfg.compute_dtype, ("inputs",))):
+        if dt is not None and dt not in (*OUT_DTYPES, *extra):
+            raise ConfigError(f"{cfg.source}: {what} {dt!r} is not one of {', '.join((*OUT_DTYPES, *extra))}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"{cfg.source}: seed must be an integer, got {cfg.seed!r}")
     m = get_method(cfg.method)

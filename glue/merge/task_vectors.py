@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from glue.merge import compat
 from glue.merge._primitives import (
     agreeing_parts,
     bernoulli_keep,
@@ -121,6 +122,11 @@ def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, params: tu
     def fn(tensors, **kw):
         return task_vector_merge(tensors, sparsify=sparsify, consensus=consensus, **kw)
 
+    kind = {None: None, _magnitude: "magnitude", _breadcrumbs: "outliers"}.get(sparsify, "random")
+
+    def compat_fn(tensors, *, rng, **kw):
+        return compat.task_vectors(tensors, sparsify=kind, consensus=consensus, **kw)
+
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{summary} ({paper}); see ``task_vector_merge``."
     return register(MergeMethod(
@@ -128,6 +134,7 @@ def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, params: tu
         per_model=("weight", "density") if sparsify is not None else ("weight",),
         params=(NORMALIZE.with_default(normalize), LAMBDA, *params), min_models=1, max_models=None,
         paper=paper, summary=summary, check=_della_range if sparsify is _della else None,
+        compat_fn=compat_fn if kind != "random" else None,
     ))
 
 
