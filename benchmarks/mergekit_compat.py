@@ -36,6 +36,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from merge_io import _env, _maxdiff, _tensors  # noqa: E402
 
+from glue.merge.vocab import is_vocab_tensor, read_vocab  # noqa: E402
+
 CHARS = list(string.digits + string.ascii_lowercase + "+=,:?|>- .\n")
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 LAYERS = 4
@@ -135,14 +137,22 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
     add("tokenizer_source: <260-token model> + --vocab-policy truncate",
         {"merge_method": "linear", "models": models([m["ft0"], m["big"]], weight=[0.5, 0.5]),
          "tokenizer_source": m["big"], **dt}, ["--vocab-policy", "truncate"])
-    add("tokenizer_source: union",
-        {"merge_method": "linear", "models": models([m["ft0"], m["big"]], weight=[0.5, 0.5]),
+    add("tokenizer_source: union (a model with 4 extra tokens)",
+        {"merge_method": "linear", "base_model": m["ft0"], "models": models([m["ft0"], m["big"]], weight=[0.5, 0.5]),
+         "tokenizer_source": "union", **dt}, demo=True)
+    add("tokenizer_source: union, ties over 3 models",
+        {"merge_method": "ties", "base_model": m["base"],
+         "models": models([m["ft0"], m["big"], m["perm"]], weight=[1.0, 0.5, 0.5], density=[0.5, 0.5, 0.5]),
          "tokenizer_source": "union", **dt})
     add("tokenizer: section",
         {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]),
          "tokenizer": {"source": "base"}, "base_model": m["ft0"], **dt})
-    add("chat_template",
-        {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]), "chat_template": "chatml", **dt})
+    add("chat_template (a Jinja template)",
+        {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]), "tokenizer_source": "base",
+         "base_model": m["ft0"], "chat_template": "{% for m in messages %}{{ m['content'] }}\n{% endfor %}", **dt})
+    add("chat_template: chatml (a mergekit built-in name)",
+        {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]), "tokenizer_source": "base",
+         "base_model": m["ft0"], "chat_template": "chatml", **dt})
     add("model+lora",
         {"merge_method": "linear", "models": models([m["ft0"], m["ft1"] + "+" + m["ft2"]], weight=[0.5, 0.5]), **dt})
     # 5: slices, gradients, filters
@@ -239,11 +249,21 @@ def run_case(c: dict, d: Path, args, env) -> list[str]:
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         diff = sorted(set(a) ^ set(b))[:3] or [k for k in a if a[k].shape != b[k].shape][:3]
         return ["DIFFERENT TENSORS", "", "", f"{diff}", mk_col, ""]
+    note = ""
+    va, vb = read_vocab(d / "mergekit"), read_vocab(d / "glue")
+    if va and vb and va != vb and set(va) == set(vb) and len(va) == len(vb):
+        # mergekit orders a union's new tokens by its tokenizers' hash order (differs run to run): compare by token
+        order = [0] * len(va)
+        for tok, i in va.items():
+            order[i] = vb[tok]
+        b = {k: (t[order] if is_vocab_tensor(k) else t) for k, t in b.items()}
+        moved = sorted(t for t in va if va[t] != vb[t])
+        note = f"same tokens; ids of {moved} differ (mergekit's order is its hash order), compared by token. "
     diff, n = _maxdiff(a, b)
     total = sum(t.numel() for t in a.values())
     tok_files = sorted(p.name for p in (d / "glue").glob("tokenizer*"))
     mk_tok = sorted(p.name for p in (d / "mergekit").glob("tokenizer*"))
-    note = "" if tok_files == mk_tok else f"tokenizer files: glue {tok_files}, mergekit {mk_tok}"
+    note += "" if tok_files == mk_tok else f"tokenizer files: glue {tok_files}, mergekit {mk_tok}"
     demo = generate(d / "glue") if c["demo"] else ""
     verdict = "equal (bit-identical)" if n == 0 else "DIFFERS"
     return [verdict, f"{diff:.3g}", f"{n}/{total} ({100 * n / total:.2f}%)", note, mk_col, demo]

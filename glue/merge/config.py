@@ -39,7 +39,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -50,16 +50,15 @@ from glue.merge.plan import VOCAB_POLICIES, SliceDef
 from glue.merge.plan import SliceSource as PlanSource
 from glue.merge.spec import MergeSpec, Rule, Setting, parse_setting, setting_to_data
 
+if TYPE_CHECKING:
+    from glue.merge.vocab import TokenizerPlan
+
 GLUE_KEYS = {"method", "base", "models", "slices", "params", "seed", "dtype", "compute_dtype", "vocab_policy",
-             "tokenizer_source", "copy_tokenizer", "zoo", "provenance"}
+             "tokenizer_source", "tokenizer", "chat_template", "copy_tokenizer", "zoo", "provenance"}
 MERGEKIT_KEYS = {"merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype",
-                 "tokenizer_source"}
+                 "tokenizer_source", "tokenizer", "chat_template"}
 MERGEKIT_UNSUPPORTED_KEYS = {
     "modules": "'modules' (per-module merges of multi-module architectures) is not supported by glue",
-    "tokenizer": "the 'tokenizer' section (vocabulary alignment and token embedding sources) is not supported "
-                 "by glue yet",
-    "chat_template": "'chat_template' (writing a chat template into the output tokenizer) is not supported by "
-                     "glue yet",
 }
 MERGEKIT_METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs",
                     "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough")
@@ -119,6 +118,10 @@ class MergeConfig:
             (``--mergekit-compat``: mergekit's arithmetic, bit for bit).
         vocab_policy: ``error`` or ``truncate``; tokenizer_source: a model to copy tokenizer files
             from; copy_tokenizer: False writes no tokenizer files.
+        tokenizer: None (copy the tokenizer files), or ``base``/``union``/a model directory: build
+            that vocabulary and align every input's embedding and lm_head rows by token
+            (``glue.merge.vocab.TokenizerPlan``); chat_template: a Jinja template (or ``auto``: the
+            inputs' most common one) stored in that tokenizer.
         source: the file it was read from (for messages); format: ``glue`` or ``mergekit``.
     """
 
@@ -136,6 +139,8 @@ class MergeConfig:
     compute_dtype: str | None = None
     mergekit_dtype: str | None = None  # mergekit's compute dtype, used by with_overrides(mergekit_compat=True)
     copy_tokenizer: bool = True
+    tokenizer: str | None = None  # align rows by token: "base", "union" or a model directory (mergekit's meaning)
+    chat_template: str | None = None
 
     @property
     def spec(self) -> MergeSpec:
@@ -216,6 +221,10 @@ class MergeConfig:
             d["tokenizer_source"] = self.tokenizer_source.path
         if not self.copy_tokenizer:
             d["copy_tokenizer"] = False
+        if self.tokenizer:
+            d["tokenizer"] = {"source": self.tokenizer}
+        if self.chat_template:
+            d["chat_template"] = self.chat_template
         zoos = {m.zoo for m in self.models + ((self.base,) if self.base else ()) if m.zoo}
         if zoos:
             d["zoo"] = zoos.pop()
@@ -228,11 +237,10 @@ class MergeConfig:
         models = [m.resolve() for m in self.models]
         base = self.base.resolve() if self.base else None
         tok = self.tokenizer_source.resolve() if self.tokenizer_source else None
-        if tok is not None and self.format == "mergekit":
-            check_same_vocab(tok, models + ([base] if base else []), self.source)
         kw = dict(dtype=self.dtype, device=device, vocab_policy=self.vocab_policy, overwrite=overwrite,
                   max_shard_bytes=max_shard_bytes, model_names=[m.name for m in self.models], progress=progress,
-                  tokenizer_source=tok, record=self.to_dict(), threads=threads, copy_tokenizer=self.copy_tokenizer)
+                  tokenizer_source=tok, record=self.to_dict(), threads=threads, copy_tokenizer=self.copy_tokenizer,
+                  tokenizer=self.tokenizer_plan(models, base) if self.tokenizer and self.copy_tokenizer else None)
         if self.slices is not None:
             ref = next((i for i, m in enumerate(self.models) if self.base and m.path == self.base.path), None)
             ref = ref if ref is not None else self.slice_plan()[0][0].inputs[0].source
@@ -240,26 +248,43 @@ class MergeConfig:
         return merge_checkpoints(self.spec, models, out, base=base, **kw)
 
 
+    def tokenizer_plan(self, models: list[Path], base: Path | None) -> TokenizerPlan:
+        """The output vocabulary and row maps over the executor's checkpoints (models, then the base)."""
+        from glue.merge.vocab import TokenizerPlan
+
+        cks = models + ([base] if base is not None and self.slices is None else [])
+        bi = None
+        if self.base is not None:
+            bi = next((i for i, m in enumerate(models) if m == base), len(models) if self.slices is None else None)
+        source = self.tokenizer if self.tokenizer in ("base", "union") else str(Path(self.tokenizer))
+        return TokenizerPlan.build(source, cks, bi, chat_template(self.chat_template, cks, self.source))
+
+
+def chat_template(value: str | None, models: Sequence[Path], source: str) -> str | None:
+    """mergekit's ``chat_template``: a Jinja template as is, or ``auto`` (the inputs' most common)."""
+    if value is None:
+        return None
+    if value == "auto":
+        import collections
+        import json as _json
+
+        found = []
+        for m in models:
+            f = m / "tokenizer_config.json"
+            t = _json.loads(f.read_text()).get("chat_template") if f.is_file() else None
+            if (m / "chat_template.jinja").is_file():
+                t = (m / "chat_template.jinja").read_text()
+            if isinstance(t, str) and t.strip():
+                found.append(t.strip())
+        return collections.Counter(found).most_common(1)[0][0] if found else None
+    if "{" not in value:
+        raise ConfigError(f"{source}: chat_template {value!r}: mergekit's named templates (chatml, llama3, ...) are "
+                          f"not bundled with glue; give the Jinja template itself, or 'auto'")
+    return value
+
+
 def _first(*settings: Any) -> Any:
     return next((s for s in settings if s is not None), None)
-
-
-def check_same_vocab(tokenizer_source: Path, models: Sequence[Path], source: str) -> None:
-    """mergekit re-aligns embedding rows by token when ``tokenizer_source`` is given; glue merges rows
-    by index, which is the same only when every input has the tokenizer's token -> id map. Refuse
-    otherwise, naming the model (no output is written)."""
-    from glue.merge.vocab import read_vocab
-
-    want = read_vocab(tokenizer_source)
-    for m in models:
-        have = read_vocab(m)
-        if want is not None and have is not None and have != want:
-            moved = sum(1 for k, v in have.items() if want.get(k, v) != v)
-            extra = len(set(have) ^ set(want))
-            raise ConfigError(
-                f"{source}: tokenizer_source: model {m.name!r} has another vocabulary than {tokenizer_source.name!r} "
-                f"({moved} tokens under other ids, {extra} tokens in only one of them); aligning embedding rows by "
-                f"token (mergekit's tokenizer_source) is not supported by glue yet")
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -537,7 +562,39 @@ class _Reader:
                            seed=d.get("seed", 0), dtype=d.get("dtype"), vocab_policy=d.get("vocab_policy", "error"),
                            tokenizer_source=self.ref(d.get("tokenizer_source"), "tokenizer_source", zoo),
                            source=self.source, format="glue", slices=slices, compute_dtype=d.get("compute_dtype"),
-                           copy_tokenizer=copy_tok)
+                           copy_tokenizer=copy_tok, tokenizer=self.tokenizer(d, None, zoo),
+                           chat_template=self.chat_template(d))
+
+    def tokenizer(self, d: dict, source: Any, zoo: str | None) -> str | None:
+        """``tokenizer_source`` (mergekit) or the ``tokenizer: {source}`` section: base, union or a model."""
+        sec = d.get("tokenizer")
+        if sec is not None:
+            if not isinstance(sec, dict):
+                self.error(f"tokenizer must be a mapping with 'source', got {sec!r}")
+                return None
+            for k, what in (("tokens", "per-token embedding sources"), ("pad_to_multiple_of", "vocabulary padding")):
+                if sec.get(k):
+                    self.error(f"tokenizer.{k} ({what}) is not supported by glue yet")
+            self.unknown_keys(sec, {"source", "tokens", "pad_to_multiple_of"}, " in tokenizer")
+            source = sec.get("source", "union")
+        if source is None:
+            return None
+        if source in ("base", "union"):
+            return source
+        ref = self.ref(source, "tokenizer.source" if sec is not None else "tokenizer_source", zoo)
+        return ref.path if ref else None
+
+    def chat_template(self, d: dict) -> str | None:
+        v = d.get("chat_template")
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            self.error(f"chat_template must be a string (a Jinja template or 'auto'), got {v!r}")
+            return None
+        if d.get("tokenizer") is None and d.get("tokenizer_source") is None:
+            self.error("chat_template is written into a tokenizer built by the merge: give tokenizer_source "
+                       "(or a tokenizer section) too")
+        return v
 
     def ref(self, value: Any, field_name: str, zoo: str | None) -> ModelRef | None:
         if value is None:
@@ -626,16 +683,14 @@ class _Reader:
         for key in ("dtype", "out_dtype"):
             if d.get(key) is not None and d[key] not in MERGEKIT_DTYPES:
                 self.error(f"{key} {d[key]!r} is not one of {', '.join(sorted(set(MERGEKIT_DTYPES.values())))}")
-        tok = d.get("tokenizer_source")
-        if tok == "union":
-            self.error("tokenizer_source: 'union' (a vocabulary union with embedding rows aligned by token) is "
-                       "not supported by glue yet")
-            tok = None
-        tok_ref = (base or (refs[0] if refs else None)) if tok == "base" else self.ref(tok, "tokenizer_source", None)
+        if d.get("tokenizer_source") is not None and d.get("tokenizer") is not None:
+            self.error("give either tokenizer_source or tokenizer, not both (mergekit: the same)")
+        tok = self.tokenizer(d, d.get("tokenizer_source"), None)
         return MergeConfig(method=method, models=tuple(refs), base=base, params=params,
-                           dtype=MERGEKIT_DTYPES.get(dtype) if dtype else None, tokenizer_source=tok_ref,
+                           dtype=MERGEKIT_DTYPES.get(dtype) if dtype else None,
                            source=self.source, format="mergekit", slices=slices,
-                           mergekit_dtype=MERGEKIT_DTYPES.get(d.get("dtype"), None) if d.get("dtype") else None)
+                           mergekit_dtype=MERGEKIT_DTYPES.get(d.get("dtype"), None) if d.get("dtype") else None,
+                           tokenizer=tok, chat_template=self.chat_template(d))
 
 
 def _mergekit_rescale(v: Any) -> Any:

@@ -220,13 +220,13 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             sources.append(Source.from_checkpoint(cks[-1], f"base {base_path.name!r}"))
         if slices is None:
             ref = len(paths) if base_path is not None else 0
-            plan = plan_merge(sources, ref=ref, vocab_policy="truncate" if tokenizer else vocab_policy)
+            plan = plan_merge(sources, ref=ref, vocab_policy="align" if tokenizer else vocab_policy)
             jobs = model_jobs(plan, len(paths), len(paths) if base_path is not None and spec.reads_base else None,
                               ref, num_layers(cks[ref].config))
             specs, out_layers = [spec], None
         else:
             jobs, out_layers = plan_slices(sources, [sl for sl, _ in slices], ref, [num_layers(ck.config) for ck in cks],
-                                           vocab_policy="truncate" if tokenizer else vocab_policy)
+                                           vocab_policy="align" if tokenizer else vocab_policy)
             specs = [sp for _, sp in slices]
         ref_ck = cks[ref]
         if tokenizer is not None:
@@ -245,9 +245,7 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             try:
                 for j in jobs:
                     if j.out.merged:
-                        xs = [read_job_input(cks[i], j, n, device, tokenizer, i) for i, n in j.inputs]
-                        b = read_job_input(cks[j.base[0]], j, j.base[1], device, tokenizer, j.base[0]) \
-                            if j.base is not None else None
+                        xs, b = read_job_inputs(cks, j, device, tokenizer, specs[j.spec])
                         y = merge_checked(specs[j.spec], j, xs, b, [labels[i] if i < len(labels) else "base"
                                                                     for i, _ in j.inputs], sources)
                         y = y.to(odt or j.out.dtype)
@@ -277,13 +275,19 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
                        str(odt).removeprefix("torch.") if odt else "input dtypes")
 
 
-def read_job_input(ck: Checkpoint, job: Job, name: str, device, tokenizer: TokenizerPlan | None,
-                   source: int) -> torch.Tensor:
-    """Input tensor ``name`` of ``job`` from ``ck``: rows cut (truncation) or permuted into the output
-    vocabulary (``tokenizer``)."""
+def read_job_inputs(cks: Sequence[Checkpoint], job: Job, device, tokenizer: TokenizerPlan | None,
+                    spec: MergeSpec) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The merged inputs and the base of ``job``: rows cut (truncation), or, for an embedding or
+    lm_head under a tokenizer plan, rows aligned by token into the output vocabulary (in the
+    compute dtype, float32 by default)."""
+    pairs = list(job.inputs) + ([job.base] if job.base is not None else [])
     if tokenizer is not None and tokenizer.is_vocab(job.out.name):
-        return tokenizer.rows(source, ck.read(name), job.out.name).to(device=device)
-    return read_input(ck, job.out, device, name)
+        dt = torch.float32 if spec.compute_dtype in (None, "inputs") else getattr(torch, spec.compute_dtype)
+        ts = tokenizer.align([i for i, _ in pairs], [cks[i].read(n) for i, n in pairs], dt)
+        ts = [t.to(device=device) for t in ts]
+    else:
+        ts = [read_input(cks[i], job.out, device, n) for i, n in pairs]
+    return ts[:len(job.inputs)], (ts[-1] if job.base is not None else None)
 
 
 def num_layers(config: Mapping[str, Any]) -> int | None:
@@ -326,8 +330,7 @@ def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None,
             if isinstance(v, list) and old and len(v) == old and k.startswith("layer_types"):
                 cfg[k] = [v[0]] * layers if len(set(v)) == 1 else v[:layers]
     if tokenizer is not None:
-        cfg["vocab_size"] = tokenizer.size
-        cfg.update(tokenizer.special_ids())
+        cfg["vocab_size"] = tokenizer.size  # as mergekit: the output tokenizer's size
     if odt is not None:
         name = str(odt).removeprefix("torch.")
         for key in [k for k in ("dtype", "torch_dtype") if k in cfg] or ["dtype"]:

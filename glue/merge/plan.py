@@ -78,7 +78,7 @@ def plan_merge(sources: Sequence[Source], ref: int = 0, vocab_policy: str = "err
         CheckpointError: naming the model and tensor: another architecture, a missing or extra
             tensor, a shape mismatch, or a vocabulary mismatch under ``error``.
     """
-    if vocab_policy not in VOCAB_POLICIES:
+    if vocab_policy not in (*VOCAB_POLICIES, "align"):
         raise ConfigError(f"unknown vocab_policy {vocab_policy!r}; allowed: {', '.join(VOCAB_POLICIES)}")
     r = sources[ref]
     for s in sources:
@@ -114,6 +114,8 @@ def fit_rows(name: str, r: Source, shape: tuple[int, ...], s: Source, other: tup
     if not is_vocab:
         where = f"tensor {name!r}" if other_name == name else f"tensor {other_name!r} (for output {name!r})"
         raise CheckpointError(f"{where}: {s.label} has shape {tuple(other)}, {r.label} has {tuple(shape)}")
+    if vocab_policy == "align":  # rows are aligned by token later (glue.merge.vocab.TokenizerPlan)
+        return None
     if vocab_policy == "error":
         raise CheckpointError(
             f"vocabulary mismatch in {name!r}: {r.label} has {shape[0]} rows, {s.label} has {other[0]}; "
@@ -201,7 +203,7 @@ def plan_slices(sources: Sequence[Source], slices: Sequence[SliceDef], ref: int,
     """
     from glue.merge.spec import layer_of
 
-    if vocab_policy not in VOCAB_POLICIES:
+    if vocab_policy not in (*VOCAB_POLICIES, "align"):
         raise ConfigError(f"unknown vocab_policy {vocab_policy!r}; allowed: {', '.join(VOCAB_POLICIES)}")
     r = sources[ref]
     for s in sources:

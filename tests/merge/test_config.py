@@ -45,7 +45,7 @@ def test_mergekit_format_keeps_mergekit_meaning(dirs):
         "tokenizer_source": "base"}))
     assert cfg.format == "mergekit" and [m.name for m in cfg.models] == ["ft0", "ft1"]
     assert cfg.spec.params == {"normalize": True, "rescale": "l1"}  # mergekit's default rescale = L1 norm
-    assert cfg.spec.seed == 0 and cfg.dtype == "bfloat16" and cfg.tokenizer_source.path == str(base)
+    assert cfg.spec.seed == 0 and cfg.dtype == "bfloat16" and cfg.tokenizer == "base"
     assert load_config(_write(root, {"merge_method": "dare_linear", "base_model": str(base), "models": [
         {"model": str(fts[0])}], "parameters": {"rescale": False}})).spec.params["rescale"] == "none"
     ties = load_config(_write(root, {"merge_method": "ties", "base_model": str(base), "models": [
@@ -92,7 +92,7 @@ def test_zoo_members_by_name(tiny_dirs, tmp_path):
     ({"method": "ties", "models": ["ft0"]}, r"ties needs a base model"),
     ({"method": "linear", "models": [{"model": "ft0", "density": 0.5}]}, r"linear takes no per-model 'density'"),
     ({"method": "linear", "models": ["nope"]}, r"models\[0\]: model directory 'nope' does not exist"),
-    ({"method": "linear", "models": ["ft0"], "wieghts": [1]}, r"unknown field 'wieghts'; allowed: base, compute_dtype"),
+    ({"method": "linear", "models": ["ft0"], "wieghts": [1]}, r"unknown field 'wieghts'; allowed: base, chat_template, compute_dtype"),
     ({"method": "ties", "base": "base", "models": ["ft0"], "params": {"lamda": 2}},
      r"ties has no parameter 'lamda'; its parameters: lambda, normalize, rescale"),
     ({"method": "linear", "models": ["ft0"], "dtype": "int8"}, r"dtype 'int8' is not one of float32, bfloat16"),
@@ -111,10 +111,10 @@ def test_zoo_members_by_name(tiny_dirs, tmp_path):
     ({"merge_method": "linear", "base_model": "ft0", "models": [{"model": "ft1", "parameters": {"weight": 1}}]},
      r"base_model: mergekit merges 'ft0' as one more linear input .* needs its weight"),
     ({"merge_method": "linear", "models": [{"model": "ft0+lora"}]}, r"model\+LoRA reference .* not supported by glue"),
-    ({"merge_method": "linear", "models": [{"model": "ft0"}], "chat_template": "chatml"},
-     r"'chat_template' \(writing a chat template into the output tokenizer\) is not supported by glue yet$"),
-    ({"merge_method": "linear", "models": [{"model": "ft0"}], "tokenizer": {"source": "union"}},
-     r"the 'tokenizer' section \(vocabulary alignment .*\) is not supported by glue yet$"),
+    ({"merge_method": "linear", "models": [{"model": "ft0"}], "chat_template": "{{ x }}"},
+     r"chat_template is written into a tokenizer built by the merge: give tokenizer_source"),
+    ({"merge_method": "linear", "models": [{"model": "ft0"}], "tokenizer": {"source": "union", "tokens": {"a": {}}}},
+     r"tokenizer.tokens \(per-token embedding sources\) is not supported by glue yet$"),
     ({"merge_method": "slerp", "base_model": "base", "slices": [{"sources": [{"model": "ft0", "layer_range": [0, 2]},
                                                                             {"model": "ft1", "layer_range": [0, 2]}]}]},
      r"slices\[0\]: slerp needs base_model base among the slice's sources"),

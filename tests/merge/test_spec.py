@@ -139,22 +139,53 @@ def test_a_new_method_declares_its_own_parameter(monkeypatch):
 
 
 # -- refusals: no silent differences ------------------------------------------------------------------
-def test_tokenizer_mismatch_is_refused_before_writing(family, tmp_path):
+def test_vocabularies_are_aligned_by_token(family, read_sd, tmp_path, rewrite_ckpt):
+    """tokenizer_source: base with the same tokens under other ids gives the merge of the un-permuted
+    models; a token only one model has keeps that model's row (mergekit's initialisation)."""
     base, fts = family
-    perm = tmp_path / "perm"
-    import shutil
-    shutil.copytree(fts[1], perm)
+    vocab = json.loads((fts[1] / "tokenizer.json").read_text())["model"]["vocab"]
+    a, b = sorted(vocab, key=vocab.get)[-2:]
+    ia, ib = vocab[a], vocab[b]
+
+    def swap_vocab(v):
+        v[a], v[b] = v[b], v[a]
+
+    def swap_rows(sd):
+        for k in ("model.embed_tokens.weight", "lm_head.weight"):
+            sd[k][[ia, ib]] = sd[k][[ib, ia]]
+
+    perm = rewrite_ckpt(fts[1], "perm", edit_tensors=swap_rows)
     tj = json.loads((perm / "tokenizer.json").read_text())
-    vocab = tj["model"]["vocab"]
-    a, b = sorted(vocab)[-2:]
-    vocab[a], vocab[b] = vocab[b], vocab[a]
+    swap_vocab(tj["model"]["vocab"])
     (perm / "tokenizer.json").write_text(json.dumps(tj))
     p = _write(tmp_path, {"merge_method": "linear", "base_model": str(fts[0]), "tokenizer_source": "base",
                           "parameters": {"weight": 0.5}, "models": [{"model": str(fts[0])}, {"model": str(perm)}]})
-    with pytest.raises(ConfigError, match=r"model 'perm' has another vocabulary .*\(2 tokens under other ids.*"
-                                          r"not supported by glue yet"):
-        load_config(p).run(tmp_path / "o")
-    assert not (tmp_path / "o").exists()
+    out = read_sd(load_config(p).run(tmp_path / "o").out)
+    x, y = read_sd(fts[0]), read_sd(fts[1])
+    assert all(torch.equal(t, merge_tensors("linear", [x[k], y[k]])) for k, t in out.items())
+    # index-merging would have mixed rows of different tokens
+    assert not torch.equal(merge_tensors("linear", [x["lm_head.weight"], read_sd(perm)["lm_head.weight"]]),
+                           out["lm_head.weight"])
+
+    def grow(sd):
+        for k in ("model.embed_tokens.weight", "lm_head.weight"):
+            sd[k] = torch.cat([sd[k], torch.full((1, sd[k].shape[1]), 0.25)])
+
+    big = rewrite_ckpt(fts[1], "big", edit_tensors=grow, edit_config=lambda c: c.update(vocab_size=c["vocab_size"] + 1))
+    tj = json.loads((big / "tokenizer.json").read_text())
+    tj["model"]["vocab"]["<new>"] = len(vocab)
+    (big / "tokenizer.json").write_text(json.dumps(tj))
+    p = _write(tmp_path, {"merge_method": "linear", "base_model": str(fts[0]), "tokenizer_source": "union",
+                          "parameters": {"weight": 0.5}, "models": [{"model": str(fts[0])}, {"model": str(big)}]},
+               "u.yaml")
+    res = load_config(p).run(tmp_path / "u")
+    out = read_sd(res.out)
+    assert out["lm_head.weight"].shape[0] == len(vocab) + 1
+    assert torch.equal(out["lm_head.weight"][-1], torch.full((out["lm_head.weight"].shape[1],), 0.25))
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(res.out)
+    assert tok.convert_tokens_to_ids("<new>") == len(vocab)
+    assert json.loads((res.out / "config.json").read_text())["vocab_size"] == len(vocab) + 1
 
 
 def test_compat_kernels_equal_glue_in_float32_without_ties():
