@@ -4,8 +4,9 @@
 Small random Llama checkpoints with a character-level tokenizer are built once into ``--scratch``
 (a base and three fine-tunes = base + N(0, 0.02²), stored in float32 and in bfloat16; a copy of one
 fine-tune with the same tokens under permuted ids; one with 4 extra vocabulary rows and tokens).
-Every case is one mergekit config, run by ``mergekit-yaml`` (its own venv, ``--mergekit-bin``) and
-by ``python -m glue merge`` (optionally ``--mergekit-compat``). Outcome per case:
+Every case is one mergekit config, run by mergekit's ``run_merge`` (what ``mergekit-yaml`` calls; all
+cases in one process of its own venv, ``--mergekit-bin``) and by ``glue merge`` (``glue.cli.main``
+in this process, optionally ``--mergekit-compat``). Outcome per case:
 
 * both wrote a model: the largest |difference| over all tensors and the number of elements that
   differ (0 = bit-identical);
@@ -185,12 +186,21 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
                                               {"filter": "down_proj", "value": 0.5}, {"value": 1.0}]}}], **dt})
     # 8: methods glue does not have
     for meth in ("nuslerp", "multislerp", "karcher", "sce", "nearswap", "arcee_fusion"):
-        base = {"base_model": m["base"]} if meth in ("sce", "nearswap") else {}
-        n = 2 if meth in ("nearswap", "arcee_fusion", "nuslerp") else 3
+        one = meth in ("nearswap", "arcee_fusion")  # a base and one other model
+        base = {"base_model": m["base"]} if meth in ("sce", "nearswap", "arcee_fusion") else {}
+        n = 1 if one else 2 if meth == "nuslerp" else 3
         add(f"method {meth}", {"merge_method": meth, **base,
-                                "models": models(fts[:n], **({"weight": [1.0] * n} if meth in ("nuslerp", "multislerp")
-                                                            else {})),
-                                **({"parameters": {"t": 0.5}} if meth == "nearswap" else {}), **dt})
+                                "models": models(fts[:n], **({"weight": [1.0, 0.6, 0.3][:n]}
+                                                            if meth in ("nuslerp", "multislerp") else {})),
+                                **({"parameters": {"t": 0.01}} if meth == "nearswap" else {}),
+                                **({"parameters": {"select_topk": 0.5}} if meth == "sce" else {}), **dt})
+    # torch's dot product sums in an order that depends on the thread count; mergekit runs with torch's default
+    add("method karcher, glue --threads 0 (torch's default threads, as mergekit)",
+        {"merge_method": "karcher", "models": models(fts), **dt}, ["--threads", "0"])
+    add("method nuslerp with a base (task vectors)",
+        {"merge_method": "nuslerp", "base_model": m["base"], "models": models(fts[:2], weight=[1.0, 0.5]), **dt})
+    add("method multislerp with a base (task vectors)",
+        {"merge_method": "multislerp", "base_model": m["base"], "models": models(fts, weight=[1.0, 0.5, 0.2]), **dt})
     # 9: compute dtype: mergekit computes in dtype; glue in float32 unless --mergekit-compat
     per = {"linear": ({"weight": w}, {}), "task_arithmetic": ({"weight": w}, {"lambda": 0.9}),
            "ties": ({"weight": [1.0, 0.6, 0.3], "density": [0.3, 0.5, 0.7]}, {}),
@@ -212,6 +222,7 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
 
 
 def _last_line(text: str) -> str:
+    """The last non-empty line (an error message's summary)."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1].strip() if lines else ""
 
@@ -228,21 +239,60 @@ def generate(path: Path) -> str:
     return repr(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=False))
 
 
-def run_case(c: dict, d: Path, args, env) -> list[str]:
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
-    (d / "mk.yaml").write_text(yaml.safe_dump(c["cfg"], sort_keys=False))
-    mk = subprocess.run([str(Path(args.mergekit_bin) / "mergekit-yaml"), str(d / "mk.yaml"), str(d / "mergekit"),
-                         "--quiet", "--no-write-model-card"] + (["--no-copy-tokenizer"] if "--no-copy-tokenizer"
-                                                                in c["flags"] else []),
-                        env=env, capture_output=True, text=True)
-    gl = subprocess.run([args.python, "-m", "glue", "merge", str(d / "mk.yaml"), "--out", str(d / "glue"),
-                         "--no-progress"] + c["flags"], env=env, capture_output=True, text=True)
-    mk_ok, gl_ok = mk.returncode == 0, gl.returncode == 0
-    mk_col = "wrote a model" if mk_ok else f"fails: {_last_line(mk.stderr)[:120]}"
+MERGEKIT_DRIVER = """
+import json, sys, yaml
+from mergekit.config import MergeConfiguration
+from mergekit.merge import MergeOptions, run_merge
+jobs, res = json.load(open(sys.argv[1])), {}
+for j in jobs:
+    try:
+        text = open(j["cfg"]).read()
+        run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), j["out"],
+                  MergeOptions(copy_tokenizer=j["copy_tokenizer"], quiet=True, write_model_card=False),
+                  config_source=text)
+        res[j["out"]] = "ok"
+    except Exception as e:
+        res[j["out"]] = f"{type(e).__name__}: {e}"
+    json.dump(res, open(sys.argv[2], "w"))
+"""
+
+
+def run_mergekit(todo: list[tuple[dict, Path]], args, env) -> dict[str, str]:
+    """Run every case's config through mergekit's ``run_merge`` in one process of its venv (what
+    ``mergekit-yaml`` calls; one process saves its start-up per case). ``out -> "ok" | error``."""
+    scratch = Path(args.scratch)
+    (scratch / "mk_driver.py").write_text(MERGEKIT_DRIVER)
+    jobs = [{"cfg": str(d / "mk.yaml"), "out": str(d / "mergekit"),
+             "copy_tokenizer": "--no-copy-tokenizer" not in c["flags"]} for c, d in todo]
+    (scratch / "mk_jobs.json").write_text(json.dumps(jobs))
+    py = Path(args.mergekit_bin) / "python"
+    subprocess.run([str(py), str(scratch / "mk_driver.py"), str(scratch / "mk_jobs.json"),
+                    str(scratch / "mk_status.json")], env=env, capture_output=True, text=True)
+    return json.loads((scratch / "mk_status.json").read_text())
+
+
+def run_glue(c: dict, d: Path) -> tuple[int, str]:
+    """``glue merge`` in this process (``glue.cli.main``): exit status and stderr."""
+    import contextlib
+    import io
+
+    from glue.cli import main as glue_main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = glue_main(["merge", str(d / "mk.yaml"), "--out", str(d / "glue"), "--no-progress"] + c["flags"])
+        except Exception as e:  # noqa: BLE001 - a crash is a finding, reported in the table
+            rc, _ = 1, print(f"CRASH {type(e).__name__}: {e}", file=err)
+    return rc, err.getvalue()
+
+
+def compare(c: dict, d: Path, mk_status: str, gl: tuple[int, str]) -> list[str]:
+    mk_ok, gl_ok = mk_status == "ok", gl[0] == 0
+    mk_col = "wrote a model" if mk_ok else f"fails: {_last_line(mk_status)[:160]}"
     if not gl_ok:
         left = " (output left behind!)" if (d / "glue").exists() else ""
-        return ["refused" + left, "", "", _last_line(gl.stderr).replace(str(d.parent.parent), "…")[:400], mk_col, ""]
+        return ["refused" + left, "", "", _last_line(gl[1]).replace(str(d.parent.parent), "…")[:400], mk_col, ""]
     if not mk_ok:
         return ["wrote a model", "", "", "", mk_col, ""]
     a, b = _tensors(d / "mergekit"), _tensors(d / "glue")
@@ -275,25 +325,43 @@ def main(argv=None) -> int:
     ap.add_argument("--mergekit-bin", default="/tmp/mkvenv/bin")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("-k", default="", help="only cases whose feature contains this text")
+    ap.add_argument("--update", help="a table written before: keep its rows for the cases not run now")
     args = ap.parse_args(argv)
     if not (Path(args.mergekit_bin) / "mergekit-yaml").is_file():
         ap.error(f"no mergekit-yaml in {args.mergekit_bin} (see --help)")
     env, root = _env(), Path(args.scratch)
     rows = []
     t0 = time.perf_counter()
+    todo = []
     for store in ("float32", "bfloat16"):
         dirs = build(root / "models", store)
         for i, c in enumerate(cases(dirs, store)):
             if args.k and args.k not in c["feature"]:
                 continue
-            res = run_case(c, root / "runs" / store / f"{i:02d}", args, env)
-            rows.append([c["feature"], store, " ".join(c["flags"])] + res)
-            print(f"{store} {c['feature']}: {res[0]} {res[1]} {res[2]} {res[3][:100]}", file=sys.stderr, flush=True)
+            d = root / "runs" / store / f"{i:02d}"
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            (d / "mk.yaml").write_text(yaml.safe_dump(c["cfg"], sort_keys=False))
+            todo.append((dict(c, store=store), d))
+    print(f"{len(todo)} cases: mergekit ...", file=sys.stderr, flush=True)
+    status = run_mergekit(todo, args, env)
+    print(f"mergekit done ({time.perf_counter() - t0:.0f} s); glue ...", file=sys.stderr, flush=True)
+    for c, d in todo:
+        res = compare(c, d, status.get(str(d / "mergekit"), "did not run"), run_glue(c, d))
+        rows.append([c["feature"], c["store"], " ".join(c["flags"])] + res)
+        print(f"{c['store']} {c['feature']}: {res[0]} {res[1]} {res[2]} {res[3][:100]}", file=sys.stderr, flush=True)
+    lines = ["| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in r) + " |" for r in rows]
+    if args.update:  # the earlier table's rows, with the ones just run replaced in place
+        done = {tuple(r[:2]): line for r, line in zip(rows, lines)}
+        old = [ln for ln in Path(args.update).read_text().splitlines() if ln.startswith("| ") and
+               not ln.startswith("| feature |")]
+        keys = [tuple(c.strip() for c in ln.split(" | ")[:2]) for ln in old]
+        keys = [(k[0].removeprefix("| "), k[1]) for k in keys]
+        lines = [done.pop(k, ln) for k, ln in zip(keys, old)] + list(done.values())
     print("| feature | checkpoints | glue flags | glue outcome | max abs diff | elements differing | "
           "glue message / note | mergekit 0.1.5 | AutoModelForCausalLM generates |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in r) + " |")
+    print("\n".join(lines))
     print(f"\n{len(rows)} cases in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

@@ -13,7 +13,7 @@ one-hot weights, purity, bf16 inputs, NaN propagation, seeding); add a reference
 """
 
 # importing a method module registers its methods, in this order (the order of `glue merge --list`)
-from glue.merge import linear, task_vectors, slerp, model_stock, passthrough  # noqa: F401, I001
+from glue.merge import linear, task_vectors, slerp, model_stock, spherical, selective, passthrough  # noqa: F401, I001
 from glue.merge.base import METHODS, MergeArgs, MergeMethod, get_method, merge_tensors, register, resolve_args
 from glue.merge.config import MergeConfig, load_config
 from glue.merge.executor import MergeResult, merge_checkpoints

@@ -86,6 +86,8 @@ class Param:
 
     def check(self, v: Any) -> Any:
         """``v`` converted to ``kind``; ``ValueError`` saying what is allowed."""
+        if v is None and self.default is None:
+            raise ValueError(f"is required ({self.doc}); it has no default")
         if self.kind is bool:
             if not isinstance(v, bool):
                 raise ValueError(f"must be {self.allowed}")

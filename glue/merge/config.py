@@ -61,7 +61,8 @@ MERGEKIT_UNSUPPORTED_KEYS = {
     "modules": "'modules' (per-module merges of multi-module architectures) is not supported by glue",
 }
 MERGEKIT_METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs",
-                    "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough")
+                    "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "passthrough", "nuslerp",
+                    "multislerp", "karcher", "sce", "nearswap", "arcee_fusion")
 """mergekit methods glue reads from a mergekit config (same names, same meaning)."""
 MERGEKIT_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "fp32": "float32",
                    "bf16": "bfloat16", "fp16": "float16"}
@@ -644,7 +645,7 @@ class _Reader:
                     lifted.setdefault(k, set()).add(self.setting(p[k], f"{where}.parameters.{k}"))
             is_base = base is not None and Path(path) == Path(base.path)
             base_listed = base_listed or is_base
-            if is_base and known is not None and known.needs_base or (is_base and method == "slerp"):
+            if is_base and known is not None and known.reads_base or (is_base and method == "slerp"):
                 continue  # mergekit: the base is not one of the merged task vectors / is slerp's t=0 end
             refs.append(ModelRef(path, path, self.setting(p.get("weight", gparams.get("weight")), f"{where}.weight"),
                                  self.setting(p.get("density", gparams.get("density")), f"{where}.density")))

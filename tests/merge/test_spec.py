@@ -121,9 +121,11 @@ def test_linear_with_a_base_model_merges_it_as_mergekit_does(family, read_sd, tm
 # -- parameter declarations -------------------------------------------------------------------------
 def test_every_parameter_is_declared_with_docs_and_a_valid_default():
     for name, m in METHODS.items():
+        required = {p.name: 0.5 for p in m.params if p.default is None}
         for p in m.params:
-            assert p.doc and p.check(p.default) == p.default or p.kind is str, (name, p.name)
-        resolve_args(m, max(m.min_models, 2) if m.max_models != 1 else 1, has_base=True, seed=0)
+            assert p.doc, (name, p.name)
+            assert p.name in required or p.check(p.default) == p.default, (name, p.name)
+        resolve_args(m, max(m.min_models, 2) if m.max_models != 1 else 1, has_base=True, seed=0, params=required)
 
 
 def test_a_new_method_declares_its_own_parameter(monkeypatch):
