@@ -67,6 +67,7 @@ def build(root: Path, dtype: str) -> dict[str, Path]:
     names = ["base", "ft0", "ft1", "ft2", "perm", "big"]
     dirs = {n: root / dtype / n for n in names}
     if all((d / "config.json").is_file() for d in dirs.values()):
+        make_lora(dirs["ft1"], root / dtype / "lora")
         return dirs
     tokens = SPECIALS + CHARS
     torch.manual_seed(0)
@@ -102,7 +103,27 @@ def build(root: Path, dtype: str) -> dict[str, Path]:
     bsd = {k: (torch.cat([v, 0.02 * torch.randn(4, v.shape[1], generator=g)])
                if k.endswith(("embed_tokens.weight", "lm_head.weight")) else v) for k, v in fts[1].items()}
     save("big", bsd, tokens + extra, len(tokens) + 4)
+    make_lora(dirs["ft1"], root / dtype / "lora")
     return dirs
+
+
+def make_lora(model_dir: Path, out: Path, seed: int = 7) -> Path:
+    """A rank-4 LoRA adapter on q_proj/v_proj of ``model_dir`` with random (non-zero) A and B."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    if (out / "adapter_config.json").is_file():
+        return out
+    m = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                       LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "lora_" in n:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    m.save_pretrained(out)
+    return out
 
 
 def cases(d: dict[str, Path], store: str) -> list[dict]:
@@ -141,10 +162,12 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
     add("tokenizer_source: union (a model with 4 extra tokens)",
         {"merge_method": "linear", "base_model": m["ft0"], "models": models([m["ft0"], m["big"]], weight=[0.5, 0.5]),
          "tokenizer_source": "union", **dt}, demo=True)
-    add("tokenizer_source: union, ties over 3 models",
-        {"merge_method": "ties", "base_model": m["base"],
-         "models": models([m["ft0"], m["big"], m["perm"]], weight=[1.0, 0.5, 0.5], density=[0.5, 0.5, 0.5]),
-         "tokenizer_source": "union", **dt})
+    union_ties = {"merge_method": "ties", "base_model": m["base"],
+                  "models": models([m["ft0"], m["big"], m["perm"]], weight=[1.0, 0.5, 0.5], density=[0.5, 0.5, 0.5]),
+                  "tokenizer_source": "union", **dt}
+    add("tokenizer_source: union, ties over 3 models", union_ties)
+    add("tokenizer_source: union, ties over 3 models, --mergekit-compat", union_ties, ["--mergekit-compat"],
+        stores=("bfloat16",))
     add("tokenizer: section",
         {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]),
          "tokenizer": {"source": "base"}, "base_model": m["ft0"], **dt})
@@ -154,17 +177,23 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
     add("chat_template: chatml (a mergekit built-in name)",
         {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]), "tokenizer_source": "base",
          "base_model": m["ft0"], "chat_template": "chatml", **dt})
-    add("model+lora",
-        {"merge_method": "linear", "models": models([m["ft0"], m["ft1"] + "+" + m["ft2"]], weight=[0.5, 0.5]), **dt})
+    lora = str(Path(m["ft1"]).parent / "lora")
+    add("model+lora (adapter merged with peft first)",
+        {"merge_method": "linear", "models": models([m["ft0"], m["ft1"] + "+" + lora], weight=[0.5, 0.5]), **dt})
+    add("model+lora where the part after + is not an adapter",
+        {"merge_method": "linear", "models": models([m["ft0"], m["ft1"] + "+" + m["ft2"]], weight=[0.5, 0.5]), **dt},
+        stores=("float32",))
     # 5: slices, gradients, filters
     add("slerp gradient recipe (slices, filtered gradients)", {**slerp_recipe, **dt}, demo=True)
     add("linear, gradient weights over layers",
         {"merge_method": "linear", "models": models(fts[:2], weight=[[1, 0.2, 0.5], [0.1, 0.9, 0.5]]), **dt})
-    add("ties, filtered density and gradient lambda",
-        {"merge_method": "ties", "base_model": m["base"],
-         "models": models(fts, weight=[1, 0.6, 0.3],
-                          density=[[{"filter": "mlp", "value": 0.3}, {"value": 0.7}], 0.5, 0.6]),
-         "parameters": {"lambda": [0.8, 1.2]}, **dt})
+    filtered_ties = {"merge_method": "ties", "base_model": m["base"],
+                     "models": models(fts, weight=[1, 0.6, 0.3],
+                                      density=[[{"filter": "mlp", "value": 0.3}, {"value": 0.7}], 0.5, 0.6]),
+                     "parameters": {"lambda": [0.8, 1.2]}, **dt}
+    add("ties, filtered density and gradient lambda", filtered_ties)
+    add("ties, filtered density and gradient lambda, --mergekit-compat", filtered_ties, ["--mergekit-compat"],
+        stores=("bfloat16",))
     add("task_arithmetic, slices from two layer ranges",
         {"merge_method": "task_arithmetic", "base_model": m["base"],
          "slices": [{"sources": [{"model": m["base"], "layer_range": [0, 2]},

@@ -80,7 +80,13 @@ class ModelRef:
     zoo: str | None = None  # set when ``path`` is a member name of this zoo
 
     def resolve(self) -> Path:
-        """Local directory of the model (a zoo member is built or found in the cache)."""
+        """Local directory of the model (a zoo member is built or found in the cache; a
+        ``model+lora`` reference is merged with peft into the cache first, see ``glue.merge.lora``)."""
+        from glue.merge import lora
+
+        pair = lora.split(self.path) if self.zoo is None else None
+        if pair is not None:
+            return lora.merged(*pair)
         if self.zoo is None:
             return Path(self.path)
         from glue.zoo import get_zoo, resolve
@@ -390,20 +396,36 @@ class _Reader:
             self.error(f"unknown field{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}{where}; "
                        f"allowed: {', '.join(sorted(allowed))}")
 
+    def find_dir(self, value: str) -> Path | None:
+        """``value`` as an existing directory, relative to the config's directory first."""
+        p = Path(value).expanduser()
+        for cand in ([p] if p.is_absolute() else [self.root / p, p]):
+            if cand.is_dir():
+                return cand.resolve()
+        return None
+
     def path(self, value: Any, field_name: str, zoo: str | None) -> tuple[str, str | None]:
         """``(path or member name, zoo or None)``; records an error when neither exists."""
         if not isinstance(value, str) or not value:
             self.error(f"{field_name} must be a model directory, got {value!r}")
             return str(value), None
-        p = Path(value).expanduser()
-        for cand in ([p] if p.is_absolute() else [self.root / p, p]):
-            if cand.is_dir():
-                return str(cand.resolve()), None
+        found = self.find_dir(value)
+        if found is not None:
+            return str(found), None
         if "+" in value:
-            self.error(f"{field_name}: {value!r} is a model+LoRA reference (mergekit merges the adapter into the "
-                       f"model first); LoRA adapters are not supported by glue yet: merge the adapter into its model "
-                       f"(peft merge_and_unload) and give that directory")
-            return value, None
+            from glue.merge import lora
+
+            model, _, adapter = value.rpartition("+")
+            m, a = self.find_dir(model), self.find_dir(adapter)
+            if m is None or a is None:
+                what, part = ("model", model) if m is None else ("LoRA adapter", adapter)
+                self.error(f"{field_name}: {value!r} is a model+LoRA reference, but its {what} directory "
+                           f"{part!r} does not exist")
+                return value, None
+            if not (a / lora.ADAPTER_FILE).is_file():
+                self.error(f"{field_name}: {adapter!r} (after '+') is not a LoRA adapter directory (no "
+                           f"{lora.ADAPTER_FILE})")
+            return f"{m}+{a}", None
         if zoo is not None:
             try:
                 from glue.zoo import get_zoo
@@ -455,7 +477,7 @@ class _Reader:
     @staticmethod
     def names(refs: list[ModelRef]) -> list[ModelRef]:
         """Label models by directory name, or by full path where two share a name."""
-        short = [Path(r.path).name for r in refs]
+        short = ["+".join(Path(x).name for x in r.path.split("+")) for r in refs]  # model+lora: both names
         return [replace(r, name=s if short.count(s) == 1 else r.path) for r, s in zip(refs, short)]
 
     def params(self, data: Any, where: str, skip: tuple[str, ...] = ()) -> dict[str, Setting]:

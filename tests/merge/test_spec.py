@@ -212,3 +212,31 @@ def test_compat_ties_in_bf16_keeps_argsorts_tie_order_and_computes_in_bf16():
     assert torch.equal(got, want)
     with pytest.raises(ConfigError, match="dare_ties has no mergekit-compatible kernel"):
         merge_tensors("dare_ties", [x], base=base, densities=[0.5], seed=0, compute_dtype="bfloat16")
+
+
+def test_model_plus_lora_merges_the_adapter_with_peft_first(family, read_sd, tmp_path, monkeypatch):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("GLUE_CACHE", str(tmp_path / "cache"))
+    base, fts = family
+    m = get_peft_model(AutoModelForCausalLM.from_pretrained(fts[1]), LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "lora_B" in n:
+                p.fill_(0.1)
+    m.save_pretrained(tmp_path / "adapter")
+    p = _write(tmp_path, {"merge_method": "linear", "models": [{"model": str(fts[0])},
+                                                               {"model": f"{fts[1]}+{tmp_path / 'adapter'}"}]})
+    cfg = load_config(p)
+    assert cfg.models[1].name == "ft1+adapter"
+    out = read_sd(cfg.run(tmp_path / "o").out)
+    want = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(fts[1]), tmp_path / "adapter")
+    want = {k: v for k, v in want.merge_and_unload().state_dict().items()}
+    a = read_sd(fts[0])
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(want[q], read_sd(fts[1])[q])  # the adapter changes q_proj
+    for k, t in out.items():
+        assert torch.equal(t, merge_tensors("linear", [a[k], want[k]])), k
+    again = load_config(tmp_path / "o" / "glue_merge.yaml").run(tmp_path / "o2")  # the record re-runs
+    assert all(torch.equal(t, read_sd(again.out)[k]) for k, t in out.items())
