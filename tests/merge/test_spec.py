@@ -130,7 +130,7 @@ def test_every_parameter_is_declared_with_docs_and_a_valid_default():
 
 def test_a_new_method_declares_its_own_parameter(monkeypatch):
     """Adding a method with a new parameter touches nothing but its own registration."""
-    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
+    monkeypatch.setattr(METHODS, "_items_", dict(METHODS._items))
     register(MergeMethod(name="shrink", fn=lambda ts, *, factor, **_: ts[0].float() * factor, needs_base=False,
                          randomized=False, per_model=(), min_models=1, max_models=1, paper="https://example.org",
                          params=(Param("factor", float, 0.5, "multiply by this", low=0, high=1, low_open=True),)))
