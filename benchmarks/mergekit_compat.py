@@ -277,7 +277,8 @@ for j in jobs:
     try:
         text = open(j["cfg"]).read()
         run_merge(MergeConfiguration.model_validate(yaml.safe_load(text)), j["out"],
-                  MergeOptions(copy_tokenizer=j["copy_tokenizer"], quiet=True, write_model_card=False),
+                  MergeOptions(copy_tokenizer=j["copy_tokenizer"], quiet=True, write_model_card=False,
+                               lora_merge_cache=j["lora_cache"]),
                   config_source=text)
         res[j["out"]] = "ok"
     except Exception as e:
@@ -292,7 +293,8 @@ def run_mergekit(todo: list[tuple[dict, Path]], args, env) -> dict[str, str]:
     scratch = Path(args.scratch)
     (scratch / "mk_driver.py").write_text(MERGEKIT_DRIVER)
     jobs = [{"cfg": str(d / "mk.yaml"), "out": str(d / "mergekit"),
-             "copy_tokenizer": "--no-copy-tokenizer" not in c["flags"]} for c, d in todo]
+             "copy_tokenizer": "--no-copy-tokenizer" not in c["flags"], "lora_cache": str(d / "mk_lora")}
+            for c, d in todo]
     (scratch / "mk_jobs.json").write_text(json.dumps(jobs))
     py = Path(args.mergekit_bin) / "python"
     subprocess.run([str(py), str(scratch / "mk_driver.py"), str(scratch / "mk_jobs.json"),
