@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from glue.merge.base import MergeMethod, register
+from glue.merge.compat import as_float32_kernel
+from glue.merge.base import T, MergeMethod, register
 
 COLINEAR_DOT = 0.9995
 """When the cosine between the two flattened tensors exceeds this in absolute value, SLERP is
@@ -40,6 +41,6 @@ def slerp(tensors: Sequence[Tensor], *, t: float, eps: float = 1e-8, **_) -> Ten
 
 register(MergeMethod(
     name="slerp", fn=slerp, needs_base=False, randomized=False, per_model=(),
-    defaults={"t": 0.5}, min_models=2, max_models=2,
+    params=(T,), compat_fn=as_float32_kernel(slerp), min_models=2, max_models=2,
     paper="https://en.wikipedia.org/wiki/Slerp", summary="spherical interpolation between exactly two models",
 ))

@@ -33,10 +33,10 @@ from pathlib import Path
 import pandas as pd
 
 from glue.errors import ConfigError, GlueError
-from glue.safety import kill_point
 from glue.paths import results_dir
 from glue.record.provenance import Record
 from glue.record.tables import records_frame, render
+from glue.safety import kill_point
 
 __all__ = ["Claim", "StoreError", "already_recorded", "append", "atomic_write", "check_record", "claim_case",
            "latest", "latest_table", "load_records", "refresh_results_csv", "results_csv_current", "runs_dir",
