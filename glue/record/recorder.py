@@ -55,8 +55,8 @@ class Recorder:
                                   f"{torch.__version__} (a CPU build, or no driver); use --device cpu")
             torch.cuda.init()
         self.provenance = provenance or collect_provenance(results_root=self.root)
-        if zoo_dir(settings.zoo, self.root).is_dir():
-            refresh_results_csv(settings.zoo, self.root)  # stale after a kill between an append and its rewrite
+        if zoo_dir(zoo, self.root).is_dir():
+            refresh_results_csv(zoo, self.root)  # stale after a kill between an append and its rewrite
 
     def config(self, case: str, config: dict[str, Any]) -> dict[str, Any]:
         """The full config of ``case``: its own config plus the run settings (validated, hashable)."""
@@ -83,7 +83,7 @@ class Recorder:
         """Claim ``case`` for measurement (see ``glue.record.store.Claim``): the claim, or, when the case
         must not be measured here, why (recorded meanwhile by another process, or being measured by one)."""
         full = self.config(case, config)
-        key = (self.settings.zoo, case, self.provenance.commit, config_hash(full))
+        key = (self.zoo, case, self.provenance.commit, config_hash(full))
         c = claim_case(*key, root=self.root)
         if c is None:
             return f"being measured by {claim_holder(*key, root=self.root)}"

@@ -353,7 +353,6 @@ KINDS = {
     "cluster --members duplicate": lambda c: (["cluster", "--zoo", "tiny", "--members", "tiny_ft_add", "tiny_ft_add",
                                                "tiny_harm"], ["tiny_ft_add"]),
     "report of a zoo without results": lambda c: (["report", "--zoo", "tiny"], ["no results for zoo 'tiny'"]),
-    "zoo build of a real zoo": lambda c: (["zoo", "build", "which4"], ["which4", "real zoo"]),
 }
 
 

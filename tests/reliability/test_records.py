@@ -26,10 +26,11 @@ def test_a_claimed_case_cannot_be_claimed_again_until_released(tmp_path):
 
 
 def test_the_recorder_refuses_a_case_another_process_holds(tmp_path, provenance):
-    from glue.record.recorder import Recorder, RunSettings
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
 
     root = tmp_path / "results"
-    rec = Recorder(RunSettings("tiny", evaluator="native"), root=root, provenance=provenance)
+    rec = Recorder("tiny", EvalSpec(evaluator="native"), root=root, provenance=provenance)
     held = rec.claim("single-x", {"member": "x"})
     assert not isinstance(held, str)
     assert rec.claim("single-x", {"member": "x"}).startswith("being measured by pid ")
