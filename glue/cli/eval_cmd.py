@@ -12,9 +12,10 @@ if TYPE_CHECKING:
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.eval import EVALUATORS, SPLITS
 
-    p = sub.add_parser("eval", help="evaluate zoo members on tasks: a member x task accuracy table",
+    p = sub.add_parser("eval", help=VERBS["eval"],
                        description="Evaluate members of a zoo (default: the base, then every member) on tasks "
                                    "(default: the zoo's) and print a member x task accuracy table with the "
                                    "average, then the best member of each task. Records nothing: benchmarks "
@@ -31,16 +32,17 @@ def register(sub) -> None:
 
 
 def _eval(args) -> int:
-    import pandas as pd
     from glue.eval import EvalSpec
-    from glue.recipe.members import evaluate_member
-    from glue.record.tables import render
     from glue.zoo import get_zoo
 
-    zoo = get_zoo(args.zoo)
+    zoo = get_zoo(args.zoo)  # every bad name fails here, before torch and pandas are imported
     members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
     members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
     spec = EvalSpec(args.tasks or zoo.tasks, args.split, args.evaluator, args.limit, args.device)
+    import pandas as pd
+
+    from glue.recipe.members import evaluate_member
+    from glue.record.tables import render
     tasks = list(spec.tasks)
     rows = []
     for m in members:

@@ -22,19 +22,19 @@ def parse_size(text: str) -> int:
 
 
 def register(sub) -> None:
-    from glue.merge.executor import OUT_DTYPES
-    from glue.merge.plan import VOCAB_POLICIES
+    from glue.cli import VERBS
 
-    p = sub.add_parser("merge", help="merge checkpoints from a merge config (glue or mergekit format)",
+    p = sub.add_parser("merge", help=VERBS["merge"],
                        description="Stream a merge of safetensors checkpoints, tensor by tensor, into DIR. "
                                    "CONFIG is glue's merge YAML or a mergekit merge config.")
     p.add_argument("config", nargs="?", help="merge config YAML (glue or mergekit format)")
     p.add_argument("--out", "-o", help="output directory (must not exist unless --overwrite)")
     p.add_argument("--device", default="cpu", help="where the math runs: cpu, cuda, cuda:N (default cpu)")
-    p.add_argument("--dtype", choices=list(OUT_DTYPES), help="output dtype (default: the config's, else the "
+    # choices are checked with the config (glue.merge.config.validate), not here: `glue merge --help`
+    # imports no torch
+    p.add_argument("--dtype", help="output dtype: float32, bfloat16 or float16 (default: the config's, else the "
                    "reference model's)")
-    p.add_argument("--vocab-policy", choices=VOCAB_POLICIES, help="vocabulary size mismatch: error (default) or "
-                   "truncate to the base's rows")
+    p.add_argument("--vocab-policy", help="vocabulary size mismatch: error (default) or truncate to the base's rows")
     p.add_argument("--seed", type=int, help="seed of randomized methods (default: the config's, else 0)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--shard-size", default="2GB", help="maximum output shard size (default 2GB)")
@@ -54,6 +54,10 @@ def _merge(args) -> int:
         return _list()
     if not args.config or not args.out:
         raise ConfigError("usage: glue merge CONFIG.yaml --out DIR (or glue merge --list)")
+    from pathlib import Path
+
+    if not Path(args.config).is_file():  # before importing the merge package (torch): a typo costs milliseconds
+        raise ConfigError(f"merge config {args.config} does not exist")
     from glue.merge.config import load_config
     from glue.zoo import member_dir
 

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.eval import EVALUATORS
     from glue.select import DEFAULT_DENSITY, DEFAULT_TRIALS
 
-    p = sub.add_parser("select", help="selective merging: pick members and coefficients on the search split, "
-                                      "write the merge",
+    p = sub.add_parser("select", help=VERBS["select"],
                        description="Run a selection strategy (Model-GLUE, arXiv 2410.05357) over the members of a zoo "
                                    "on the search split, print its rounds and final weights, write the merged "
                                    "checkpoint and selection.json to DIR (atomically) and print its test-split scores.")

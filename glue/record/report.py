@@ -64,14 +64,17 @@ def ordered(records: list[Record]) -> list[Record]:
 
 
 def describe(records: list[Record]) -> str:
-    """``split test · evaluator native · limit 8 · 7 cases`` (several values joined with ``+``)."""
+    """``split test · evaluator native · limit 8 (smoke run) · 7 cases`` (several values joined with ``+``;
+    ``limit 5 on 1 of 7 cases (smoke run)`` when only some cases are limited)."""
 
-    def values(key: str) -> str:
-        return "+".join(sorted({str(r.config.get(key)) for r in records}))
+    def values(key: str, rs: list[Record] = records) -> str:
+        return "+".join(sorted({str(r.config.get(key)) for r in rs}))
 
     parts = [f"split {values('split')}", f"evaluator {values('evaluator')}"]
-    if any(r.config.get("limit") is not None for r in records):
-        parts.append(f"limit {values('limit')} (smoke run)")
+    limited = [r for r in records if r.config.get("limit") is not None]
+    if limited:
+        some = f" on {len(limited)} of {len(records)} cases" if len(limited) < len(records) else ""
+        parts.append(f"limit {values('limit', limited)}{some} (smoke run)")
     return " · ".join(parts + [f"{len(records)} cases"])
 
 

@@ -39,17 +39,11 @@ from glue.merge import (
     merge_checkpoints,
     resolve_args,
 )
-from glue.select.search import Problem, SelectionResult
+from glue.select.search import DEFAULT_DENSITY, DEFAULT_TRIALS, Problem, SelectionResult
 from glue.select.strategies import STRATEGIES, Strategy, run_strategy
 from glue.eval.spec import EvalSpec
 from glue.zoo import Zoo
 
-DEFAULT_DENSITY = 0.5
-"""Density of every model for methods that take one, in strategies that do not search it (TIES'
-top-k, DARE's keep probability). The method registry's default is 1.0 (keep everything), which
-would make TIES a sign election only and DARE a plain task arithmetic; 0.5 is mergekit's usual example."""
-
-DEFAULT_TRIALS = 60
 SELECTION_FILE = "selection.json"
 
 

@@ -12,8 +12,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from glue.errors import CheckpointError, ConfigError
 from glue.registry import Registry
 from glue.zoo.real import real_zoos
@@ -52,6 +50,8 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         members:
           - {name: a, source: /models/a, family: llama2}
     """
+    import yaml
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"zoo file {p} does not exist")
