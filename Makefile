@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= surrogate16
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_ARGS ?=
 REHEARSAL_DIR ?= .cache/rehearsal
 EXECUTOR ?= serial
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.glue-installed
 .PHONY: venv test bench report rehearsal gpu-check clean-results help
 
 help:
-	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] | make report"
+	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] [JOBS=cores] | make report"
 	@echo "make rehearsal (a Which4-shaped zoo of small random checkpoints through make bench) | make gpu-check"
 
 $(STAMP): pyproject.toml
@@ -29,7 +30,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/glue zoo build $(MODELS)
-	$(PY) -m pytest benchmarks --models $(MODELS) --executor $(EXECUTOR) $(PYTEST_ARGS)
+	$(PY) benchmarks/parallel.py --jobs $(if $(filter ray,$(EXECUTOR)),1,$(JOBS)) -- --models $(MODELS) \
+		--executor $(EXECUTOR) $(PYTEST_ARGS)
 	$(VENV)/bin/glue report --zoo $(MODELS)
 
 # real-zoo dress rehearsal: Which4's hub ids under $(REHEARSAL_DIR)/models, random weights, surrogate tasks

@@ -250,10 +250,14 @@ class CaseRecorder:
 
     def run(self, case_id: str, config: dict, fn):
         self.skip_if_recorded(case_id, config)
+        claim = self._recorder.claim(case_id, config)  # concurrent runs measure each case once
+        if isinstance(claim, str):
+            pytest.skip(f"{case_id}: {claim}")
         bench = self._benchmark
         bench.group = case_family(case_id)
-        rec = self._recorder.measure(case_id, config, fn,
-                                     runner=lambda f: bench.pedantic(f, rounds=1, iterations=1))
+        with claim:
+            rec = self._recorder.measure(case_id, config, fn,
+                                         runner=lambda f: bench.pedantic(f, rounds=1, iterations=1))
         bench.extra_info.update(case=rec.case, config_hash=rec.config_hash, average=rec.average, scores=rec.scores,
                                 peak_rss_mb=rec.peak_rss_mb, rss_delta_mb=rec.rss_delta_mb,
                                 peak_cuda_mb=rec.peak_cuda_mb, **{f"extra.{k}": v for k, v in rec.extra.items()})

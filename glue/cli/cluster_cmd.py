@@ -19,9 +19,10 @@ _TITLES = {"markdown": "## {}", "csv": "# {}"}
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.cluster.clustering import CLUSTER_METHODS, LINKAGES
 
-    p = sub.add_parser("cluster", help="similarity matrix and clusters of a zoo (Model-GLUE step 1)",
+    p = sub.add_parser("cluster", help=VERBS["cluster"],
                        description="Group a zoo by architecture, then by per-column cosine similarity of the "
                                    "attention/MLP weights (one streaming pass over the zoo).")
     p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.eval import EVALUATORS
     from glue.select import DEFAULT_DENSITY, DEFAULT_TRIALS
 
-    p = sub.add_parser("select", help="selective merging: pick members and coefficients on the search split, "
-                                      "write the merge",
+    p = sub.add_parser("select", help=VERBS["select"],
                        description="Run a selection strategy (Model-GLUE, arXiv 2410.05357) over the members of a zoo "
                                    "on the search split, print its rounds and final weights, write the merged "
                                    "checkpoint and selection.json to DIR (atomically) and print its test-split scores.")
@@ -80,10 +80,9 @@ def _select(args) -> int:
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
                   evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
                   device=args.device)
-    from pathlib import Path
+    from glue.safety import check_output
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise ConfigError(f"output directory {args.out} already exists (pass --overwrite to replace it)")
+    check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)
     print(header(sel), flush=True)
     result = run_selection(sel, progress=None if args.quiet else _progress)
     print(report(result))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from glue.record.tables import add_format_arg, render
+from glue.record.tables import add_format_arg, render, render_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def register(sub) -> None:
-    p = sub.add_parser("zoo", help="list, show and build zoos")
+    from glue.cli import VERBS
+
+    p = sub.add_parser("zoo", help=VERBS["zoo"])
     zs = p.add_subparsers(dest="zoo_verb", required=True, metavar="ACTION")
     q = zs.add_parser("list", help="list the known zoos")
     add_format_arg(q)
@@ -42,7 +44,6 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
-    import pandas as pd
     from glue.zoo import get_zoo, zoo_names
 
     rows = []
@@ -50,19 +51,18 @@ def _list(args) -> int:
         z = get_zoo(n)
         rows.append({"zoo": n, "kind": z.kind, "members": len(z.members), "base": z.base.name if z.base else "",
                      "tasks": ",".join(z.tasks), "description": z.description})
-    print(render(pd.DataFrame(rows), args.format))
+    print(render_rows(rows, args.format))
     return 0
 
 
 def _show(args) -> int:
-    import pandas as pd
     from glue.zoo import get_zoo
 
     z = get_zoo(args.name)
     rows = [{"member": m.name, "family": m.family, "architecture": m.architecture, "role": m.role, "source": m.source,
              "note": m.note} for m in z.all_models()]
     print(f"{z.name} ({z.kind}): {z.description}\ntasks: {', '.join(z.tasks)}\n")
-    print(render(pd.DataFrame(rows), args.format))
+    print(render_rows(rows, args.format))
     return 0
 
 
@@ -112,9 +112,15 @@ def _fetch(z, args) -> int:
 def _verify(args) -> int:
     import pandas as pd
     from glue.recipe.verify import verify_zoo
-    from glue.zoo import get_zoo
+    from glue.zoo import get_zoo, zoo_names
 
-    rep = verify_zoo(get_zoo(args.name), args.split, args.evaluator, args.pairs)
+    from glue.errors import ConfigError
+
+    z = get_zoo(args.name)
+    if z.kind != "surrogate":
+        raise ConfigError(f"zoo {z.name!r} is a real zoo: `glue zoo verify` checks the structure planted in a "
+                          f"surrogate zoo ({', '.join(n for n in zoo_names() if get_zoo(n).kind == 'surrogate')})")
+    rep = verify_zoo(z, args.split, args.evaluator, args.pairs)
     print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
     print(render(rep.scores.rename_axis("member"), args.format))
     if rep.merges is not None:

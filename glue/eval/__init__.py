@@ -21,8 +21,8 @@ from glue.eval.evaluators import EVALUATORS, Evaluator
 from glue.eval.spec import SPLITS, EvalSpec
 from glue.eval.tasks import TASKS, TaskSpec
 
-__all__ = ["EVALUATORS", "SPLITS", "TASKS", "EvalResult", "EvalSpec", "Evaluator", "TaskSpec", "check_tasks",
-           "evaluate", "evaluate_spec"]
+__all__ = ["EVALUATORS", "SPLITS", "TASKS", "EvalResult", "EvalSpec", "Evaluator", "TaskSpec", "check_code_execution",
+           "check_limit", "check_tasks", "evaluate", "evaluate_spec"]
 
 
 @dataclass
@@ -45,6 +45,21 @@ def check_tasks(tasks: Sequence[str]) -> list[TaskSpec]:
     return [TASKS.get(t) for t in tasks]
 
 
+def check_limit(limit: int | None, what: str = "--limit") -> int | None:
+    """``limit`` if it is None or a whole number >= 1 (items per task); else ``ConfigError``."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"{what} must be a whole number of items >= 1 (or absent for every item), not {limit!r}")
+    return limit
+
+
+def check_code_execution(specs: Sequence[TaskSpec], allow: bool) -> None:
+    """Refuse tasks that run model-written code unless the user opted in (``--allow-code-execution``)."""
+    unsafe = [s.name for s in specs if s.unsafe]
+    if unsafe and not allow:
+        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them "
+                          f"(each program then runs in its own subprocess with a timeout and resource limits)")
+
+
 def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evaluator: str = "lmeval",
              limit: int | None = None, batch_size: int | str | None = None,
              allow_code_execution: bool = False) -> EvalResult:
@@ -60,6 +75,8 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
     """
     specs = check_tasks(tasks)
+    check_limit(limit)
+    check_code_execution(specs, allow_code_execution)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     run = EVALUATORS.get(evaluator)

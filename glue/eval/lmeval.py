@@ -12,6 +12,7 @@ tokenizer's post-processor, ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` set befor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -48,7 +49,7 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
         from glue.io import atomic_dir
 
         try:
-            with atomic_dir(out) as tmp:
+            with atomic_dir(out, kind="lm_eval_tasks", checked=False) as tmp:
                 for name, text in texts.items():
                     (tmp / name).write_text(text)
         except FileExistsError:  # another process rendered it first
@@ -59,27 +60,36 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
 def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
                 batch_size: int | str | None, allow_code_execution: bool = False):
     """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
-    count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks."""
+    count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks. Tasks that run
+    model-written code need ``allow_code_execution`` and then run it only in ``glue.eval.sandbox``."""
+    from glue.eval import check_code_execution
+
+    check_code_execution(specs, allow_code_execution)
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
+    os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))  # glue's caches stay in $GLUE_CACHE
     unsafe = [s.name for s in specs if s.unsafe]
-    if unsafe and not allow_code_execution:
-        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them")
-    if unsafe:
-        os.environ["HF_ALLOW_CODE_EVAL"] = "1"
+    from glue.eval.sandbox import glue_code_eval
+
+    for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with glue_code_eval() if unsafe else contextlib.nullcontext():  # model-written code: only in the sandbox
+        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe))
+
+
+def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
+                     batch_size: int | str | None, unsafe: bool):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     local = [s for s in specs if s.local]
     real = [s for s in specs if not s.local]
     tm = TaskManager(include_path=str(render_tasks(local)) if local else None, include_defaults=bool(real))
     max_len = getattr(model.config, "max_position_embeddings", None)
     if batch_size is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
         batch_size = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=False,
               max_length=min(max_len, 4096) if max_len else None)
     names = {lm_eval_name(s, split): s for s in specs}
     by_shots: dict[int | None, list[str]] = {}
@@ -88,7 +98,7 @@ def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int 
     results, samples, subtasks = {}, {}, {}
     for shots, group in by_shots.items():
         out = lm_eval.simple_evaluate(model=lm, tasks=group, task_manager=tm, num_fewshot=shots, limit=limit,
-                                      bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=bool(unsafe),
+                                      bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=unsafe,
                                       random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
                                       fewshot_random_seed=1234)
         results.update(out["results"])

@@ -222,37 +222,34 @@ def write_cluster_files(zoo, res: ClusterResult, chosen: list[list[str]], thresh
 
     from glue.cluster.plots import dendrogram_png, heatmap_png
     from glue.paths import results_dir
+    from glue.safety import atomic_files, safe_name, under_root
 
-    out = (root or results_dir()) / zoo.name / "cluster"
+    out = (root or results_dir()) / safe_name(zoo.name, "zoo name") / "cluster"
     sim = res.similarity
     if subset and sorted(sim.names) != sorted(m.name for m in zoo.members):
         # a subset gets its own folder, named by its members: the whole zoo's files stay as they are
         digest = hashlib.blake2b("\n".join(sorted(sim.names)).encode(), digest_size=4).hexdigest()
         out = out / f"subset-{len(sim.names)}-{digest}"
-    out.mkdir(parents=True, exist_ok=True)
     tag = f"-delta-{delta_from}".replace("/", "_") if delta_from else ""
-    written = []
-    for kind in ("all", "attn", "mlp"):
-        f = out / f"similarity_{kind}{tag}.csv"
-        matrix_frame(sim.names, sim.matrix(kind), "csv").to_csv(f)
-        written.append(f)
-    f = out / f"clusters{tag}.json"
-    f.write_text(json.dumps({
-        "zoo": zoo.name, "members": list(sim.names), "method": res.method, "options": res.options,
-        "delta_from": delta_from, "device": device, "similarity_seconds": res.seconds,
-        "architecture_groups": [{"architecture": a, "members": list(g.names), "matrices": g.counts}
-                                for g, a in zip(sim.groups, sim.architectures)],
-        "threshold": threshold, "clusters": chosen,
-        "sweep": [{"threshold": t, "clusters": c} for t, c in res.clusters.items()],
-    }, indent=2))
-    written.append(f)
+    if tag:
+        safe_name(f"x{tag}", "--delta-from label")
+    under_root(out, root or results_dir(), "cluster results")
+    names = [f"similarity_{k}{tag}.csv" for k in ("all", "attn", "mlp")] + [f"clusters{tag}.json", f"heatmap{tag}.png",
+                                                                          f"dendrogram{tag}.png"]
     what = f"task vectors from {delta_from}" if delta_from else "raw weights"
-    f = out / f"heatmap{tag}.png"
-    heatmap_png(sim, f, clusters=chosen, families=families,
-                title=f"{zoo.name}: sim_all of {what}; clusters at threshold {threshold:g} ({res.method})")
-    written.append(f)
-    f = out / f"dendrogram{tag}.png"
-    dendrogram_png(sim, f, linkage=linkage, threshold=threshold, families=families,
-                   title=f"{zoo.name}: {linkage} linkage of 1 - sim_all ({what})")
-    written.append(f)
-    return written
+    with atomic_files(out, f"cluster{tag}") as tmp:  # the whole set or nothing: no new json beside old plots
+        for kind, name in zip(("all", "attn", "mlp"), names):
+            matrix_frame(sim.names, sim.matrix(kind), "csv").to_csv(tmp / name)
+        (tmp / names[3]).write_text(json.dumps({
+            "zoo": zoo.name, "members": list(sim.names), "method": res.method, "options": res.options,
+            "delta_from": delta_from, "device": device, "similarity_seconds": res.seconds,
+            "architecture_groups": [{"architecture": a, "members": list(g.names), "matrices": g.counts}
+                                    for g, a in zip(sim.groups, sim.architectures)],
+            "threshold": threshold, "clusters": chosen,
+            "sweep": [{"threshold": t, "clusters": c} for t, c in res.clusters.items()],
+        }, indent=2))
+        heatmap_png(sim, tmp / names[4], clusters=chosen, families=families,
+                    title=f"{zoo.name}: sim_all of {what}; clusters at threshold {threshold:g} ({res.method})")
+        dendrogram_png(sim, tmp / names[5], linkage=linkage, threshold=threshold, families=families,
+                       title=f"{zoo.name}: {linkage} linkage of 1 - sim_all ({what})")
+    return [out / n for n in names]

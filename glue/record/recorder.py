@@ -22,7 +22,9 @@ from glue.paths import results_dir
 from glue.record.memory import PeakMemory, release_free_memory
 from glue.record.provenance import Measurements, Provenance, Record, collect_provenance, config_hash, make_record, \
     utc_now
-from glue.record.store import already_recorded, append
+from glue.record.store import Claim, already_recorded, append, claim_case, claim_holder, refresh_results_csv, \
+    zoo_dir
+from glue.safety import kill_point
 
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
 
@@ -53,6 +55,8 @@ class Recorder:
                                   f"{torch.__version__} (a CPU build, or no driver); use --device cpu")
             torch.cuda.init()
         self.provenance = provenance or collect_provenance(results_root=self.root)
+        if zoo_dir(zoo, self.root).is_dir():
+            refresh_results_csv(zoo, self.root)  # stale after a kill between an append and its rewrite
 
     def config(self, case: str, config: dict[str, Any]) -> dict[str, Any]:
         """The full config of ``case``: its own config plus the run settings (validated, hashable)."""
@@ -75,6 +79,19 @@ class Recorder:
             return None
         return already_recorded(self.zoo, case, self.provenance.commit, config_hash(full), self.root)
 
+    def claim(self, case: str, config: dict[str, Any]) -> Claim | str:
+        """Claim ``case`` for measurement (see ``glue.record.store.Claim``): the claim, or, when the case
+        must not be measured here, why (recorded meanwhile by another process, or being measured by one)."""
+        full = self.config(case, config)
+        key = (self.zoo, case, self.provenance.commit, config_hash(full))
+        c = claim_case(*key, root=self.root)
+        if c is None:
+            return f"being measured by {claim_holder(*key, root=self.root)}"
+        if not self.rerun and already_recorded(*key, root=self.root) is not None:
+            c.release()
+            return "recorded by another process meanwhile"
+        return c
+
     def measure(self, case: str, config: dict[str, Any], fn: Callable[[], Any],
                 runner: Callable[[Callable[[], Any]], Any] | None = None) -> Record:
         """Run ``fn()`` under wall-clock timing and peak-memory measurement, then append its record.
@@ -92,6 +109,7 @@ class Recorder:
         def timed():
             t0 = time.perf_counter()
             with PeakMemory() as mem:
+                kill_point("recorder.measuring")
                 out = fn()
             return out, mem, time.perf_counter() - t0
 

@@ -12,6 +12,7 @@ the current model (a merge, or one candidate) and a candidate.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
@@ -25,8 +26,10 @@ from glue.merge import InMemoryMerger, LayerGroups, MergeSpec, get_method
 from glue.select.search import Point
 
 SingleCache = MutableMapping[tuple, float]
-"""Scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo fact
-that every strategy run on the same models can share (the paper reads it from a cached table)."""
+"""Search scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo
+fact that every strategy run on the same models can share (the paper reads it from a cached table);
+and of merges, keyed by ("merge", method, params, seed, model directories, base, the point, tasks,
+split, evaluator, limit)."""
 
 
 class ZooOracle:
@@ -53,7 +56,8 @@ class ZooOracle:
         self.seed = seed if m.randomized else None
         self.paths = [Path(p) for p in models]
         self.eval_spec = spec
-        self.merger = InMemoryMerger(self.paths, base=base if m.needs_base else None, device=device,
+        self.base = base if m.needs_base else None
+        self.merger = InMemoryMerger(self.paths, base=self.base, device=device,
                                      model_names=model_names)
         self.model, self.tokenizer = load_model(self.paths[0], device=device)
         self.num_layers = int(read_config(self.paths[0]).get("num_hidden_layers", 0))
@@ -86,7 +90,16 @@ class ZooOracle:
 
     # -- the Oracle protocol ----------------------------------------------------------------------------
     def score(self, point: Point) -> float:
-        return self.evaluate(point).average
+        """The search average of ``point``, kept in ``single_cache`` too (under a ``"merge"`` key): strategies
+        that share a prefix of decisions evaluate some merges alike, and a score is a deterministic
+        function of the key (seeded merge, one evaluation), so it is computed once."""
+        s = self.eval_spec
+        key = ("merge", self.method, json.dumps(self.params, sort_keys=True, default=str), self.seed,
+               tuple(str(p.resolve()) for p in self.paths), str(Path(self.base).resolve()) if self.base else None,
+               point.weights, point.densities, point.num_groups, s.tasks, s.split, s.evaluator, s.limit)
+        if key not in self.single_cache:
+            self.single_cache[key] = self.evaluate(point).average
+        return self.single_cache[key]
 
     def single(self, i: int) -> float:
         s = self.eval_spec

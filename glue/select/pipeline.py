@@ -39,17 +39,11 @@ from glue.merge import (
     merge_checkpoints,
     resolve_args,
 )
-from glue.select.search import Problem, SelectionResult
+from glue.select.search import DEFAULT_DENSITY, DEFAULT_TRIALS, Problem, SelectionResult
 from glue.select.strategies import STRATEGIES, Strategy, run_strategy
 from glue.eval.spec import EvalSpec
 from glue.zoo import Zoo
 
-DEFAULT_DENSITY = 0.5
-"""Density of every model for methods that take one, in strategies that do not search it (TIES'
-top-k, DARE's keep probability). The method registry's default is 1.0 (keep everything), which
-would make TIES a sign election only and DARE a plain task arithmetic; 0.5 is mergekit's usual example."""
-
-DEFAULT_TRIALS = 60
 SELECTION_FILE = "selection.json"
 
 
@@ -272,12 +266,13 @@ def write_selection(sel: Selection, result: SelectionResult, out: str | os.PathL
     from glue.eval import evaluate_spec
     from glue.io import atomic_dir, load_model
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass overwrite to replace it)")
+    from glue.safety import check_output
+
+    inputs = [*sel.dirs.values(), *([sel.base] if sel.base else [])]
+    out = check_output(out, inputs=inputs, overwrite=overwrite)
     spec, names = final_merge(sel, result)
     base = sel.base if get_method(spec.method).needs_base else None
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs, kind="select") as tmp:
         merged = merge_checkpoints(spec, [sel.dirs[n] for n in names], tmp, base=base, device=sel.device,
                                    overwrite=True, model_names=names, progress=False)
         test = None

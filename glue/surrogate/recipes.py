@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from glue.registry import Registry
-from glue.surrogate.train import Arch
+from glue.surrogate.arch import Arch
 
 BUILD_VERSION = 1  # bump when training code changes in a way that changes weights
 

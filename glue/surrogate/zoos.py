@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from glue.surrogate.recipes import RECIPES, Recipe, add
 from glue.surrogate.skills import EVAL_SKILLS
-from glue.surrogate.train import Arch
+from glue.surrogate.arch import Arch
 from glue.zoo.spec import Member, Zoo
 
 

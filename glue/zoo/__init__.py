@@ -12,12 +12,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from glue.errors import CheckpointError, ConfigError
 from glue.registry import Registry
 from glue.zoo.real import real_zoos
-from glue.zoo.spec import Member, Zoo
+from glue.zoo.spec import ROLES, Member, Zoo
 
 __all__ = ["SOURCES", "ZOOS", "Member", "Zoo", "get_zoo", "member_dir", "resolve", "zoo_names"]
 
@@ -52,6 +50,8 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         members:
           - {name: a, source: /models/a, family: llama2}
     """
+    import yaml
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"zoo file {p} does not exist")
@@ -74,6 +74,13 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         src = str(m["source"])
         if not _scheme(src) and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
             src = str(Path(p.parent, src).resolve())  # local dirs relative to the YAML file
+        role = m.get("role", "finetune")
+        if role not in ROLES:
+            raise ConfigError(f"{p}: {where}.role is {role!r}; allowed: {', '.join(ROLES)}")
+        arch = m.get("architecture", "LlamaForCausalLM")
+        if not isinstance(arch, str) or not arch.isidentifier():
+            raise ConfigError(f"{p}: {where}.architecture is {arch!r}: expected a transformers class name such as "
+                              f"LlamaForCausalLM (config.json's architectures[0])")
         return Member(**{**m, "source": src, "family": str(m.get("family", "?"))})
 
     members = d.get("members")
@@ -91,8 +98,8 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
             base=member(d["base"], "base") if d.get("base") else None,
             description=str(d.get("description", "")),
         )
-    except ValueError as e:
-        raise ConfigError(f"{p}: {e}") from None
+    except ValueError as e:  # ConfigError included; name the file once
+        raise ConfigError(str(e) if str(e).startswith(f"{p}:") else f"{p}: {e}") from None
 
 
 def member_dir(zoo: str, member: str, build: bool = False) -> Path:
@@ -117,6 +124,9 @@ def resolve(member: Member, build: bool = False) -> Path:
     local = Path(src).expanduser()
     if local.is_dir():
         return local
+    if local.exists():
+        raise CheckpointError(f"member {member.name!r}: {local} is not a directory (a model is a directory holding "
+                              f"config.json and safetensors)")
     if local.is_absolute() or src.startswith("."):
         raise CheckpointError(f"member {member.name!r}: local directory {local} does not exist")
     from glue.zoo.fetch import check

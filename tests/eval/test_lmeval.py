@@ -24,11 +24,39 @@ def test_lm_eval_equals_direct_computation(model_tok, task):
     assert a.scores[task] == pytest.approx(b.scores[task], abs=0)
 
 
-def test_tiny_base_is_not_trivially_zero_or_one(model_tok):
-    """Guards the equality test above against a degenerate model where every item agrees by accident."""
+@pytest.mark.parametrize("task", ["mul", "cmp", "add", "sort"])
+def test_lm_eval_equals_direct_computation_where_half_the_answers_are_the_models_own(model_tok, task, tmp_path,
+                                                                                      monkeypatch):
+    """Guards the equality above against a vacuous pass (tiny_base scores 0 on add and sort, so every item
+    agrees by accident there): the items are relabelled so that exactly the even ones carry the model's
+    own native prediction (a choice index, or the generated string) and the odd ones another answer.
+    lm-eval must then score exactly the even items correct: it decodes the same strings and ranks the
+    same choice first, item by item."""
+    import json
+    from dataclasses import replace
+
+    from glue.eval.native import generate, mc_predictions
+
     model, tok = model_tok
-    r = evaluate(model, tok, ["cmp"], "search", "native")
-    assert 0.2 < r.scores["cmp"] < 0.95
+    spec = TASKS.get(task)
+    items = spec.items("search")[:40]
+    if spec.kind == "mc":
+        pred = mc_predictions(model, tok, items)
+        labels = [p if i % 2 == 0 else (p + 1) % len(it.choices) for i, (p, it) in enumerate(zip(pred, items))]
+        probe = [replace(it, label=lab, answer=it.choices[lab]) for it, lab in zip(items, labels)]
+    else:
+        gen = generate(model, tok, [it.prompt for it in items], spec.max_gen_toks)
+        probe = [replace(it, answer=g if i % 2 == 0 else g + "x") for i, (g, it) in enumerate(zip(gen, items))]
+    name = f"probe_{task}"
+    for split in ("search", "test"):
+        (tmp_path / f"{name}_{split}.jsonl").write_text("".join(json.dumps(it.to_json()) + "\n" for it in probe))
+    monkeypatch.setitem(TASKS._items_, name, replace(spec, name=name, lm_eval_task=f"glue_{name}",
+                                                     data_dir=str(tmp_path)))
+    a = evaluate(model, tok, [name], "search", "lmeval")
+    b = evaluate(model, tok, [name], "search", "native")
+    expected = [i % 2 == 0 for i in range(len(items))]
+    assert b.per_item[name] == expected  # the probe itself
+    assert a.per_item[name] == expected
 
 
 def test_rendered_yaml_has_pitfall_guards():

@@ -34,7 +34,8 @@ def test_provenance_names_this_checkout_machine_and_libraries():
 
     p = collect_provenance()
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert p.commit == head and p.short_commit == head[:7] and isinstance(p.dirty, bool)
+    assert p.commit.split("+")[0] == head and p.short_commit == head[:7] and isinstance(p.dirty, bool)
+    assert ("+" in p.commit) == p.dirty  # a dirty tree is keyed by the content of its change
     assert p.time.endswith("Z") and p.time[:2] == "20"
     assert set(p.machine) == {"hostname", "platform", "python", "cpu", "cores", "ram_gb", "gpu"}
     assert p.machine["cores"] >= 1 and p.machine["ram_gb"] > 0
@@ -55,7 +56,16 @@ def test_dirty_flag_follows_the_tree_but_not_the_excluded_results_dir(tmp_path):
     (tmp_path / "results" / "r.jsonl").write_text("{}\n")
     assert git_state(tmp_path, exclude=tmp_path / "results") == (commit, False)
     (tmp_path / "f.py").write_text("x = 2\n")
-    assert git_state(tmp_path, exclude=tmp_path / "results") == (commit, True)
+    dirty_commit, dirty = git_state(tmp_path, exclude=tmp_path / "results")
+    assert dirty and dirty_commit.startswith(commit + "+") and len(dirty_commit) == 40 + 13
+    assert git_state(tmp_path, exclude=tmp_path / "results") == (dirty_commit, True)  # same change, same key
+    (tmp_path / "f.py").write_text("x = 3\n")
+    other = git_state(tmp_path, exclude=tmp_path / "results")[0]
+    assert other.startswith(commit + "+") and other != dirty_commit  # another edit: another key
+    (tmp_path / "new.py").write_text("y = 1\n")
+    assert git_state(tmp_path, exclude=tmp_path / "results")[0] not in (dirty_commit, other)  # untracked files count
+    (tmp_path / "results" / "r2.jsonl").write_text("{}\n")
+    assert git_state(tmp_path, exclude=tmp_path / "results")[0] == git_state(tmp_path, exclude=tmp_path / "results")[0]
     assert git_state(tmp_path / "nowhere") == ("unknown", None)
 
 
