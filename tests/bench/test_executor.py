@@ -39,13 +39,13 @@ def test_run_case_records_once_then_skips(tiny_zoo, tmp_path):
     from glue.record.store import load_records
 
     env = {"GLUE_RESULTS": str(tmp_path / "results"), "GLUE_CACHE": os.environ["GLUE_CACHE"]}
-    node = "benchmarks/test_single.py::test_single[ft_add]"
+    node = "benchmarks/test_single.py::test_single[tiny_ft_add]"
     first = X.run_case(node, NATIVE, str(REPO), env)
     assert first.outcome == "passed", first.tail
     again = X.run_case(node, NATIVE, str(REPO), env)
     assert again.outcome == "skipped", again.tail
     recs = load_records("tiny", tmp_path / "results")
-    assert [r.case for r in recs] == ["single-ft_add"]
+    assert [r.case for r in recs] == ["single-tiny_ft_add"]
     bad = X.run_case("benchmarks/test_single.py::test_single[nope]", NATIVE, str(REPO), env)
     assert not bad.ok
 
