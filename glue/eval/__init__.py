@@ -58,6 +58,9 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
     if evaluator not in EVALUATORS:
         raise ConfigError(f"unknown evaluator {evaluator!r}; allowed: {', '.join(EVALUATORS)}")
     t0 = time.time()
+    if hasattr(model, "route") and evaluator != "native":  # a request-level mixture (glue.mix.RequestMixture)
+        raise ConfigError("a request-level mixture is scored with the native evaluator (--evaluator native); "
+                          "lm-eval runs one model per call")
     if evaluator == "native":
         scores, n, per_item = _native(model, specs, split, limit)
     else:
@@ -78,7 +81,16 @@ def _native(model, specs: list[TaskSpec], split: str, limit: int | None):
                               f"use --evaluator lmeval")
         items = items_of(t.name, split)[:limit]
         sk = SKILLS.get(t.name)
-        ok = score_items(model, items, sk.kind, sk.max_answer_len + 1)
+        if hasattr(model, "route"):  # request-level mixture: each item scored by the expert its prompt chose
+            ok = [False] * len(items)
+            choice = model.route([it.prompt for it in items])
+            for e, (m, _) in enumerate(model.experts):
+                idx = [i for i, c in enumerate(choice) if c == e]
+                for i, r in zip(idx, score_items(m, [items[i] for i in idx], sk.kind, sk.max_answer_len + 1)
+                                if idx else []):
+                    ok[i] = r
+        else:
+            ok = score_items(model, items, sk.kind, sk.max_answer_len + 1)
         scores[t.name], n[t.name], per_item[t.name] = sum(ok) / len(ok), len(ok), ok
     return scores, n, per_item
 
