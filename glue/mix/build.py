@@ -103,6 +103,13 @@ def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, T
     return _read_all(sh)
 
 
+def shared_model(spec: MixSpec, device: str = "cpu"):
+    """The shared model of ``spec`` alone (a ``LlamaForCausalLM``; by default the uniform linear merge
+    of the experts): the "merge of the same experts" reference of the benchmarks."""
+    cfg = check_mixture(spec)
+    return llama_model(cfg, shared_state(spec, [_read_all(e.source) for e in spec.experts])).to(device)
+
+
 def llama_model(cfg: dict, state: Mapping[str, Tensor], dtype: torch.dtype = torch.float32):
     """A ``LlamaForCausalLM`` of config ``cfg`` holding ``state`` (eval mode)."""
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -183,6 +183,8 @@ class FFNMixedLayer(nn.Module):
         h = r + a
         x = self.post_attention_layernorm(h)
         w = None
+        if self.mlp.routing == "token" and key + "/tokens" not in state:  # the prefill's mean routing, for reports
+            state[key + "/tokens"] = pool(top_k_weights(self.mlp.gate(x), self.mlp.k), prompt_mask, "prompt_mean")
         if self.mlp.routing != "token":
             if key not in state:
                 state[key] = top_k_weights(self.mlp.gate(pool(x, prompt_mask, self.mlp.routing)), self.mlp.k)
@@ -321,6 +323,13 @@ class GlueMixtureForCausalLM(PreTrainedModel, GenerationMixin):
 
     def get_input_embeddings(self):
         return self.model.embed_tokens
+
+    @torch.no_grad()
+    def routing_weights(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """The first gate's routing of each prompt, ``[B, E]`` (top-k weights; for token routing their
+        mean over the prompt tokens), from one prefill pass."""
+        state = self(input_ids=input_ids, attention_mask=attention_mask, use_cache=True).cache.glue_routing
+        return next(iter(state.values()))
 
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, cache: Cache | None = None,
