@@ -12,7 +12,7 @@ from glue import __version__
 from glue.errors import GlueError
 
 # verb modules, in help order; each defines register(subparsers)
-_VERBS = ["zoo", "eval", "merge", "select", "cluster", "report"]
+_VERBS = ["zoo", "eval", "merge", "select", "cluster", "mix", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
