@@ -12,6 +12,8 @@ from glue import __version__
 from glue.errors import GlueError
 
 # verb modules, in help order; each defines register(subparsers)
+DEFAULTED_ENV: set[str] = set()  # the variables above that glue set (the user did not): `zoo build` may lift them
+
 _VERBS = ["zoo", "eval", "merge", "select", "cluster", "mix", "report"]
 
 
@@ -29,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     for k, v in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  "TRANSFORMERS_VERBOSITY": "error"}.items():
-        os.environ.setdefault(k, v)
+        if k not in os.environ:
+            os.environ[k] = v
+            DEFAULTED_ENV.add(k)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -32,17 +32,19 @@ def register(sub) -> None:
 
 def _eval(args) -> int:
     import pandas as pd
-    from glue.eval import check_tasks, evaluate_member
+    from glue.eval import EvalSpec
+    from glue.recipe.members import evaluate_member
     from glue.record.tables import render
     from glue.zoo import get_zoo
 
     zoo = get_zoo(args.zoo)
     members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
     members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
-    tasks = [t.name for t in check_tasks(args.tasks or zoo.tasks)]
+    spec = EvalSpec(args.tasks or zoo.tasks, args.split, args.evaluator, args.limit, args.device)
+    tasks = list(spec.tasks)
     rows = []
     for m in members:
-        res = evaluate_member(zoo, m.name, tasks, args.split, args.evaluator, args.limit, device=args.device)
+        res = evaluate_member(zoo, m.name, spec)
         print(f"  {m.name}: average {res.average:.3f} ({res.seconds:.1f} s)", file=sys.stderr)
         rows.append({"member": m.name, "role": m.role, **res.scores, "average": res.average})
     df = pd.DataFrame(rows).set_index("member")

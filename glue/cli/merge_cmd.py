@@ -50,8 +50,9 @@ def _merge(args) -> int:
     if not args.config or not args.out:
         raise ConfigError("usage: glue merge CONFIG.yaml --out DIR (or glue merge --list)")
     from glue.merge.config import load_config
+    from glue.zoo import member_dir
 
-    cfg = load_config(args.config).with_overrides(dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed)
+    cfg = load_config(args.config, members=member_dir).with_overrides(dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed)
     res = cfg.run(args.out, device=args.device, overwrite=args.overwrite, max_shard_bytes=parse_size(args.shard_size),
                   progress=False if args.no_progress else None, threads=args.threads or None)
     spec = cfg.spec

@@ -21,9 +21,15 @@ def register(sub) -> None:
     q.add_argument("name", help="zoo name or zoo YAML file")
     add_format_arg(q)
     q.set_defaults(func=_show)
-    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE (cached, resumable)")
-    q.add_argument("name")
+    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE, or check a real zoo's members and "
+                                    "fetch the missing ones from the hub into $GLUE_MODEL_ROOT (cached, resumable)")
+    q.add_argument("name", help="zoo name or zoo YAML file")
     q.add_argument("--workers", type=int, default=None, help="parallel training processes (default: CPU count)")
+    q.add_argument("--offline", action="store_true",
+                   help="real zoos: only check the members on disk, never contact the hub (also HF_HUB_OFFLINE=1)")
+    q.add_argument("--convert-bin", action="store_true",
+                   help="real zoos: fetch members published only as pickled pytorch_model*.bin and convert them to "
+                        "safetensors (loaded with torch.load(weights_only=True)); without it they are refused")
     q.set_defaults(func=_build)
     q = zs.add_parser("verify", help="check a surrogate zoo's planted structure (gains, harmful, merges, families)")
     q.add_argument("name")
@@ -63,14 +69,12 @@ def _show(args) -> int:
 def _build(args) -> int:
     import os
 
-    from glue.errors import ConfigError
     from glue.surrogate.build import build_models, model_path
     from glue.zoo import get_zoo
 
     z = get_zoo(args.name)
     if z.kind != "surrogate":
-        raise ConfigError(f"zoo {z.name!r} is a real zoo: its members come from the hub or local directories, "
-                          f"there is nothing to build")
+        return _fetch(z, args)
     if args.workers:
         os.environ["GLUE_BUILD_WORKERS"] = str(args.workers)
     recipes = [m.source.split(":", 1)[1] for m in z.all_models()]
@@ -83,9 +87,31 @@ def _build(args) -> int:
     return 0
 
 
+def _fetch(z, args) -> int:
+    """A real zoo: check every member on disk, fetch what is missing (see ``glue.zoo.fetch``)."""
+    import os
+    import sys
+
+    from glue.cli import DEFAULTED_ENV
+    from glue.zoo.fetch import fetch_zoo
+
+    if "HF_HUB_OFFLINE" in DEFAULTED_ENV:  # glue's offline default, not the user's: the build step may fetch
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        hub = sys.modules.get("huggingface_hub.constants")
+        if hub is not None:
+            hub.HF_HUB_OFFLINE = False
+    t0 = time.time()
+    states = fetch_zoo(z, convert_bin=args.convert_bin, download=not args.offline,
+                       log=lambda m: print(m, file=sys.stderr))
+    print(f"zoo {z.name}: {len(states)} models ready, {time.time() - t0:.1f} s")
+    for s in states:
+        print(f"  {s.member.name:28s} {s.path}")
+    return 0
+
+
 def _verify(args) -> int:
     import pandas as pd
-    from glue.surrogate.verify import verify_zoo
+    from glue.recipe.verify import verify_zoo
     from glue.zoo import get_zoo
 
     rep = verify_zoo(get_zoo(args.name), args.split, args.evaluator, args.pairs)

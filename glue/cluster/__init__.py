@@ -2,7 +2,8 @@
 
 * ``similarity``: per-column cosine similarity of attention/MLP weights, all pairs in one pass.
 * ``clustering``: architecture grouping and the threshold rules (``CLUSTER_METHODS``), pure.
-* ``pipeline``: ``cluster_zoo`` / ``cluster_models``: groups, one pass per group, thresholds.
+* ``pipeline``: ``cluster_models`` (name -> directory): groups, one pass per group, thresholds
+  (``glue.recipe.cluster_zoo`` resolves a zoo's members and calls it).
 * ``plots``: heatmap and dendrogram PNGs.
 * ``reference``: the official pairwise approach (every pair loaded), for tests and benchmarks only.
 """
@@ -18,11 +19,11 @@ from glue.cluster.clustering import (
     group_by_architecture,
     recovers_families,
 )
-from glue.cluster.pipeline import ClusterResult, ZooSimilarity, cluster_models, cluster_zoo, zoo_similarity
+from glue.cluster.pipeline import ClusterResult, ZooSimilarity, cluster_models, zoo_similarity
 from glue.cluster.similarity import Similarity, column_cosine, similarity_matrix
 
 __all__ = [
     "CLUSTER_METHODS", "LINKAGES", "ClusterResult", "Similarity", "ZooSimilarity", "adjusted_rand_index",
-    "agglomerative_clusters", "architecture_key", "cluster_matrix", "cluster_models", "cluster_zoo", "column_cosine",
+    "agglomerative_clusters", "architecture_key", "cluster_matrix", "cluster_models", "column_cosine",
     "greedy_clusters", "group_by_architecture", "recovers_families", "similarity_matrix", "zoo_similarity",
 ]

@@ -269,8 +269,16 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         raise
 
 
-def load_model(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str = "cpu"):
-    """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file."""
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """The compute dtype of models on ``device``: bfloat16 on CUDA (how 7B models are run), float32 on CPU
+    (bf16 matmuls on CPU are slow and change scores; see the environment reference)."""
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
+def load_model(path: str | os.PathLike, dtype: torch.dtype | None = None, device: str = "cpu"):
+    """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file.
+    ``dtype`` defaults to ``default_dtype(device)``."""
+    dtype = dtype or default_dtype(device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

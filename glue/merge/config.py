@@ -14,6 +14,7 @@ glue's format::
     vocab_policy: error                # or truncate
     tokenizer_source: ./base           # default: the base, else the first model
     zoo: tiny                          # optional: model entries may be member names of this zoo
+                                       # (needs a ``members`` resolver: the CLI passes glue.zoo.member_dir)
 
 mergekit's format (``merge_method``, ``base_model``, ``models: [{model, parameters: {weight,
 density}}]``, ``parameters``, ``dtype``, ``out_dtype``, ``tokenizer_source``) is read for the methods
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -64,14 +65,15 @@ class ModelRef:
     weight: float | None = None
     density: float | None = None
     zoo: str | None = None  # set when ``path`` is a member name of this zoo
+    location: str | None = None  # the member's directory, found by the reader's ``members`` resolver
 
     def resolve(self) -> Path:
-        """Local directory of the model (a zoo member is built or found in the cache)."""
-        if self.zoo is None:
-            return Path(self.path)
-        from glue.zoo import get_zoo, resolve
+        """Local directory of the model."""
+        return Path(self.location or self.path)
 
-        return resolve(get_zoo(self.zoo).member(self.path))
+
+MemberResolver = Callable[[str, str], Path]
+"""``(zoo name, member name) -> model directory``; raises ``GlueError`` for an unknown or missing member."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,11 @@ class MergeConfig:
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def load_config(path: str | os.PathLike) -> MergeConfig:
-    """Read and validate a merge config in glue's or mergekit's format (told apart by ``merge_method``)."""
+def load_config(path: str | os.PathLike, members: MemberResolver | None = None) -> MergeConfig:
+    """Read and validate a merge config in glue's or mergekit's format (told apart by ``merge_method``).
+
+    ``members`` finds the directory of a zoo member named in a config with ``zoo:`` (the harness passes
+    ``glue.zoo.member_dir``; this package knows directories only)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"merge config {p} does not exist")
@@ -154,15 +159,16 @@ def load_config(path: str | os.PathLike) -> MergeConfig:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: invalid YAML: {e}") from None
-    return parse_config(data, source=str(p), root=p.parent)
+    return parse_config(data, source=str(p), root=p.parent, members=members)
 
 
-def parse_config(data: Any, source: str = "<config>", root: str | os.PathLike = ".") -> MergeConfig:
+def parse_config(data: Any, source: str = "<config>", root: str | os.PathLike = ".",
+                 members: MemberResolver | None = None) -> MergeConfig:
     """Validate a parsed YAML mapping (either format); relative paths resolve against ``root``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a merge config must be a mapping with 'method' and 'models' "
                           f"(or mergekit's 'merge_method' and 'models')")
-    reader = _Reader(source, Path(root))
+    reader = _Reader(source, Path(root), members)
     cfg = reader.mergekit(data) if "merge_method" in data else reader.glue(data)
     reader.raise_if_errors()
     return validate(cfg)
@@ -188,8 +194,9 @@ def validate(cfg: MergeConfig) -> MergeConfig:
 class _Reader:
     """Collects every structural problem of one file, then raises them together."""
 
-    def __init__(self, source: str, root: Path):
-        self.source, self.root, self.errors = source, root, []
+    def __init__(self, source: str, root: Path, members: MemberResolver | None = None):
+        self.source, self.root, self.errors, self.members = source, root, [], members
+        self.located: dict[tuple[str, str], str] = {}
 
     def error(self, msg: str) -> None:
         self.errors.append(msg)
@@ -215,11 +222,14 @@ class _Reader:
         for cand in ([p] if p.is_absolute() else [self.root / p, p]):
             if cand.is_dir():
                 return str(cand.resolve()), None
+        if zoo is not None and self.members is None:
+            self.error(f"{field_name}: {value!r} is not a directory, and member names of zoo {zoo!r} need a "
+                       f"member resolver (glue merge passes one; in Python: load_config(path, members=member_dir) "
+                       f"with glue.zoo.member_dir)")
+            return value, None
         if zoo is not None:
             try:
-                from glue.zoo import get_zoo
-
-                get_zoo(zoo).member(value)
+                self.located[(zoo, value)] = str(self.members(zoo, value))
                 return value, zoo
             except GlueError as e:
                 self.error(f"{field_name}: {value!r} is neither a directory nor a member of zoo {zoo!r} ({e})")
@@ -278,10 +288,10 @@ class _Reader:
                 self.unknown_keys(m, {"model", "weight", "density"}, f" in {where}")
                 path, z = self.path(m.get("model"), f"{where}.model", zoo)
                 refs.append(ModelRef(path, path, self.number(m.get("weight"), f"{where}.weight"),
-                                     self.number(m.get("density"), f"{where}.density"), z))
+                                     self.number(m.get("density"), f"{where}.density"), z, self.located.get((z, path))))
             else:
                 path, z = self.path(m, where, zoo)
-                refs.append(ModelRef(path, path, zoo=z))
+                refs.append(ModelRef(path, path, zoo=z, location=self.located.get((z, path))))
         refs = self.names(refs)
         for i, r in enumerate(refs):
             self.density(r.density, f"models[{i}].density", r.name)
@@ -299,7 +309,7 @@ class _Reader:
         if value is None:
             return None
         path, z = self.path(value, field_name, zoo)
-        return ModelRef(path, Path(path).name, zoo=z)
+        return ModelRef(path, Path(path).name, zoo=z, location=self.located.get((z, path)))
 
     # -- mergekit format ------------------------------------------------------------------------------
     def mergekit(self, d: dict) -> MergeConfig:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from glue.arch import ArchKey, architecture_key, class_key, mismatch
 from glue.errors import CheckpointError, ConfigError
 
 VOCAB_POLICIES = ("error", "truncate")
@@ -28,7 +29,7 @@ class Source:
     label: str
     shapes: Mapping[str, tuple[int, ...]]
     dtypes: Mapping[str, torch.dtype]
-    architecture: str | None = None
+    arch: ArchKey | None = None  # glue.arch key of its config (None: unknown)
     vocab_size: int | None = None
 
     @classmethod
@@ -36,13 +37,13 @@ class Source:
         names = ck.names()
         vocab = ck.config.get("vocab_size") or (ck.config.get("text_config") or {}).get("vocab_size")
         return cls(label, {n: ck.shape(n) for n in names}, {n: ck.dtype(n) for n in names},
-                   ck.architecture, int(vocab) if vocab else None)
+                   architecture_key(ck.config), int(vocab) if vocab else None)
 
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], label: str, architecture: str | None = None,
                         vocab_size: int | None = None) -> Source:
         return cls(label, {n: tuple(t.shape) for n, t in sd.items()}, {n: t.dtype for n, t in sd.items()},
-                   architecture, vocab_size)
+                   class_key(architecture), vocab_size)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ def plan_merge(sources: Sequence[Source], ref: int = 0, vocab_policy: str = "err
         raise ConfigError(f"unknown vocab_policy {vocab_policy!r}; allowed: {', '.join(VOCAB_POLICIES)}")
     r = sources[ref]
     for s in sources:
-        if s.architecture and r.architecture and s.architecture != r.architecture:
-            raise CheckpointError(f"architecture mismatch: {r.label} is {r.architecture}, {s.label} is "
-                                  f"{s.architecture}; only models of one architecture can be merged")
+        why = mismatch(r.arch, s.arch, r.label, s.label)
+        if why:
+            raise CheckpointError(f"architecture mismatch: {why}; only models of one architecture can be merged")
     for s in sources:
         missing = [n for n in r.shapes if n not in s.shapes]
         if missing:

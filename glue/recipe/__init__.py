@@ -4,6 +4,6 @@
   merge (``evaluate_clusters``), step 3 of the recipe and the ``cluster-*`` benchmark cases.
 """
 
-from glue.recipe.clusters import ClusterEval, evaluate_clusters, merge_cluster
+from glue.recipe.clusters import ClusterEval, cluster_zoo, default_threshold, evaluate_clusters, merge_cluster
 
-__all__ = ["ClusterEval", "evaluate_clusters", "merge_cluster"]
+__all__ = ["ClusterEval", "cluster_zoo", "default_threshold", "evaluate_clusters", "merge_cluster"]

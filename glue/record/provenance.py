@@ -137,9 +137,15 @@ def git_state(repo: Path | None = None, exclude: Path | None = None) -> tuple[st
     return commit, dirty
 
 
-@functools.cache
 def machine_info() -> dict[str, Any]:
-    """hostname, platform, python, cpu (model name), cores, ram_gb, gpu (CUDA device name, or None)."""
+    """hostname, platform, python, cpu (model name), cores, ram_gb, gpu (CUDA device name, or None).
+
+    The GPU is looked up at each call (it is known only once torch is imported), the rest once."""
+    return {**_host_info(), "gpu": gpu_name()}
+
+
+@functools.cache
+def _host_info() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -147,7 +153,6 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "ram_gb": _ram_gb(),
-        "gpu": gpu_name(),
     }
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from glue.eval import evaluate
+from glue.errors import ConfigError
+from glue.eval import EvalSpec, evaluate_spec
 from glue.io import Checkpoint, load_model, read_config
 from glue.merge import InMemoryMerger, LayerGroups, MergeSpec, get_method
 from glue.select.search import Point
@@ -33,23 +34,25 @@ class ZooOracle:
 
     Args:
         models: candidate model directories, in the order of every point's weights.
+        spec: how merges are scored (tasks, split, evaluator, limit); ``spec.device`` is where models
+            live and merges run.
         method: merge method name; params: its global parameters; seed: its seed (randomized methods).
         base: the base model directory (used only by methods that need one).
-        tasks: task names; split, evaluator, limit: as ``glue.eval.evaluate``.
-        device: where models live and merges run.
         model_names: labels of the models (default: directory names).
         single_cache: a shared cache of single-model scores (``SingleCache``).
     """
 
-    def __init__(self, models: Sequence[str | os.PathLike], *, method: str, tasks: Sequence[str],
+    def __init__(self, models: Sequence[str | os.PathLike], spec: EvalSpec, *, method: str,
                  base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
-                 split: str = "search", evaluator: str = "native", limit: int | None = None, device: str = "cpu",
                  model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None):
+        if not spec.tasks:
+            raise ConfigError("ZooOracle: the evaluation spec names no tasks")
+        device = spec.device
         m = get_method(method)
         self.method, self.params = m.name, dict(params or {})
         self.seed = seed if m.randomized else None
         self.paths = [Path(p) for p in models]
-        self.tasks, self.split, self.evaluator, self.limit = list(tasks), split, evaluator, limit
+        self.eval_spec = spec
         self.merger = InMemoryMerger(self.paths, base=base if m.needs_base else None, device=device,
                                      model_names=model_names)
         self.model, self.tokenizer = load_model(self.paths[0], device=device)
@@ -78,15 +81,16 @@ class ZooOracle:
         return self.model
 
     def evaluate(self, what: Point | int, split: str | None = None):
-        """``EvalResult`` of the merge ``what`` on ``split`` (default: the search split)."""
-        return evaluate(self.build(what), self.tokenizer, self.tasks, split or self.split, self.evaluator, self.limit)
+        """``EvalResult`` of the merge ``what`` on ``split`` (default: the spec's, the search split)."""
+        return evaluate_spec(self.build(what), self.tokenizer, self.eval_spec, split=split)
 
     # -- the Oracle protocol ----------------------------------------------------------------------------
     def score(self, point: Point) -> float:
         return self.evaluate(point).average
 
     def single(self, i: int) -> float:
-        key = (str(self.paths[i].resolve()), tuple(self.tasks), self.split, self.evaluator, self.limit)
+        s = self.eval_spec
+        key = (str(self.paths[i].resolve()), s.tasks, s.split, s.evaluator, s.limit)
         if key not in self.single_cache:
             self.single_cache[key] = self.evaluate(i).average
         return self.single_cache[key]

@@ -1,8 +1,15 @@
-"""Zoo registry: named zoos (surrogate and real), zoo YAML files, and member resolution to a local dir."""
+"""Zoo registry: named zoos (real ones here, surrogate ones registered by the surrogate plugin), zoo YAML
+files, and member resolution to a local directory.
+
+A member's ``source`` is a local directory, a hub id, or ``<scheme>:<ref>`` for a scheme registered in
+``SOURCES`` (``surrogate:<recipe>`` by the surrogate plugin): ``SOURCES.get(scheme)(ref, build)``
+returns the directory, building the model only when ``build`` is True.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -12,23 +19,17 @@ from glue.registry import Registry
 from glue.zoo.real import real_zoos
 from glue.zoo.spec import Member, Zoo
 
-__all__ = ["ZOOS", "Member", "Zoo", "get_zoo", "resolve", "zoo_names"]
+__all__ = ["SOURCES", "ZOOS", "Member", "Zoo", "get_zoo", "member_dir", "resolve", "zoo_names"]
 
-ZOOS: Registry[Zoo] = Registry("zoo")
+ZOOS: Registry[Zoo] = Registry("zoo", plugins=True)
 for _z in real_zoos():
     ZOOS.register(_z.name, _z)
 
-
-def _ensure_surrogates() -> None:
-    if "tiny" not in ZOOS:
-        from glue.surrogate.zoos import surrogate_zoos
-
-        for z in surrogate_zoos():
-            ZOOS.register(z.name, z)
+SOURCES: Registry[Callable[[str, bool], Path]] = Registry("model source scheme", plugins=True)
+"""``scheme -> fn(ref, build) -> directory`` for member sources written ``scheme:ref``."""
 
 
 def zoo_names() -> list[str]:
-    _ensure_surrogates()
     return ZOOS.names()
 
 
@@ -36,7 +37,6 @@ def get_zoo(name: str) -> Zoo:
     """A registered zoo by name, or a zoo YAML file (``*.yaml``/``*.yml``)."""
     if str(name).endswith((".yaml", ".yml")):
         return load_zoo_yaml(name)
-    _ensure_surrogates()
     return ZOOS.get(name)
 
 
@@ -72,7 +72,7 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         if bad:
             raise ConfigError(f"{p}: {where}: unknown field(s) {sorted(bad)}; allowed: {sorted(_MEMBER_FIELDS)}")
         src = str(m["source"])
-        if not src.startswith("surrogate:") and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
+        if not _scheme(src) and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
             src = str(Path(p.parent, src).resolve())  # local dirs relative to the YAML file
         return Member(**{**m, "source": src, "family": str(m.get("family", "?"))})
 
@@ -95,35 +95,41 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         raise ConfigError(f"{p}: {e}") from None
 
 
-def resolve(member: Member, build: bool = True) -> Path:
+def member_dir(zoo: str, member: str, build: bool = False) -> Path:
+    """Directory of ``member`` of the zoo named ``zoo`` (what merge configs with ``zoo:`` are read with)."""
+    return resolve(get_zoo(zoo).member(member), build=build)
+
+
+def resolve(member: Member, build: bool = False) -> Path:
     """Local directory holding ``member``'s checkpoint (safetensors + config + tokenizer).
 
-    ``surrogate:<recipe>`` members are built on demand into ``$GLUE_CACHE`` (unless ``build`` is
-    False). Local paths are returned as they are. Hub ids are looked up under ``$GLUE_MODEL_ROOT``
-    (``ROOT/org/name`` or ``ROOT/name``), then in the Hugging Face cache/hub via ``snapshot_download``.
+    ``scheme:ref`` members go to the scheme's resolver in ``SOURCES``. Building is an explicit step:
+    a ``surrogate:<recipe>`` member that is not in ``$GLUE_CACHE`` yet raises ``CheckpointError``
+    (run ``glue zoo build ZOO``) unless ``build`` is True. Local paths are returned as they are. Hub
+    ids are looked up under ``$GLUE_MODEL_ROOT`` (``ROOT/org/name`` or ``ROOT/name``), then in the
+    Hugging Face cache, and checked (``glue.zoo.fetch.check``); nothing is downloaded here: fetching
+    is explicit too (``glue zoo build`` of a real zoo).
     """
     src = member.source
-    if src.startswith("surrogate:"):
-        from glue.surrogate.build import model_dir
-
-        return model_dir(src.split(":", 1)[1], build=build)
+    scheme = _scheme(src)
+    if scheme:
+        return SOURCES.get(scheme)(src.split(":", 1)[1], build)
     local = Path(src).expanduser()
     if local.is_dir():
         return local
     if local.is_absolute() or src.startswith("."):
         raise CheckpointError(f"member {member.name!r}: local directory {local} does not exist")
-    root = os.environ.get("GLUE_MODEL_ROOT")
-    if root:
-        for cand in (Path(root, src), Path(root, src.split("/")[-1])):
-            if cand.is_dir():
-                return cand
-    try:
-        from huggingface_hub import snapshot_download
+    from glue.zoo.fetch import check
 
-        return Path(snapshot_download(src, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py"]))
-    except Exception as e:
-        raise CheckpointError(
-            f"member {member.name!r}: cannot get hub model {src!r} ({type(e).__name__}: {e}). "
-            f"Without network, download it elsewhere and point GLUE_MODEL_ROOT at a folder holding {src}/ "
-            f"or use a zoo YAML with local 'source' directories."
-        ) from None
+    state = check(member)  # $GLUE_MODEL_ROOT/org/name, ROOT/name, the Hugging Face cache; never the network
+    if state.status == "ok":
+        return state.path
+    raise CheckpointError(f"member {member.name!r} ({src}): {state.detail} (looked in {state.path}); "
+                          f"`glue zoo build` fetches a real zoo's members, or put them under "
+                          f"$GLUE_MODEL_ROOT/{src}")
+
+
+def _scheme(source: str) -> str | None:
+    """``surrogate`` for ``surrogate:ft_add``; None for paths and hub ids (no registered scheme)."""
+    head = source.split(":", 1)[0] if ":" in source else None
+    return head if head and head in SOURCES else None

@@ -76,8 +76,13 @@ def test_mergekit_and_glue_configs_give_the_same_merge(dirs, read_sd, tmp_path):
 
 
 def test_zoo_members_by_name(tiny_dirs, tmp_path):
-    cfg = load_config(_write(tmp_path, {"zoo": "tiny", "method": "task_arithmetic", "base": "tiny_base",
-                                        "models": ["tiny_ft_add", {"model": "tiny_ft_cmp", "weight": 0.5}]}))
+    from glue.zoo import member_dir
+
+    path = _write(tmp_path, {"zoo": "tiny", "method": "task_arithmetic", "base": "tiny_base",
+                             "models": ["tiny_ft_add", {"model": "tiny_ft_cmp", "weight": 0.5}]})
+    with pytest.raises(ConfigError, match="need a member resolver"):
+        load_config(path)  # the merge package knows directories, not zoos
+    cfg = load_config(path, members=member_dir)
     assert cfg.models[0].zoo == "tiny" and cfg.models[0].resolve() == tiny_dirs["tiny_ft_add"]
     assert cfg.base.resolve() == tiny_dirs["tiny_base"]
 

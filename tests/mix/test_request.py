@@ -24,7 +24,7 @@ def test_request_mixture_of_two_architectures(tiny_dirs):
     assert sum(c == 0 for c in r_add) >= 30 and sum(c == 1 for c in r_sort) >= 30
     # a request mixture scores each item with the expert its prompt chose
     res = evaluate(mix, None, ["add", "sort"], split="search", evaluator="native", limit=40)
-    own = {m: evaluate(mix.experts[i][0], None, ["add", "sort"], split="search", evaluator="native", limit=40)
+    own = {m: evaluate(*mix.experts[i], ["add", "sort"], split="search", evaluator="native", limit=40)
            for i, m in enumerate(("llama", "qwen"))}
     for t, routed in (("add", r_add), ("sort", r_sort)):
         expect = [own[("llama", "qwen")[c]].per_item[t][i] for i, c in enumerate(routed)]
@@ -36,7 +36,7 @@ def test_one_expert_request_mixture_is_the_expert(tiny_dirs):
 
     mix = RequestMixture.build([ExpertSpec("qwen", tiny_dirs["tiny_other"])], router="random")
     a = evaluate(mix, None, ["mul", "rev"], split="search", evaluator="native", limit=30)
-    b = evaluate(mix.experts[0][0], None, ["mul", "rev"], split="search", evaluator="native", limit=30)
+    b = evaluate(*mix.experts[0], ["mul", "rev"], split="search", evaluator="native", limit=30)
     assert a.per_item == b.per_item
 
 

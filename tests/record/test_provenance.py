@@ -108,3 +108,33 @@ def test_record_package_imports_no_torch():
             "assert len(sys.modules) > 100 and 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+
+
+def test_gpu_name_is_read_when_records_are_made_not_cached_before_torch(monkeypatch):
+    """A record of a GPU run names the GPU even when provenance was first collected before torch
+    was imported (the machine facts are cached, the GPU is not)."""
+    import sys
+    import types
+
+    from glue.record.provenance import machine_info
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert machine_info()["gpu"] is None
+    cuda = types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 8,
+                                 get_device_name=lambda i: "NVIDIA H200")
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert machine_info()["gpu"] == "8x NVIDIA H200"
+
+
+def test_cuda_run_settings_without_cuda_are_refused_before_any_case(tmp_path):
+    import pytest
+    import torch
+
+    from glue.errors import ConfigError
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        Recorder("tiny", EvalSpec(device="cuda"), root=tmp_path)
