@@ -6,10 +6,10 @@ optionally ``bias [E]``, ``proj.weight``/``proj.bias`` for an MLP gate). Registe
 parameters in ``ROUTERS``:
 
 - ``hidden``: mergekit-moe 0.1.5's ``gate_mode: hidden``, the same definition: each prompt is
-  ``bos_token + prompt`` tokenised without special tokens and padded as the tokenizer pads; the
-  shared model runs in bfloat16; per layer the hidden state entering that layer at the *last
-  position* (padding included, as mergekit does; ``mode: avg`` = mergekit's ``hidden_avg``, the mean
-  over all positions), averaged over the prompts, minus the same for the negative prompts, L2-normalised.
+  ``bos_token + prompt`` tokenised without special tokens, left-padded with BOS (``mergekit_tokenize``);
+  the shared model runs in bfloat16; per layer the hidden state entering that layer at the last
+  position (``mode: avg`` = mergekit's ``hidden_avg``, the mean over all positions, padding included),
+  averaged over the prompts, minus the same for the negative prompts, L2-normalised.
 - ``cheap_embed``: mergekit-moe's: the normalised sum of the prompts' token embeddings (minus the
   negatives'), normalised, the same row at every gate.
 - ``random``: ``randn`` rows (mergekit-moe's ``random``), seeded.
@@ -17,8 +17,8 @@ parameters in ``ROUTERS``:
   to that expert, on the gate's own input (pooled as the model pools). Fitted only on the prompts it
   is given: the harness gives it zoo ``calib`` items, never ``test``.
 - ``centroids`` (glue's): nearest prompt-centroid. For each expert the mean of its prompts' gate
-  inputs, pooled exactly as the model pools at inference (``hidden`` instead reads the last position
-  of a padded batch at the layer input), and a linear gate with a bias whose argmax is the nearest
+  inputs, pooled exactly as the model pools at inference (``hidden`` instead reads the last prompt
+  token of keyword prompts at the layer input), and a linear gate with a bias whose argmax is the nearest
   centroid: ``logit_e = (2 (c_e - m) . x - (|c_e|^2 - |m|^2)) / D`` with ``m`` the mean centroid and
   ``D`` the mean ``|c_e - m|^2`` (times ``temperature``).
 
@@ -115,11 +115,24 @@ def _labelled(ctx: RouterContext) -> tuple[Tensor, Tensor]:
 
 
 # -- mergekit-moe definitions -----------------------------------------------------------------------------
+def mergekit_tokenize(tokenizer, prompts: Sequence[str]):
+    """mergekit-moe 0.1.5's prompt batch: ``bos_token + prompt``, no special tokens, padded on the
+    *left* with the BOS id (its ``moe`` script sets ``padding_side = "left"``, ``pad_token_id = bos``)."""
+    side, pad = tokenizer.padding_side, tokenizer.pad_token_id
+    tokenizer.padding_side = "left"
+    if tokenizer.bos_token_id is not None:
+        tokenizer.pad_token_id = tokenizer.bos_token_id
+    try:
+        return tokenizer([(tokenizer.bos_token or "") + p for p in prompts], return_tensors="pt", padding=True,
+                         add_special_tokens=False)
+    finally:
+        tokenizer.padding_side, tokenizer.pad_token_id = side, pad
+
+
 @torch.no_grad()
 def mergekit_hidden(model: torch.nn.Module, tokenizer, prompts: Sequence[str], average: bool) -> Tensor:
     """mergekit-moe's per-layer prompt vector ``[L, H]`` (float32) from a bfloat16 copy of ``model``."""
-    enc = tokenizer([(tokenizer.bos_token or "") + p for p in prompts], return_tensors="pt", padding=True,
-                    add_special_tokens=False)
+    enc = mergekit_tokenize(tokenizer, prompts)
     dev = next(model.parameters()).device
     out = model(input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev),
                 output_hidden_states=True)
@@ -154,8 +167,7 @@ def cheap_embed(ctx: RouterContext) -> list[dict[str, Tensor]]:
     emb = ctx.model.get_input_embeddings().weight.detach().float()
 
     def vec(prompts: Sequence[str]) -> Tensor:
-        enc = ctx.tokenizer([(ctx.tokenizer.bos_token or "") + p for p in prompts], return_tensors="pt",
-                            padding=True, add_special_tokens=False)
+        enc = mergekit_tokenize(ctx.tokenizer, prompts)
         h = emb[enc["input_ids"]] * enc["attention_mask"][..., None]
         s = h.sum(dim=(0, 1))
         return s / s.norm().clamp(min=1e-8)

@@ -39,9 +39,9 @@ def test_random_router_is_seeded(experts):
 
 
 def _reference_hidden_gate(shared_dir, tok, pos, neg, layer):
-    """mergekit-moe 0.1.5's definition written out independently: bf16 model, `bos + prompt` padded
-    on the tokenizer's side, the input of `layer` (a forward pre-hook, not output_hidden_states) at
-    the last position, mean over prompts, minus the negatives' mean, L2 norm (all in bf16)."""
+    """mergekit-moe 0.1.5's definition written out independently: bf16 model, `bos + prompt` left-padded
+    with BOS (its moe script's tokenizer settings), the input of `layer` (a forward pre-hook, not
+    output_hidden_states) at the last position, mean over prompts, minus the negatives' mean, L2 norm."""
     from transformers import AutoModelForCausalLM
 
     m = AutoModelForCausalLM.from_pretrained(shared_dir, dtype=torch.bfloat16).eval()
@@ -49,8 +49,9 @@ def _reference_hidden_gate(shared_dir, tok, pos, neg, layer):
     def vec(ps):
         rows = [tok.convert_tokens_to_ids([tok.bos_token]) + tok(p, add_special_tokens=False)["input_ids"] for p in ps]
         T = max(map(len, rows))
-        ids = torch.tensor([r + [tok.pad_token_id] * (T - len(r)) for r in rows])
-        am = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
+        bos = tok.convert_tokens_to_ids(tok.bos_token)
+        ids = torch.tensor([[bos] * (T - len(r)) + r for r in rows])
+        am = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows])
         got = {}
 
         def grab(mod, a, k):
