@@ -25,6 +25,7 @@ VERBS = {
     "merge": "merge checkpoints from a merge config (glue or mergekit format)",
     "select": "selective merging: pick members and coefficients on the search split, write the merge",
     "cluster": "similarity matrix and clusters of a zoo (Model-GLUE step 1)",
+    "mix": "build a mixture of experts from a mixture config (glue or mergekit-moe format)",
     "report": "render results/ZOO/report.md and its plots from the recorded runs",
 }
 

@@ -45,6 +45,15 @@ def native(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int |
     scores, n, per_item = {}, {}, {}
     for t in specs:
         items = t.items(split)[:limit]
-        ok = score_items(model, tokenizer, items, t.kind, t.max_gen_toks)
+        if hasattr(model, "route"):  # request-level mixture: each item scored by the expert its prompt chose
+            ok = [False] * len(items)
+            choice = model.route([it.prompt for it in items])
+            for e, (m, tok) in enumerate(model.experts):
+                idx = [i for i, c in enumerate(choice) if c == e]
+                for i, r in zip(idx, score_items(m, tok, [items[i] for i in idx], t.kind, t.max_gen_toks)
+                                if idx else []):
+                    ok[i] = r
+        else:
+            ok = score_items(model, tokenizer, items, t.kind, t.max_gen_toks)
         scores[t.name], n[t.name], per_item[t.name] = sum(ok) / len(ok), len(ok), ok
     return scores, n, per_item

@@ -8,6 +8,11 @@ environment reference): ``target_delimiter: ""`` (the default " " scores " 59" i
 character-level model), an explicit ``max_gen_toks`` (the default 256 exceeds a 64-position model),
 batch size passed to HFLM itself (``simple_evaluate`` ignores it for LM objects), BOS added by the
 tokenizer's post-processor, ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` set before import.
+
+A model that routes on the prompt (``routes_on_prompt = True``, the glue mixtures) runs under
+``PromptAwareHFLM``: lm-eval scores a choice as one row ``context + continuation`` with no attention
+mask, so the model could not tell where the prompt ends; the subclass remembers each row's context
+length and passes ``prompt_mask`` (generation needs nothing: the prompt is the whole input there).
 """
 
 from __future__ import annotations
@@ -89,8 +94,9 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
     max_len = getattr(model.config, "max_position_embeddings", None)
     if batch_size is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
         batch_size = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=False,
-              max_length=min(max_len, 4096) if max_len else None)
+    cls = prompt_aware_hflm() if getattr(model, "routes_on_prompt", False) else HFLM
+    lm = cls(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=False,
+             max_length=min(max_len, 4096) if max_len else None)
     names = {lm_eval_name(s, split): s for s in specs}
     by_shots: dict[int | None, list[str]] = {}
     for lname, s in names.items():  # simple_evaluate takes one few-shot count per call
@@ -123,3 +129,37 @@ def _leaves(name: str, subtasks: dict[str, list[str]]) -> list[str]:
     if name not in subtasks:
         return [name]
     return [leaf for sub in subtasks[name] for leaf in _leaves(sub, subtasks)]
+
+
+def prompt_aware_hflm():
+    """``HFLM`` that passes ``prompt_mask`` (1 on the context tokens of each row) to the model's
+    log-likelihood forward passes. Rows are matched to their request by their tokens."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    class PromptAwareHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, *args, **kwargs):
+            self._ctx_len = {}
+            for _, ctx, cont in requests:
+                inp = (ctx + cont)[-(self.max_length + 1):][:-1]
+                self._ctx_len[tuple(inp)] = max(1, len(inp) - len(cont) + 1)
+            return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
+        def _model_call(self, inps, attn_mask=None, labels=None):
+            if attn_mask is not None or labels is not None:
+                return super()._model_call(inps, attn_mask, labels)
+            mask = torch.zeros_like(inps)
+            for k, row in enumerate(inps.tolist()):
+                n = len(row)
+                while n > 0 and tuple(row[:n]) not in self._ctx_len:  # strip the right padding
+                    if row[n - 1] != 0:
+                        n = 0
+                        break
+                    n -= 1
+                if n == 0:
+                    raise RuntimeError("PromptAwareHFLM: a scored row matches no request (lm-eval internals changed?)")
+                mask[k, : self._ctx_len[tuple(row[:n])]] = 1
+            with torch.no_grad():
+                return self.model(inps, prompt_mask=mask).logits
+
+    return PromptAwareHFLM

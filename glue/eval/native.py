@@ -12,6 +12,10 @@ encoded without special tokens.
   ``acc = mean(pred == label)``.
 - gen: greedy decoding from ``<bos> prompt`` until ``<eos>`` or ``max_new`` tokens; ``exact_match =
   mean(decoded == answer)``.
+
+A model that routes on the prompt (``routes_on_prompt = True``, the glue mixtures) also gets
+``prompt_mask`` (1 on ``<bos> prompt``, 0 on the choice and padding), so every choice of an item is
+scored by the expert(s) its prompt chose.
 """
 
 from __future__ import annotations
@@ -44,15 +48,20 @@ def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], bat
             rows.append((i, j, ctx + c, len(c)))
     scores = [[0.0] * len(it.choices) for it in items]
     dev = next(model.parameters()).device
+    by_prompt = getattr(model, "routes_on_prompt", False)
     for s in range(0, len(rows), batch):
         chunk = rows[s : s + batch]
         T = max(len(r[2]) for r in chunk)
         ids = torch.full((len(chunk), T), PAD, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        for k, (_, _, seq, _) in enumerate(chunk):
+        prompt = torch.zeros_like(ids)
+        for k, (_, _, seq, n) in enumerate(chunk):
             ids[k, : len(seq)] = torch.tensor(seq)
             mask[k, : len(seq)] = 1
-        logp = torch.log_softmax(model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float(), -1).cpu()
+            prompt[k, : len(seq) - n] = 1
+        extra = {"prompt_mask": prompt.to(dev)} if by_prompt else {}
+        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), **extra).logits
+        logp = torch.log_softmax(logits.float(), -1).cpu()
         for k, (i, j, seq, n) in enumerate(chunk):
             L = len(seq)
             tgt = torch.tensor(seq[L - n :])

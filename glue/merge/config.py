@@ -453,6 +453,7 @@ class _Reader:
             except GlueError as e:
                 self.error(f"{field_name}: {value!r} is neither a directory nor a member of zoo {zoo!r} ({e})")
                 return value, None
+        p = Path(value).expanduser()
         exists = any(c.exists() for c in ([p] if p.is_absolute() else [self.root / p, p]))
         self.error(f"{field_name}: model directory {value!r} " + ("is not a directory" if exists else "does not exist"))
         return value, None

@@ -105,11 +105,27 @@ def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | Non
                 *[c for c in part if c.startswith("extra.")], "commit"]
         part = part.assign(commit=part["commit"] + part["dirty"].map({True: "+dirty"}).fillna(""))
         part = part[cols].dropna(axis=1, how="all")
-        out += [f"## {family} ({len(part)} cases)", "", render(part), ""]
+        out += [f"## {family} ({len(part)} cases)", "", *_family_note(family, records), render(part), ""]
     if plots:
         out += ["## Plots", ""] + [f"![{PLOTS.get(k, k)}]({f})" for k, f in plots.items()] + [""]
     out += ["## Provenance", "", _provenance(records), ""]
     return "\n".join(out)
+
+
+MIX_REFERENCES = {"mix-ref-best_single": "best single expert (chosen on search)",
+                  "mix-ref-uniform_merge": "uniform linear merge of the same experts",
+                  "mix-ref-oracle": "oracle routing (each task to its best expert on search)"}
+
+
+def _family_note(family: str, records: list[Record]) -> list[str]:
+    """The ``mix`` family's reference line: best single expert, uniform merge, oracle routing."""
+    if family != "mix":
+        return []
+    refs = {r.case: r for r in records if r.case in MIX_REFERENCES and r.average is not None}
+    if not refs:
+        return []
+    return ["References: " + "; ".join(f"{MIX_REFERENCES[c]} {refs[c].average:.3f}" for c in MIX_REFERENCES
+                                       if c in refs) + ".", ""]
 
 
 def _provenance(records: list[Record]) -> str:

@@ -1,0 +1,32 @@
+"""Model mixture (Model-GLUE §4, https://arxiv.org/abs/2410.05357): FFN-, block- and model-level
+mixtures of same-shape experts with routers initialised from prompts, and a request-level mixture of
+models of any architecture.
+
+- ``LEVELS`` (``levels.py``): where experts sit, what the gate reads, the tensor mapping.
+- ``ROUTERS`` (``routers.py``): how gates are initialised (``hidden`` = mergekit-moe's, ``cheap_embed``,
+  ``random``, ``mlp``, ``centroids``), each with its declared parameters.
+- ``GlueMixtureForCausalLM`` (``modeling.py``): the model (KV cache, prompt-only routing), registered
+  with the Auto classes when transformers is imported after ``import glue``.
+- ``MixSpec`` / ``check_mixture`` (``spec.py``): the typed config, validated before any weight is read.
+- ``build_mixture`` (in memory) and ``save_mixture`` (streaming, atomic; ``ffn_level`` token routing
+  as a standard ``MixtralForCausalLM``) in ``build.py``; ``load_mix_config`` (``config.py``) reads
+  glue's mixture YAML and mergekit-moe's.
+- ``RequestMixture`` (``request.py``): sends each request to one whole expert model (own architecture
+  and tokenizer), routed by the prompt.
+
+Usage::
+
+    spec = MixSpec("model_level", "centroids", [ExpertSpec("a", dir_a, prompts_a), ExpertSpec("b", dir_b, prompts_b)])
+    model = build_mixture(spec).model          # in memory
+    save_mixture(spec, "out/")                 # to disk
+"""
+
+from glue.mix.build import MixtureBuild, active_params, build_mixture, save_mixture
+from glue.mix.levels import LEVELS, Level
+from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM, top_k_weights
+from glue.mix.routers import ROUTERS, Router, RouterContext
+from glue.mix.spec import ExpertSpec, MixSpec, check_compatible, check_mixture
+
+__all__ = ["LEVELS", "ROUTERS", "ExpertSpec", "GlueMixtureConfig", "GlueMixtureForCausalLM", "Level", "MixSpec",
+           "MixtureBuild", "Router", "RouterContext", "active_params", "build_mixture", "check_compatible",
+           "check_mixture", "save_mixture", "top_k_weights"]

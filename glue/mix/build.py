@@ -1,0 +1,331 @@
+"""Building mixtures: in memory (``build_mixture``, for the benchmarks) and to disk (``save_mixture``,
+streaming, for ``glue mix``).
+
+Both validate the whole spec first (``check_mixture``: names, ranges, prompts, shapes from config.json
+only), then compute the shared model and the gates, then assemble the output tensor by tensor from the
+mapping of the level (``Level.sources``). ``save_mixture`` reads one source tensor at a time from the
+checkpoints, writes it to its planned place (``PlannedWriter``) inside an atomic directory, and stores
+an ``ffn_level`` mixture with token routing and plain linear gates as a standard ``MixtralForCausalLM``
+checkpoint (dense layers, if any, as E copies of the shared MLP behind a zero gate, which gives the
+same output); other mixtures as ``glue_mixture`` checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from glue.errors import ConfigError
+from glue.mix.levels import LEVELS, SHARED
+from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM
+from glue.mix.routers import ROUTERS, RouterContext
+from glue.mix.spec import MixSpec, check_mixture
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
+RECORD_FILE = "glue_mix.json"
+
+
+@dataclass
+class MixtureBuild:
+    """An in-memory mixture and how it was made."""
+
+    model: torch.nn.Module
+    spec: MixSpec
+    gates: list[dict[str, Tensor]]
+    seconds: float
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def total_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def active_params(self) -> int:
+        return active_params(self.model.config)
+
+
+def active_params(cfg: GlueMixtureConfig) -> int:
+    """Parameters one token passes through (top-k experts of each mixed part, gates included)."""
+    H, V, I_, L, d, E, k = (cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size, cfg.num_hidden_layers,
+                            cfg.dense_layers, cfg.num_experts, cfg.num_experts_per_tok)
+    hd = cfg.head_dim
+    attn = H * cfg.num_attention_heads * hd * 2 + H * cfg.num_key_value_heads * hd * 2
+    mlp, norms = 3 * H * I_, 2 * H
+    layer = attn + mlp + norms
+    gate = (cfg.gate_hidden * (H + 1) + E * (cfg.gate_hidden + 1)) if cfg.gate_hidden else E * (H + int(cfg.gate_bias))
+    mixed = L - d
+    if cfg.level == "ffn_level":
+        body = mixed * (attn + norms + k * mlp + gate)
+    elif cfg.level == "block_level":
+        body = mixed * (k * layer + gate)
+    else:
+        body = k * mixed * layer + gate
+    return 2 * V * H + H + d * layer + body
+
+
+# -- sources --------------------------------------------------------------------------------------------
+def _read_all(src) -> dict[str, Tensor]:
+    if isinstance(src, Mapping):
+        return {k: v.detach().float() for k, v in src.items()}
+    from glue.io.checkpoint import Checkpoint
+
+    with Checkpoint(src) as ck:
+        return {n: ck.read(n, dtype=torch.float32) for n in ck.names()}
+
+
+def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The shared model's tensors (float32): the uniform linear merge of the experts by default."""
+    from glue.merge import merge_tensors
+
+    sh = spec.shared
+    names = [e.name for e in spec.experts]
+    if isinstance(sh, str) and sh in names:
+        return experts[names.index(sh)]
+    if sh is None or isinstance(sh, Mapping) and "method" in sh:
+        if len(experts) == 1:
+            return experts[0]
+        args = dict(sh) if sh is not None else {"method": "linear"}
+        method = args.pop("method")
+        if method == "linear" and "weights" not in args:
+            args["weights"] = [1.0 / len(experts)] * len(experts)
+        return {n: merge_tensors(method, [sd[n] for sd in experts], name=n, **args) for n in experts[0]}
+    return _read_all(sh)
+
+
+def shared_model(spec: MixSpec, device: str = "cpu"):
+    """The shared model of ``spec`` alone (a ``LlamaForCausalLM``; by default the uniform linear merge
+    of the experts): the "merge of the same experts" reference of the benchmarks."""
+    cfg = check_mixture(spec)
+    return llama_model(cfg, shared_state(spec, [_read_all(e.source) for e in spec.experts])).to(device)
+
+
+def llama_model(cfg: dict, state: Mapping[str, Tensor], dtype: torch.dtype = torch.float32):
+    """A ``LlamaForCausalLM`` of config ``cfg`` holding ``state`` (eval mode)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    m = LlamaForCausalLM(LlamaConfig.from_dict(cfg))
+    m.load_state_dict({k: v for k, v in state.items()}, strict=False)
+    return m.to(dtype).eval()
+
+
+def load_tokenizer(spec: MixSpec):
+    from transformers import AutoTokenizer
+
+    for src in [spec.shared] + [e.source for e in spec.experts]:
+        if isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "tokenizer_config.json").exists():
+            return AutoTokenizer.from_pretrained(src, local_files_only=True)
+    raise ConfigError("no tokenizer: pass tokenizer= or give an expert/shared directory with tokenizer files")
+
+
+def compute_gates(spec: MixSpec, cfg: dict, shared_model, tokenizer) -> list[dict[str, Tensor]]:
+    level, router = LEVELS.get(spec.level), ROUTERS.get(spec.router)
+    ctx = RouterContext(shared_model, tokenizer, level.gate_layers(cfg["num_hidden_layers"], spec.dense_layers),
+                        level.gate_point, spec.routing, [tuple(e.prompts) for e in spec.experts],
+                        [tuple(e.negative_prompts) for e in spec.experts], spec.seed)
+    params = {**router.params, **spec.router_params}
+    return router.fn(ctx, **params)
+
+
+def mixture_config(spec: MixSpec, cfg: dict) -> GlueMixtureConfig:
+    router = ROUTERS.get(spec.router)
+    params = {**router.params, **spec.router_params}
+    d = {k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "auto_map", "transformers_version")}
+    d.update(level=spec.level, num_experts=len(spec.experts), num_experts_per_tok=spec.top_k, dense_layers=spec.dense_layers,
+             routing=spec.routing, gate_bias=router.gate_bias, gate_hidden=router.gate_hidden(params),
+             expert_names=[e.name for e in spec.experts], architectures=["GlueMixtureForCausalLM"], dtype=spec.dtype)
+    return GlueMixtureConfig.from_dict(d)
+
+
+def output_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, str | int, str]]:
+    """``(output name, source, source name)`` of every tensor; gate tensors have source ``gate:<g>``."""
+    level = LEVELS.get(spec.level)
+    L = cfg["num_hidden_layers"]
+    plan = level.sources(names, L, spec.dense_layers, len(spec.experts))
+    return plan
+
+
+def gate_tensors(spec: MixSpec, cfg: dict, gates: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    level = LEVELS.get(spec.level)
+    layers = level.gate_layers(cfg["num_hidden_layers"], spec.dense_layers)
+    return {level.gate_prefix(i) + k: v for i, g in zip(layers, gates) for k, v in g.items()}
+
+
+# -- in memory ------------------------------------------------------------------------------------------
+def build_mixture(spec: MixSpec, tokenizer=None, device: str = "cpu") -> MixtureBuild:
+    """Validate ``spec``, read the experts, compute the shared model and the gates, and return the
+    ``GlueMixtureForCausalLM`` (eval mode, ``spec.dtype``, nothing written)."""
+    t0 = time.perf_counter()
+    cfg = check_mixture(spec)
+    t = {"validate": time.perf_counter() - t0}
+    experts = [_read_all(e.source) for e in spec.experts]
+    shared = shared_state(spec, experts)
+    t["read_and_merge"] = time.perf_counter() - t0
+    if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
+        tokenizer = load_tokenizer(spec)
+    gates = compute_gates(spec, cfg, llama_model(cfg, shared), tokenizer)
+    t["router"] = time.perf_counter() - t0
+    mcfg = mixture_config(spec, cfg)
+    state = {}
+    for out, src, name in output_plan(spec, list(experts[0]), cfg):
+        state[out] = shared[name] if src == SHARED else experts[src][name]
+    state.update(gate_tensors(spec, cfg, gates))
+    model = GlueMixtureForCausalLM(mcfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if "rotary" not in m]:
+        raise RuntimeError(f"mixture assembly: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model = model.to(device=device, dtype=DTYPES[spec.dtype]).eval()
+    t["assemble"] = time.perf_counter() - t0
+    return MixtureBuild(model, spec, gates, time.perf_counter() - t0, t)
+
+
+# -- Mixtral layout -------------------------------------------------------------------------------------
+def is_mixtral_exportable(spec: MixSpec) -> bool:
+    r = ROUTERS.get(spec.router)
+    return spec.level == "ffn_level" and spec.routing == "token" and not r.gate_bias and not r.gate_hidden(
+        {**r.params, **spec.router_params})
+
+
+def mixtral_config(spec: MixSpec, cfg: dict):
+    from transformers import MixtralConfig
+
+    keep = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_parameters",
+            "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "hidden_act", "attention_dropout")
+    d = {k: cfg[k] for k in keep if k in cfg}
+    d.update(num_local_experts=len(spec.experts), num_experts_per_tok=spec.top_k, sliding_window=None,
+             architectures=["MixtralForCausalLM"], dtype=spec.dtype)
+    return MixtralConfig(**d)
+
+
+def mixtral_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, Callable]]:
+    """``(output name, fn(read) -> Tensor)`` in the transformers 5 fused Mixtral layout; ``read(src, name)``
+    returns a source tensor (``src``: ``SHARED``, an expert index or ``"gate"``)."""
+    E, d, L = len(spec.experts), spec.dense_layers, cfg["num_hidden_layers"]
+    out: list[tuple[str, Callable]] = []
+    for n in names:
+        if ".mlp." not in n:
+            out.append((n, lambda read, n=n: read(SHARED, n)))
+    for i in range(L):
+        p = f"model.layers.{i}.mlp."
+        srcs = [SHARED] * E if i < d else list(range(E))
+        out.append((p + "experts.gate_up_proj", lambda read, p=p, s=srcs: torch.stack(
+            [torch.cat([read(x, p + "gate_proj.weight"), read(x, p + "up_proj.weight")], 0) for x in s])))
+        out.append((p + "experts.down_proj", lambda read, p=p, s=srcs: torch.stack(
+            [read(x, p + "down_proj.weight") for x in s])))
+        out.append((p + "gate.weight", (lambda read, p=p: read("gate", p + "gate.weight")) if i >= d else
+                    (lambda read, H=cfg["hidden_size"]: torch.zeros(E, H))))
+    return out
+
+
+# -- to disk (streaming) --------------------------------------------------------------------------------
+class Sources:
+    """Reads source tensors by ``(source, name)``: ``SHARED``, an expert index or ``"gate"``. Checkpoints
+    are read one tensor at a time; ``meta=True`` returns shape-only tensors (planning reads no weight)."""
+
+    def __init__(self, experts: list, shared, gates: Mapping[str, Tensor], meta: bool = False):
+        self.experts, self.shared, self.gates, self.meta = experts, shared, gates, meta
+
+    def _src(self, src):
+        return self.shared if src == SHARED else self.gates if src == "gate" else self.experts[src]
+
+    def __call__(self, src, name: str) -> Tensor:
+        s = self._src(src)
+        if self.meta:
+            shape = s.shape(name) if hasattr(s, "shape") and not isinstance(s, Mapping) else s[name].shape
+            return torch.empty(shape, device="meta")
+        return s.read(name) if hasattr(s, "read") else s[name]
+
+
+def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overwrite: bool = False,
+                 record: Mapping | None = None) -> Path:
+    """Write the mixture of ``spec`` to ``out`` (atomic): validation first (no weight read), then the
+    shared model and the gates, then every output tensor read from its source one at a time.
+
+    The shared model is read from its directory when ``spec.shared`` is one (bfloat16 for the
+    ``hidden`` router, as mergekit-moe loads it), otherwise merged in memory from the experts."""
+    from glue.io.checkpoint import Checkpoint, atomic_dir
+    from glue.io.stream_writer import PlannedWriter
+
+    out = Path(out)
+    cfg = check_mixture(spec)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"output directory {out} already exists (pass --overwrite to replace it)")
+    for e in spec.experts:
+        if isinstance(e.source, (str, os.PathLike)) and Path(e.source).resolve() == out.resolve():
+            raise ConfigError(f"output directory {out} is expert {e.name!r}")
+    odt = DTYPES[spec.dtype]
+    if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
+        tokenizer = load_tokenizer(spec)
+    names_e = [e.name for e in spec.experts]
+    sh = spec.shared
+    with contextlib.ExitStack() as stack:
+        cks = [e.source if isinstance(e.source, Mapping) else stack.enter_context(Checkpoint(e.source))
+               for e in spec.experts]
+        names = list(cks[0]) if isinstance(cks[0], Mapping) else cks[0].names()
+        if isinstance(sh, str) and sh in names_e:
+            shared = cks[names_e.index(sh)]
+            shared_model = llama_model(cfg, _read_all(spec.experts[names_e.index(sh)].source))
+        elif isinstance(sh, (str, os.PathLike)):
+            shared = stack.enter_context(Checkpoint(sh))
+            shared_model = _load_dir_model(sh, torch.bfloat16 if spec.router == "hidden" else torch.float32)
+        else:
+            shared = shared_state(spec, [_read_all(e.source) for e in spec.experts])
+            shared_model = llama_model(cfg, shared)
+        gates = gate_tensors(spec, cfg, compute_gates(spec, cfg, shared_model, tokenizer))
+        del shared_model
+        if is_mixtral_exportable(spec):
+            items, out_cfg = mixtral_plan(spec, names, cfg), mixtral_config(spec, cfg)
+        else:
+            items = [(o, lambda read, s=s, n=n: read(s, n)) for o, s, n in output_plan(spec, names, cfg)]
+            items += [(k, lambda read, k=k: read("gate", k)) for k in gates]
+            out_cfg = mixture_config(spec, cfg)
+        probe, read = Sources(cks, shared, gates, meta=True), Sources(cks, shared, gates)
+        entries = [(n, tuple(fn(probe).shape), odt) for n, fn in items]
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            writer = PlannedWriter(tmp, entries)
+            try:
+                for n, fn in items:
+                    writer.write(n, fn(read).to(odt).contiguous())
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            out_cfg.save_pretrained(tmp)
+            tok_src = next((Path(s) for s in [sh] + [e.source for e in spec.experts]
+                            if isinstance(s, (str, os.PathLike)) and Path(s).is_dir()), None)
+            if tok_src is not None:
+                for f in TOKENIZER_FILES:
+                    if (tok_src / f).exists():
+                        shutil.copy2(tok_src / f, tmp / f)
+            (tmp / RECORD_FILE).write_text(json.dumps(record or spec_record(spec), indent=2, default=str))
+    return out
+
+
+def _load_dir_model(path, dtype):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).eval()
+
+
+def spec_record(spec: MixSpec) -> dict:
+    """A JSON-able description of ``spec`` (sources as strings) with provenance."""
+    import glue
+
+    return {"glue_version": glue.__version__, "level": spec.level, "router": spec.router, "routing": spec.routing,
+            "top_k": spec.top_k, "dense_layers": spec.dense_layers, "seed": spec.seed, "dtype": spec.dtype,
+            "router_params": spec.router_params,
+            "shared": spec.shared if not isinstance(spec.shared, Mapping) or "method" in spec.shared else "<state>",
+            "experts": [{"name": e.name, "source": str(e.source) if not isinstance(e.source, Mapping) else "<state>",
+                         "prompts": list(e.prompts), "negative_prompts": list(e.negative_prompts)}
+                        for e in spec.experts]}
