@@ -89,7 +89,8 @@ def _list() -> int:
     from glue.merge import METHODS
     from glue.record.tables import render
 
-    rows = [{"method": n, "base": "yes" if m.needs_base else "", "seeded": "yes" if m.randomized else "",
+    rows = [{"method": n, "base": "yes" if m.needs_base else "optional" if m.uses_base else "",
+             "seeded": "yes" if m.randomized else "",
              "per model": ", ".join(m.per_model), "models": str(m.min_models) if m.max_models == m.min_models else f"{m.min_models}+",
              "params (defaults)": ", ".join(f"{p.name}={p.default} ({p.allowed})" for p in m.params),
              "mergekit-compat": "yes" if m.compat_fn else "", "paper": m.paper}

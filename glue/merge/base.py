@@ -82,7 +82,9 @@ class Param:
             return "a finite number" if self.kind is float else "an integer"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"in {'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"in {left}{lo}, {hi}{right}"
 
     def check(self, v: Any) -> Any:
         """``v`` converted to ``kind``; ``ValueError`` saying what is allowed."""

@@ -175,7 +175,7 @@ class MergeConfig:
             srcs = list(sl.sources)
             b = next((j for j, s in enumerate(srcs) if self.base and s.model.path == self.base.path), None)
             if (m.needs_base or self.method == "slerp") and b is None:
-                raise ConfigError(f"{self.source}: slices[{si}]: {self.method} needs base_model "
+                raise ConfigError(f"slices[{si}]: {self.method} needs base_model "
                                   f"{self.base.name if self.base else '(none given)'} among the slice's sources")
             base = None
             if b is not None and self.method == "slerp":

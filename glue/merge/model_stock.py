@@ -50,7 +50,9 @@ def model_stock(tensors: Sequence[Tensor], *, base: Tensor, filter_wise: bool, e
 
 register(MergeMethod(
     name="model_stock", fn=model_stock, needs_base=True, randomized=False, per_model=(),
-    compat_fn=compat.model_stock, params=(Param("filter_wise", bool, False, "one interpolation ratio per output row instead of per tensor"),), min_models=2, max_models=None,
+    compat_fn=compat.model_stock,
+    params=(Param("filter_wise", bool, False, "one interpolation ratio per output row instead of per tensor"),),
+    min_models=2, max_models=None,
     paper="https://arxiv.org/abs/2403.19522",
     summary="average of fine-tunes pulled toward the base by a ratio from their task vectors' cosine",
 ))
