@@ -154,8 +154,23 @@ def _torch_threads(run_settings):
 
 
 @pytest.fixture(scope="session")
-def _session_recorder(pytestconfig, run_settings) -> Recorder:
-    return Recorder(run_settings, rerun=pytestconfig.getoption("--rerun"))
+def zoo_fingerprint(zoo) -> str | None:
+    """The zoo's weight fingerprint (surrogate zoos: their models are built first; real zoos: None),
+    printed once and stored in every record."""
+    if zoo.kind != "surrogate":
+        return None
+    from glue.surrogate.build import build_models
+    from glue.surrogate.lock import check_lock, recipes_of
+
+    build_models(recipes_of(zoo))
+    check = check_lock(zoo)
+    print(f"\n{check.message()}")
+    return check.fingerprint
+
+
+@pytest.fixture(scope="session")
+def _session_recorder(pytestconfig, run_settings, zoo_fingerprint) -> Recorder:
+    return Recorder(run_settings, rerun=pytestconfig.getoption("--rerun"), zoo_fingerprint=zoo_fingerprint)
 
 
 class CaseRecorder:

@@ -51,11 +51,13 @@ class Recorder:
         rerun: measure cases even when already recorded for this commit and config.
         provenance: fixed provenance (tests); by default collected once, here (git state, machine,
             versions), with each record stamped with its own time.
+        zoo_fingerprint: the zoo's weight fingerprint (``glue.surrogate.lock.zoo_fingerprint``), stored in
+            every record; a case recorded on another fingerprint does not count as recorded.
     """
 
     def __init__(self, settings: RunSettings, *, root: Path | None = None, rerun: bool = False,
-                 provenance: Provenance | None = None):
-        self.settings, self.rerun = settings, rerun
+                 provenance: Provenance | None = None, zoo_fingerprint: str | None = None):
+        self.settings, self.rerun, self.zoo_fingerprint = settings, rerun, zoo_fingerprint
         self.root = Path(root) if root is not None else results_dir()
         self.provenance = provenance or collect_provenance(results_root=self.root)
 
@@ -74,11 +76,13 @@ class Recorder:
         return full
 
     def recorded(self, case: str, config: dict[str, Any]) -> Record | None:
-        """The record of ``case`` with this config at the current commit, if any (None with ``rerun``)."""
+        """The record of ``case`` with this config at the current commit on this zoo fingerprint, if any (None
+        with ``rerun``)."""
         full = self.config(case, config)
         if self.rerun:
             return None
-        return already_recorded(self.settings.zoo, case, self.provenance.commit, config_hash(full), self.root)
+        rec = already_recorded(self.settings.zoo, case, self.provenance.commit, config_hash(full), self.root)
+        return rec if rec is not None and rec.zoo_fingerprint == self.zoo_fingerprint else None
 
     def measure(self, case: str, config: dict[str, Any], fn: Callable[[], Any],
                 runner: Callable[[Callable[[], Any]], Any] | None = None) -> Record:
@@ -102,7 +106,8 @@ class Recorder:
 
         out, mem, wall = (runner or _call)(timed)
         rec = make_record(case, self.settings.zoo, full, Measurements.coerce(out),
-                          replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict())
+                          replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict(),
+                          zoo_fingerprint=self.zoo_fingerprint)
         append(rec, self.root)
         return rec
 

@@ -54,9 +54,15 @@ def add(*recipes: Recipe) -> None:
 
 
 def key(name: str) -> str:
-    """12-hex cache key of recipe ``name``: its training fields, its parent's key, BUILD_VERSION."""
+    """12-hex cache key of recipe ``name``: its training fields, its parent's key, BUILD_VERSION, and the
+    kernel preset when it is not the default (``GLUE_KERNELS=native`` builds never share a cache entry
+    with pinned ones)."""
+    from glue.kernels import cache_tag
+
     r = RECIPES.get(name)
     payload = {"v": BUILD_VERSION, "recipe": r.train_fields(), "parent": key(r.parent) if r.parent else None}
+    if cache_tag() is not None:
+        payload["kernels"] = cache_tag()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -33,10 +33,17 @@ def zoo_names() -> list[str]:
 
 
 def get_zoo(name: str) -> Zoo:
-    """A registered zoo by name, or a zoo YAML file (``*.yaml``/``*.yml``)."""
+    """A registered zoo by name, a re-seeded surrogate zoo (``surrogate16-seed2``, see
+    ``glue.surrogate.zoos.seeded_zoo``), or a zoo YAML file (``*.yaml``/``*.yml``)."""
     if str(name).endswith((".yaml", ".yml")):
         return load_zoo_yaml(name)
     _ensure_surrogates()
+    if name not in ZOOS:
+        from glue.surrogate.zoos import SEEDED, seeded_zoo
+
+        m = SEEDED.match(str(name))
+        if m and m["zoo"] in ZOOS:
+            ZOOS.register(name, seeded_zoo(ZOOS.get(m["zoo"]), int(m["seed"])))
     return ZOOS.get(name)
 
 
