@@ -4,13 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= surrogate16
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_ARGS ?=
+REHEARSAL_DIR ?= .cache/rehearsal
+EXECUTOR ?= serial
 STAMP := $(VENV)/.glue-installed
 
-.PHONY: venv test bench report clean-results help
+.PHONY: venv test bench report rehearsal gpu-check clean-results help
 
 help:
-	@echo "make venv | make test | make bench [MODELS=surrogate16] | make report [MODELS=...]"
+	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] [JOBS=cores] | make report"
+	@echo "make rehearsal (a Which4-shaped zoo of small random checkpoints through make bench) | make gpu-check"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +30,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/glue zoo build $(MODELS)
-	$(PY) -m pytest benchmarks --models $(MODELS) $(PYTEST_ARGS)
+	$(PY) benchmarks/parallel.py --jobs $(if $(filter ray,$(EXECUTOR)),1,$(JOBS)) -- --models $(MODELS) \
+		--executor $(EXECUTOR) $(PYTEST_ARGS)
 	$(VENV)/bin/glue report --zoo $(MODELS)
+
+# real-zoo dress rehearsal: Which4's hub ids under $(REHEARSAL_DIR)/models, random weights, surrogate tasks
+rehearsal: $(STAMP)
+	$(PY) benchmarks/rehearsal.py --dir $(REHEARSAL_DIR)
+
+# a GPU machine end to end: copy bandwidth, 7B-shaped merge and similarity, one lm-eval run (records in results/gpu-check)
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --device cuda --shape 7b $(GPU_CHECK_ARGS)
 
 report: $(STAMP)
 	$(VENV)/bin/glue report --zoo $(MODELS)

@@ -71,7 +71,7 @@ class PeakSampler:
 
 
 def _models(zoo_name: str, members: list[str] | None, delta_from: str | None):
-    from glue.cluster.pipeline import resolve_delta_base
+    from glue.recipe.clusters import resolve_delta_base
     from glue.zoo import get_zoo, resolve
 
     zoo = get_zoo(zoo_name)

@@ -6,12 +6,13 @@ Run::
     pytest benchmarks --models tiny --evaluator native --limit 8 -k single   # a fast slice
 
 Options: ``--models`` (zoo name or zoo YAML), ``--evaluator`` (lmeval|native), ``--split``
-(test|search), ``--limit`` (items per task, smoke runs), ``--device``, ``--rerun`` (measure cases
+(test|search), ``--limit`` (items per task, smoke runs), ``--device`` (``cuda``: bf16 models, lm-eval batch size
+probed), ``--allow-code-execution`` (real zoos: add mbpp and humaneval), ``--rerun`` (measure cases
 even when already recorded for this commit and config), ``--trials`` (CMA-ES budget of the
 evolutionary merge cases); for the ``cluster-*`` cases ``--thresholds`` and ``--cluster-method``.
 
-Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (``RunSettings``: split,
-evaluator, limit, device), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
+Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (the run's ``EvalSpec``: the
+zoo's tasks, split, evaluator, limit, device, threads), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
 
     def test_ties(zoo, run_settings, recorder):
         recorder.run("merge-ties-coefficient", {"method": "ties", "density": 0.5}, lambda: merge_and_eval(...))
@@ -32,13 +33,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import time
 
 import pytest
 
 from glue.errors import GlueError
-from glue.eval import EVALUATORS, SPLITS
+from glue.eval import EVALUATORS, SPLITS, EvalSpec
+from glue.record.executor import EXECUTORS
 from glue.record.provenance import case_family
-from glue.record.recorder import Recorder, RunSettings
+from glue.record.recorder import Recorder
 
 
 def pytest_addoption(parser):
@@ -57,6 +60,14 @@ def pytest_addoption(parser):
     g.addoption("--threads", type=int, default=None,
                 help="torch threads for every case (default: 1 on surrogate zoos, whose tiny models gain nothing "
                      "from intra-op threads and slow down badly when threads compete for the cores; else torch's)")
+    g.addoption("--allow-code-execution", action="store_true",
+                help="real zoos: add the code benchmarks (mbpp, humaneval), which execute model-written code on "
+                     "this machine; without it they never run")
+    g.addoption("--executor", choices=EXECUTORS, default="serial",
+                help="where cases run: serial (default, this process) or ray (each case a Ray task; "
+                     "see glue.record.executor)")
+    g.addoption("--ray-address", default=None,
+                help="with --executor ray: the Ray cluster (default $RAY_ADDRESS, else a local Ray on this machine)")
     g.addoption("--trials", type=int, default=60,
                 help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
 
@@ -80,21 +91,36 @@ def cluster_thresholds(config) -> list[float]:
     zoo's ``extra["cluster_threshold"]`` when it sets one."""
     given = config.getoption("--thresholds")
     if given is None:
-        zoo_default = _zoo(config.getoption("--models")).extra.get("cluster_threshold")
+        zoo_default = _bench_zoo(config).extra.get("cluster_threshold")
         given = [*THRESHOLDS, *([zoo_default] if zoo_default is not None else [])]
     return sorted({float(t) for t in given})
 
 
 @functools.cache
-def _zoo(name: str):
-    from glue.zoo import get_zoo
+def _zoo(name: str, code: bool = False):
+    """The zoo of ``--models``; with ``code`` (``--allow-code-execution``) a real zoo also gets ``CODE_TASKS``."""
+    import dataclasses
 
-    return get_zoo(name)
+    from glue.zoo import get_zoo
+    from glue.zoo.real import CODE_TASKS
+
+    z = get_zoo(name)
+    if code and z.kind == "real" and not set(CODE_TASKS) & set(z.tasks):
+        z = dataclasses.replace(z, tasks=z.tasks + CODE_TASKS)
+    return z
+
+
+def _bench_zoo(config):
+    return _zoo(config.getoption("--models"), config.getoption("--allow-code-execution"))
 
 
 def pytest_configure(config):
     try:
-        _zoo(config.getoption("--models"))
+        zoo = _bench_zoo(config)
+        if zoo.kind == "real" and not config.getoption("--collect-only"):
+            from glue.zoo.fetch import require_local
+
+            require_local(zoo)  # every member on disk, before any case runs (no network here)
     except GlueError as e:
         raise pytest.UsageError(f"--models: {e}") from None
     limit = config.getoption("--limit")
@@ -114,16 +140,64 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     if "member" in metafunc.fixturenames:
-        names = [m.name for m in _zoo(metafunc.config.getoption("--models")).all_models()]
+        names = [m.name for m in _bench_zoo(metafunc.config).all_models()]
         metafunc.parametrize("member", names, ids=names)
     if "cluster_threshold" in metafunc.fixturenames:
         ts = cluster_thresholds(metafunc.config)
         metafunc.parametrize("cluster_threshold", ts, ids=[f"t{t}" for t in ts])
 
 
+# the options a case run on a Ray worker gets from the driver (everything that shapes a case's config)
+_FORWARDED = ("--models", "--evaluator", "--split", "--limit", "--device", "--rerun", "--thresholds",
+              "--cluster-method", "--threads", "--trials", "--allow-code-execution")
+
+
+def _forwarded_args(config) -> list[str]:
+    out = []
+    for opt in _FORWARDED:
+        v = config.getoption(opt)
+        if v is None or v is False:
+            continue
+        if v is True:
+            out.append(opt)
+        else:
+            out += [opt, ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+    return out
+
+
+def pytest_runtestloop(session):
+    """``--executor ray``: run the collected cases as Ray tasks instead of in this process."""
+    config = session.config
+    if config.getoption("--executor") != "ray" or config.getoption("--collect-only"):
+        return None
+    from glue.record.executor import run_on_ray
+
+    if session.testsfailed and session.config.option.continue_on_collection_errors is False:
+        raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+    t0 = time.perf_counter()
+    try:
+        outcomes = run_on_ray([it.nodeid for it in session.items], _forwarded_args(config),
+                              device=config.getoption("--device"), address=config.getoption("--ray-address"),
+                              cwd=str(config.rootpath))
+    except GlueError as e:
+        raise pytest.UsageError(str(e)) from None
+    wall = time.perf_counter() - t0
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.outcome] = counts.get(o.outcome, 0) + 1
+        if not o.ok:
+            session.testsfailed += 1
+            tr.write_line(f"FAILED (ray) {o.nodeid} rc={o.rc}\n{o.tail}", red=True)
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    tr.write_line(f"ray executor: {len(outcomes)} cases in {wall:.1f} s ({summary}); "
+                  f"task time {sum(o.seconds for o in outcomes):.1f} s")
+    return True
+
+
 @pytest.fixture(scope="session")
 def zoo(pytestconfig):
-    return _zoo(pytestconfig.getoption("--models"))
+    return _bench_zoo(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -133,10 +207,11 @@ def cluster_sweep(pytestconfig) -> list[float]:
 
 
 @pytest.fixture(scope="session")
-def run_settings(pytestconfig, zoo) -> RunSettings:
+def run_settings(pytestconfig, zoo) -> EvalSpec:
     o = pytestconfig.getoption
     threads = o("--threads") or (1 if zoo.kind == "surrogate" else None)
-    return RunSettings(zoo.name, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads)
+    return EvalSpec(zoo.tasks, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads,
+                    allow_code_execution=o("--allow-code-execution"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -155,14 +230,12 @@ def _torch_threads(run_settings):
 
 @pytest.fixture(scope="session")
 def zoo_fingerprint(zoo) -> str | None:
-    """The zoo's weight fingerprint (surrogate zoos: their models are built first; real zoos: None),
-    printed once and stored in every record."""
+    """The zoo's weight fingerprint (surrogate zoos, built: ``glue zoo build``; real zoos: None), printed
+    once with its comparison to results/ZOO/zoo.lock and stored in every record."""
     if zoo.kind != "surrogate":
         return None
-    from glue.surrogate.build import build_models
-    from glue.surrogate.lock import check_lock, recipes_of
+    from glue.surrogate.lock import check_lock
 
-    build_models(recipes_of(zoo))
     check = check_lock(zoo)
     print(f"\n{check.message()}")
     return check.fingerprint
@@ -170,7 +243,8 @@ def zoo_fingerprint(zoo) -> str | None:
 
 @pytest.fixture(scope="session")
 def _session_recorder(pytestconfig, run_settings, zoo_fingerprint) -> Recorder:
-    return Recorder(run_settings, rerun=pytestconfig.getoption("--rerun"), zoo_fingerprint=zoo_fingerprint)
+    return Recorder(_zoo(pytestconfig.getoption("--models")).name,
+                    run_settings, rerun=pytestconfig.getoption("--rerun"), zoo_fingerprint=zoo_fingerprint)
 
 
 class CaseRecorder:
@@ -189,10 +263,14 @@ class CaseRecorder:
 
     def run(self, case_id: str, config: dict, fn):
         self.skip_if_recorded(case_id, config)
+        claim = self._recorder.claim(case_id, config)  # concurrent runs measure each case once
+        if isinstance(claim, str):
+            pytest.skip(f"{case_id}: {claim}")
         bench = self._benchmark
         bench.group = case_family(case_id)
-        rec = self._recorder.measure(case_id, config, fn,
-                                     runner=lambda f: bench.pedantic(f, rounds=1, iterations=1))
+        with claim:
+            rec = self._recorder.measure(case_id, config, fn,
+                                         runner=lambda f: bench.pedantic(f, rounds=1, iterations=1))
         bench.extra_info.update(case=rec.case, config_hash=rec.config_hash, average=rec.average, scores=rec.scores,
                                 peak_rss_mb=rec.peak_rss_mb, rss_delta_mb=rec.rss_delta_mb,
                                 peak_cuda_mb=rec.peak_cuda_mb, **{f"extra.{k}": v for k, v in rec.extra.items()})

@@ -59,12 +59,12 @@ from transformers import AutoModelForCausalLM
 from glue.merge import merge_tensors
 cfg = yaml.safe_load(open(sys.argv[1])); out = sys.argv[2]
 paths = [m["model"] for m in cfg["models"]]
-models = [AutoModelForCausalLM.from_pretrained(p, dtype=torch.bfloat16) for p in paths]
+models = [AutoModelForCausalLM.from_pretrained(p, dtype=torch.bfloat16, trust_remote_code=False) for p in paths]
 sds = [m.state_dict() for m in models]
 if cfg["merge_method"] == "linear":
     merged = {k: (sum(sd[k].float() for sd in sds) / len(sds)).to(torch.bfloat16) for k in sds[0]}
 else:
-    base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], dtype=torch.bfloat16).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], dtype=torch.bfloat16, trust_remote_code=False).state_dict()
     dens = [m["parameters"]["density"] for m in cfg["models"]]
     merged = {k: merge_tensors("ties", [sd[k] for sd in sds], base=base[k], densities=dens).to(torch.bfloat16)
               for k in sds[0]}

@@ -44,7 +44,7 @@ def zoo_clusters(zoo, run_settings, cluster_sweep, pytestconfig):
         from glue.record.memory import PeakMemory, release_free_memory
         from glue.zoo import resolve
 
-        dirs = {m.name: resolve(m) for m in zoo.members}  # surrogate members are built here, not measured
+        dirs = {m.name: resolve(m) for m in zoo.members}  # built by `glue zoo build` (make bench) beforehand
         load_model(next(iter(dirs.values())))  # the first load imports transformers' model code (seconds)
         release_free_memory()
         with PeakMemory() as mem:
@@ -85,8 +85,9 @@ def merge_and_score_clusters(zoo, dirs, clusters, similarity_seconds, mem, cache
     from glue.recipe import evaluate_clusters
 
     reused = sum(tuple(c) in cache for c in clusters)
-    evals = evaluate_clusters(dirs, clusters, zoo.tasks, split=s.split, evaluator=s.evaluator, limit=s.limit,
-                              method=MERGE, device=s.device, cache=cache, select_split="search")
+    spec = s.with_tasks(zoo.tasks)
+    evals = evaluate_clusters(dirs, clusters, spec, select=spec.replace(split="search", evaluator="native"),
+                              method=MERGE, cache=cache)
     best = max(evals, key=lambda e: e.selection.average)  # chosen on search (the first of equals)
     family = {m.name: m.family for m in zoo.members}
     known = {n: f for n, f in family.items() if f not in ("", "?")}

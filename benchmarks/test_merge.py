@@ -19,8 +19,10 @@ hundreds of small evaluations that slow down 10-30x when two threads compete for
 
 Cases are parametrized at collection time from the registries (``STRATEGIES`` x ``MERGE_CASES``);
 ``--trials`` is the CMA-ES budget (it is part of the evolutionary cases' config only). Single-model
-search scores are zoo facts computed once per session and shared by the cases (the paper reads them
-from a cached table); they still count in ``evaluations``.
+search scores, and the search scores of merges that several strategies evaluate alike, are computed
+once and shared by the cases, the parallel workers and later runs through ``$GLUE_CACHE/search_scores``
+(the paper reads single scores from a cached table); they still count in ``evaluations``, and
+``extra.cached_evaluations`` says how many of a case's came from that cache.
 """
 
 from __future__ import annotations
@@ -37,7 +39,67 @@ CORE_METHODS = ("linear", "task_arithmetic", "ties", "dare_ties")
 plus task arithmetic. Other selectable methods run through ``glue select``."""
 
 MERGE_CASES = [m for m in selectable_methods() if m in CORE_METHODS]
-_SINGLES: dict = {}  # single-model search scores, shared by the session's cases
+
+
+@pytest.fixture(scope="session")
+def single_scores():
+    """Search scores of single models and of merges, shared by the cases of this session and, on disk
+    under ``$GLUE_CACHE/search_scores/COMMIT``, by the parallel workers and later runs of the same code
+    (``ScoreCache``; another commit, or another uncommitted change, scores again)."""
+    from glue.paths import cache_dir, results_dir
+    from glue.record.provenance import git_state
+
+    commit = git_state(exclude=results_dir())[0]
+    return ScoreCache(cache_dir() / "search_scores" / commit if commit != "unknown" else None)
+
+
+class ScoreCache:
+    """The ``single_cache`` mapping of ``glue.select`` (``SingleCache``) backed by one small JSON file per key.
+
+    The file name hashes the key plus the size and mtime of the ``config.json`` and weights of every
+    model directory the key names, so a rewritten model is scored again. A score is a deterministic
+    function of its key (seeded merges, one thread), so whichever worker writes it first is right.
+    """
+
+    def __init__(self, root):
+        self.root, self._mem = root, {}
+        self.hits = self.misses = 0
+
+    def _file(self, key):
+        import hashlib
+        import json
+        from pathlib import Path
+
+        def dirs(x):
+            if isinstance(x, (tuple, list)):
+                return [d for v in x for d in dirs(v)]
+            return [Path(x)] if isinstance(x, str) and x.startswith("/") and Path(x).is_dir() else []
+
+        stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for d in dirs(key)
+                 for f in sorted(d.glob("*.safetensors*")) + [d / "config.json"] if f.is_file()]
+        text = json.dumps([key, stamp], default=str)
+        return self.root / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+
+    def __contains__(self, key) -> bool:
+        found = key in self._mem or (self.root is not None and self._file(key).is_file())
+        self.hits, self.misses = self.hits + found, self.misses + (not found)
+        return found
+
+    def __getitem__(self, key) -> float:
+        import json
+
+        if key not in self._mem:
+            self._mem[key] = float(json.loads(self._file(key).read_text())["average"])
+        return self._mem[key]
+
+    def __setitem__(self, key, value: float) -> None:
+        import json
+
+        from glue.record.store import atomic_write
+
+        self._mem[key] = float(value)
+        if self.root is not None:  # outside git the code version is unknown: this session only
+            atomic_write(self._file(key), json.dumps({"key": key, "average": float(value)}, default=str) + "\n")
 
 
 def _candidates(zoo) -> list[str]:
@@ -52,7 +114,7 @@ def _rounded(coeffs: dict) -> dict:
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 @pytest.mark.parametrize("method", MERGE_CASES)
-def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_path):
+def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_path, single_scores):
     s = run_settings
     st = STRATEGIES.get(strategy)
     sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, evaluator=s.evaluator,
@@ -68,12 +130,14 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
 
     def case() -> Measurements:
         t0 = time.perf_counter()
-        result = run_selection(sel, single_cache=_SINGLES)
+        hits = single_scores.hits
+        result = run_selection(sel, single_cache=single_scores)
         strategy_seconds = time.perf_counter() - t0
         written = write_selection(sel, result, tmp_path / "merged", test_split=s.split)
         extra = {"evaluations": result.evaluations, "failures": result.failures, "search_score": result.search_score,
                  "kept": ",".join(result.kept), "dropped": ",".join(result.dropped),
-                 "weights": _rounded(result.weights()), "strategy_seconds": round(strategy_seconds, 3)}
+                 "weights": _rounded(result.weights()), "strategy_seconds": round(strategy_seconds, 3),
+                 "cached_evaluations": single_scores.hits - hits}
         if result.densities() is not None:
             extra["densities"] = _rounded({k: v for k, v in result.densities().items() if k in result.kept})
         if result.single is not None:

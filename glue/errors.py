@@ -18,6 +18,10 @@ class CheckpointError(GlueError):
     """A checkpoint is missing, corrupt or incompatible; the message names the file or tensor."""
 
 
+class OutputError(GlueError):
+    """An output cannot be written (permissions, full disk, read-only location); the message names the path."""
+
+
 class UnknownNameError(GlueError, KeyError):
     """An unknown registry key (zoo, task, member, method...); the message lists the valid names."""
 

@@ -86,12 +86,13 @@ def record_cases(tmp_path, provenance, monkeypatch):
     recorder's garbage collection before each case (0.1 s each once torch is loaded; nothing to free here).
     """
     from glue.record import recorder
-    from glue.record.recorder import Recorder, RunSettings
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
 
     monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
 
     def record(cases: dict, zoo: str = "tiny", zoo_fingerprint: str | None = None, **settings):
-        rec = Recorder(RunSettings(zoo, **{"evaluator": "native", **settings}), root=tmp_path / "results",
+        rec = Recorder(zoo, EvalSpec(**{"evaluator": "native", **settings}), root=tmp_path / "results",
                        provenance=provenance, zoo_fingerprint=zoo_fingerprint)
         return [rec.measure(case, config, lambda s=scores: {"scores": s, "n": {t: 10 for t in s}, "eval_seconds": 1.0})
                 for case, (scores, config) in cases.items()]

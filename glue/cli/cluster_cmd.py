@@ -7,9 +7,7 @@ CSV, the clusters as JSON, a heatmap and a dendrogram.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from typing import TYPE_CHECKING
 
 from glue.record.tables import add_format_arg, render
@@ -21,9 +19,10 @@ _TITLES = {"markdown": "## {}", "csv": "# {}"}
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.cluster.clustering import CLUSTER_METHODS, LINKAGES
 
-    p = sub.add_parser("cluster", help="similarity matrix and clusters of a zoo (Model-GLUE step 1)",
+    p = sub.add_parser("cluster", help=VERBS["cluster"],
                        description="Group a zoo by architecture, then by per-column cosine similarity of the "
                                    "attention/MLP weights (one streaming pass over the zoo).")
     p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
@@ -48,20 +47,6 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
 
 
-def _cell(v: float, fmt: str):
-    if fmt == "markdown":
-        return "-" if not math.isfinite(v) else f"{v:.3f}"
-    return None if not math.isfinite(v) else float(v)
-
-
-def _matrix_frame(names, m, fmt: str) -> pd.DataFrame:
-    import pandas as pd
-    df = pd.DataFrame([[_cell(v, fmt) for v in row] for row in m], columns=list(names), index=list(names),
-                      dtype=object)
-    df.index.name = "model"
-    return df
-
-
 def _n(k: int, noun: str) -> str:
     return f"{k} {noun}{'' if k == 1 else 's'}"
 
@@ -73,7 +58,7 @@ def _show(clusters) -> str:
 def _run(args) -> int:
     import pandas as pd
     from glue.cluster.clustering import adjusted_rand_index, recovers_families
-    from glue.cluster.pipeline import cluster_zoo, default_threshold
+    from glue.recipe.clusters import cluster_zoo, default_threshold, matrix_frame, write_cluster_files
     from glue.zoo import get_zoo
 
     zoo = get_zoo(args.zoo)
@@ -99,7 +84,7 @@ def _run(args) -> int:
         header.append(f"  group {i + 1}: {a}: {', '.join(g.names)} ({done})")
     tables: list[tuple[str, pd.DataFrame]] = [
         ("similarity (sim_all, mean per-column cosine of attention+MLP weights; - = other architecture)",
-         _matrix_frame(sim.names, sim.matrix("all"), args.format)),
+         matrix_frame(sim.names, sim.matrix("all"), args.format)),
     ]
     method = res.method + (f" ({args.linkage} linkage)" if res.options.get("linkage") else "")
     if args.sweep is None:
@@ -114,7 +99,9 @@ def _run(args) -> int:
         ari = adjusted_rand_index(chosen, families)
         verdict = "recovered exactly" if recovers_families(chosen, families) else "not recovered"
         footer.append(f"planted families at threshold {threshold:g}: {verdict} (adjusted Rand index {ari:.3f})")
-    footer += _write_results(zoo, res, chosen, threshold, families, args)
+    written = write_cluster_files(zoo, res, chosen, threshold, families, subset=bool(args.members),
+                                  delta_from=args.delta_from, linkage=args.linkage, device=args.device)
+    footer.append(f"wrote {', '.join(str(w) for w in written)}")
     _print(header, tables, footer, args.format)
     return 0
 
@@ -151,45 +138,6 @@ def _sweep_table(res, planted: dict | None) -> pd.DataFrame:
         row["partition"] = _show(c)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _write_results(zoo, res, chosen, threshold, families, args) -> list[str]:
-    from glue.cluster.plots import dendrogram_png, heatmap_png
-    from glue.paths import results_dir
-
-    out = results_dir() / zoo.name / "cluster"
-    sim = res.similarity
-    if args.members and sorted(sim.names) != sorted(m.name for m in zoo.members):
-        # a subset gets its own folder, named by its members: the whole zoo's files stay as they are
-        digest = hashlib.blake2b("\n".join(sorted(sim.names)).encode(), digest_size=4).hexdigest()
-        out = out / f"subset-{len(sim.names)}-{digest}"
-    out.mkdir(parents=True, exist_ok=True)
-    tag = f"-delta-{args.delta_from}".replace("/", "_") if args.delta_from else ""
-    written = []
-    for kind in ("all", "attn", "mlp"):
-        f = out / f"similarity_{kind}{tag}.csv"
-        _matrix_frame(sim.names, sim.matrix(kind), "csv").to_csv(f)
-        written.append(f)
-    f = out / f"clusters{tag}.json"
-    f.write_text(json.dumps({
-        "zoo": zoo.name, "members": list(sim.names), "method": res.method, "options": res.options,
-        "delta_from": args.delta_from, "device": args.device, "similarity_seconds": res.seconds,
-        "architecture_groups": [{"architecture": a, "members": list(g.names), "matrices": g.counts}
-                                for g, a in zip(sim.groups, sim.architectures)],
-        "threshold": threshold, "clusters": chosen,
-        "sweep": [{"threshold": t, "clusters": c} for t, c in res.clusters.items()],
-    }, indent=2))
-    written.append(f)
-    what = f"task vectors from {args.delta_from}" if args.delta_from else "raw weights"
-    f = out / f"heatmap{tag}.png"
-    heatmap_png(sim, f, clusters=chosen, families=families,
-                title=f"{zoo.name}: sim_all of {what}; clusters at threshold {threshold:g} ({res.method})")
-    written.append(f)
-    f = out / f"dendrogram{tag}.png"
-    dendrogram_png(sim, f, linkage=args.linkage, threshold=threshold, families=families,
-                   title=f"{zoo.name}: {args.linkage} linkage of 1 - sim_all ({what})")
-    written.append(f)
-    return [f"wrote {', '.join(str(w) for w in written)}"]
 
 
 def _print(header: list[str], tables: list[tuple[str, pd.DataFrame]], footer: list[str], fmt: str) -> None:

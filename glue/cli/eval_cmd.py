@@ -12,9 +12,10 @@ if TYPE_CHECKING:
 
 
 def register(sub) -> None:
+    from glue.cli import VERBS
     from glue.eval import EVALUATORS, SPLITS
 
-    p = sub.add_parser("eval", help="evaluate zoo members on tasks: a member x task accuracy table",
+    p = sub.add_parser("eval", help=VERBS["eval"],
                        description="Evaluate members of a zoo (default: the base, then every member) on tasks "
                                    "(default: the zoo's) and print a member x task accuracy table with the "
                                    "average, then the best member of each task. Records nothing: benchmarks "
@@ -26,23 +27,45 @@ def register(sub) -> None:
     p.add_argument("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--allow-code-execution", action="store_true",
+                   help="let code tasks (mbpp, humaneval) run model-written programs, each in its own subprocess "
+                        "with a timeout and resource limits (glue.eval.sandbox)")
     add_format_arg(p)
     p.set_defaults(func=_eval)
 
 
 def _eval(args) -> int:
-    import pandas as pd
-    from glue.eval import check_tasks, evaluate_member
-    from glue.record.tables import render
+    from glue.errors import ConfigError
+    from glue.eval import EvalSpec, check_code_execution, check_limit, check_tasks
     from glue.zoo import get_zoo
 
-    zoo = get_zoo(args.zoo)
+    zoo = get_zoo(args.zoo)  # every bad name fails here, before torch and pandas are imported
+    check_limit(args.limit)
+    dup = sorted({n for n in args.members or [] if args.members.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--members lists {', '.join(dup)} more than once")
     members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
     members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
-    tasks = [t.name for t in check_tasks(args.tasks or zoo.tasks)]
+    spec = EvalSpec(args.tasks or zoo.tasks, args.split, args.evaluator, args.limit, args.device,
+                    allow_code_execution=args.allow_code_execution)
+    check_code_execution(check_tasks(spec.tasks), args.allow_code_execution)
+    import pandas as pd
+
+    from glue.io.checkpoint import Checkpoint, refuse_remote_code
+    from glue.merge.executor import check_device
+    from glue.recipe.members import evaluate_member
+    from glue.record.tables import render
+    from glue.zoo import resolve
+
+    check_device(args.device)
+    for m in members:  # every member loadable before the first (long) evaluation
+        path = resolve(m)
+        refuse_remote_code(path)
+        Checkpoint(path).close()
+    tasks = list(spec.tasks)
     rows = []
     for m in members:
-        res = evaluate_member(zoo, m.name, tasks, args.split, args.evaluator, args.limit, device=args.device)
+        res = evaluate_member(zoo, m.name, spec)
         print(f"  {m.name}: average {res.average:.3f} ({res.seconds:.1f} s)", file=sys.stderr)
         rows.append({"member": m.name, "role": m.role, **res.scores, "average": res.average})
     df = pd.DataFrame(rows).set_index("member")

@@ -8,7 +8,9 @@ from glue.record.tables import add_format_arg
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="render results/ZOO/report.md and its plots from the recorded runs",
+    from glue.cli import VERBS
+
+    p = sub.add_parser("report", help=VERBS["report"],
                        description="Render the latest record per case of a zoo as results/ZOO/report.md plus "
                                    "average.png, tasks.png and tradeoffs.png (results root: $GLUE_RESULTS or "
                                    "results/), and print it: the report with --format markdown, the latest "

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from glue.record.tables import add_format_arg, render
+from glue.record.tables import add_format_arg, render, render_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def register(sub) -> None:
-    p = sub.add_parser("zoo", help="list, show and build zoos")
+    from glue.cli import VERBS
+
+    p = sub.add_parser("zoo", help=VERBS["zoo"])
     zs = p.add_subparsers(dest="zoo_verb", required=True, metavar="ACTION")
     q = zs.add_parser("list", help="list the known zoos")
     add_format_arg(q)
@@ -22,15 +24,18 @@ def register(sub) -> None:
     q.add_argument("name", help="zoo name or zoo YAML file")
     add_format_arg(q)
     q.set_defaults(func=_show)
-    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE (cached, resumable) and compare its "
-                                    "weights with results/ZOO/zoo.lock",
-                      description="Build a surrogate zoo (NAME, or NAME-seedN for the zoo re-seeded by N), print each "
-                                  "model's weight digest and the zoo fingerprint, and say whether they equal "
-                                  "results/NAME/zoo.lock, the zoo the committed results were measured on.")
-    q.add_argument("name")
+    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE (NAME-seedN: re-seeded) and compare its weights with "
+                                    "results/NAME/zoo.lock, or check a real zoo's members and "
+                                    "fetch the missing ones from the hub into $GLUE_MODEL_ROOT (cached, resumable)")
+    q.add_argument("name", help="zoo name or zoo YAML file")
     q.add_argument("--workers", type=int, default=None, help="parallel training processes (default: CPU count)")
     q.add_argument("--write-lock", action="store_true",
-                   help="write results/NAME/zoo.lock from this build (when re-recording results on it)")
+                   help="surrogate zoos: write results/NAME/zoo.lock from this build (when re-recording results on it)")
+    q.add_argument("--offline", action="store_true",
+                   help="real zoos: only check the members on disk, never contact the hub (also HF_HUB_OFFLINE=1)")
+    q.add_argument("--convert-bin", action="store_true",
+                   help="real zoos: fetch members published only as pickled pytorch_model*.bin and convert them to "
+                        "safetensors (loaded with torch.load(weights_only=True)); without it they are refused")
     q.set_defaults(func=_build)
     q = zs.add_parser("verify", help="check a surrogate zoo's planted structure (gains, harmful, merges, families)")
     q.add_argument("name")
@@ -43,7 +48,6 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
-    import pandas as pd
     from glue.zoo import get_zoo, zoo_names
 
     rows = []
@@ -51,12 +55,11 @@ def _list(args) -> int:
         z = get_zoo(n)
         rows.append({"zoo": n, "kind": z.kind, "members": len(z.members), "base": z.base.name if z.base else "",
                      "tasks": ",".join(z.tasks), "description": z.description})
-    print(render(pd.DataFrame(rows), args.format))
+    print(render_rows(rows, args.format))
     return 0
 
 
 def _show(args) -> int:
-    import pandas as pd
     from glue.zoo import get_zoo
 
     z = get_zoo(args.name)
@@ -70,7 +73,7 @@ def _show(args) -> int:
             recipe = row["source"].split(":", 1)[1]
             row["digest"] = model_digest(recipe)[:16] if is_built(recipe) else "(not built)"
     _say(f"{z.name} ({z.kind}): {z.description}\ntasks: {', '.join(z.tasks)}\n", args.format)
-    print(render(pd.DataFrame(rows), args.format))
+    print(render_rows(rows, args.format))
     _say("\n" + _lock_line(z), args.format)
     return 0
 
@@ -98,14 +101,12 @@ def _say(line: str, fmt: str) -> None:
 def _build(args) -> int:
     import os
 
-    from glue.errors import ConfigError
     from glue.surrogate.build import build_models, model_path
     from glue.zoo import get_zoo
 
     z = get_zoo(args.name)
     if z.kind != "surrogate":
-        raise ConfigError(f"zoo {z.name!r} is a real zoo: its members come from the hub or local directories, "
-                          f"there is nothing to build")
+        return _fetch(z, args)
     if args.workers:
         os.environ["GLUE_BUILD_WORKERS"] = str(args.workers)
     from glue.surrogate.lock import model_digest, write_lock
@@ -123,12 +124,39 @@ def _build(args) -> int:
     return 0
 
 
+def _fetch(z, args) -> int:
+    """A real zoo: check every member on disk, fetch what is missing (see ``glue.zoo.fetch``)."""
+    import os
+    import sys
+
+    from glue.cli import DEFAULTED_ENV
+    from glue.zoo.fetch import fetch_zoo
+
+    if "HF_HUB_OFFLINE" in DEFAULTED_ENV:  # glue's offline default, not the user's: the build step may fetch
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        hub = sys.modules.get("huggingface_hub.constants")
+        if hub is not None:
+            hub.HF_HUB_OFFLINE = False
+    t0 = time.time()
+    states = fetch_zoo(z, convert_bin=args.convert_bin, download=not args.offline,
+                       log=lambda m: print(m, file=sys.stderr))
+    print(f"zoo {z.name}: {len(states)} models ready, {time.time() - t0:.1f} s")
+    for s in states:
+        print(f"  {s.member.name:28s} {s.path}")
+    return 0
+
+
 def _verify(args) -> int:
     import pandas as pd
-    from glue.surrogate.verify import verify_zoo
-    from glue.zoo import get_zoo
+    from glue.recipe.verify import verify_zoo
+    from glue.zoo import get_zoo, zoo_names
+
+    from glue.errors import ConfigError
 
     z = get_zoo(args.name)
+    if z.kind != "surrogate":
+        raise ConfigError(f"zoo {z.name!r} is a real zoo: `glue zoo verify` checks the structure planted in a "
+                          f"surrogate zoo ({', '.join(n for n in zoo_names() if get_zoo(n).kind == 'surrogate')})")
     rep = verify_zoo(z, args.split, args.evaluator, args.pairs)
     print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
     _say(_lock_line(z) + "\n", args.format)

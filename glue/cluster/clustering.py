@@ -1,7 +1,8 @@
 """Cluster a zoo: by architecture first, then by weight similarity with a threshold (Model-GLUE step 1).
 
 Model-GLUE (Zhao et al., NeurIPS 2024, https://arxiv.org/abs/2410.05357), Figure 1: "(1) Model
-Clustering based on architecture and weight similarity". Everything here is pure (dicts and
+Clustering based on architecture and weight similarity". Architecture groups come from ``glue.arch``
+(re-exported here). Everything here is pure (dicts and
 ``[N, N]`` numpy arrays in, lists of indices out); ``glue.cluster.pipeline`` does the I/O.
 
 Two similarity rules, one registry (``CLUSTER_METHODS``):
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glue.arch import ARCH_FIELDS, architecture_key, describe_architecture, group_by_architecture
 from glue.errors import ConfigError
 from glue.registry import Registry
 
@@ -32,38 +34,7 @@ __all__ = [
     "group_by_architecture", "recovers_families", "threshold_intervals",
 ]
 
-# config.json fields that decide whether two models can be merged tensor by tensor
-ARCH_FIELDS = ("architectures", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-               "num_key_value_heads")
 LINKAGES = ("average", "complete", "single")  # "ward" needs Euclidean features, not a precomputed distance
-
-
-# ---- architecture ---------------------------------------------------------------------------------
-def architecture_key(config: Mapping) -> tuple:
-    """Hashable ``((field, value), ...)`` of the ``ARCH_FIELDS`` of a ``config.json`` dict.
-
-    A missing ``num_key_value_heads`` means multi-head attention (= ``num_attention_heads``), as
-    in transformers. Tensor names and shapes are checked later, by the similarity pass.
-    """
-    cfg = dict(config)
-    cfg.setdefault("num_key_value_heads", cfg.get("num_attention_heads"))
-    return tuple((f, tuple(v) if isinstance(v, list) else v) for f, v in ((f, cfg.get(f)) for f in ARCH_FIELDS))
-
-
-def describe_architecture(key: tuple) -> str:
-    """Short text for an ``architecture_key``: ``LlamaForCausalLM h32 i128 L2 H2/2``."""
-    d = dict(key)
-    arch = ",".join(d["architectures"] or ("?",))
-    return (f"{arch} h{d['hidden_size']} i{d['intermediate_size']} L{d['num_hidden_layers']} "
-            f"H{d['num_attention_heads']}/{d['num_key_value_heads']}")
-
-
-def group_by_architecture(configs: Mapping[str, Mapping]) -> list[list[str]]:
-    """Names grouped by ``architecture_key``; groups ordered by first appearance, names in input order."""
-    groups: dict[tuple, list[str]] = {}
-    for name, cfg in configs.items():
-        groups.setdefault(architecture_key(cfg), []).append(name)
-    return list(groups.values())
 
 
 # ---- similarity rules -----------------------------------------------------------------------------

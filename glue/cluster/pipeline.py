@@ -1,8 +1,9 @@
-"""Cluster a set of models or a zoo: architecture groups, one similarity pass per group, thresholds.
+"""Cluster a set of models (name -> directory): architecture groups, one similarity pass per group, thresholds.
 
-``cluster_zoo(zoo, thresholds)`` is what a benchmark calls: for every threshold it gives the list of
-clusters (lists of member names), and ``.seconds`` the time of the similarity pass, which is done
-once whatever the number of thresholds. Model-GLUE (https://arxiv.org/abs/2410.05357), step 1.
+``cluster_models(models, thresholds)`` gives, for every threshold, the list of clusters (lists of model
+names), and ``.seconds`` the time of the similarity pass, which is done once whatever the number of
+thresholds. Model-GLUE (https://arxiv.org/abs/2410.05357), step 1. Zoos are the harness's business:
+``glue.recipe.clusters.cluster_zoo`` resolves a zoo's members to directories and calls this.
 """
 
 from __future__ import annotations
@@ -10,23 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from glue.cluster.clustering import (
-    CLUSTER_METHODS,
-    architecture_key,
-    cluster_matrix,
-    describe_architecture,
-    group_by_architecture,
-    threshold_intervals,
-)
+from glue.arch import architecture_key, describe_architecture, group_by_architecture
+from glue.cluster.clustering import CLUSTER_METHODS, cluster_matrix, threshold_intervals
 from glue.cluster.similarity import KINDS, Similarity, similarity_matrix, single_model_similarity
 from glue.errors import ConfigError, UnknownNameError
 from glue.io.checkpoint import read_config
 
-__all__ = ["ClusterResult", "ZooSimilarity", "cluster_models", "cluster_zoo", "zoo_similarity"]
+__all__ = ["DEFAULT_THRESHOLD", "ClusterResult", "ZooSimilarity", "cluster_models", "zoo_similarity"]
 
 DEFAULT_THRESHOLD = 0.95  # the official default, for real 7B zoos; zoos may set extra["cluster_threshold"]
 
@@ -181,57 +175,3 @@ def cluster_models(
     ts = [thresholds] if np.isscalar(thresholds) else list(thresholds)
     clusters = {float(t): sim.clusters(float(t), method, **options) for t in sorted(ts)}
     return ClusterResult(sim, method, clusters, options)
-
-
-def resolve_delta_base(zoo, delta_from: str) -> Path:
-    """A zoo model name (the base included) or a model directory -> its local directory."""
-    from glue.zoo import resolve
-
-    names = [m.name for m in zoo.all_models()]
-    if delta_from in names:
-        return resolve(zoo.member(delta_from))
-    if Path(delta_from).expanduser().is_dir():
-        return Path(delta_from).expanduser()
-    raise UnknownNameError(f"delta base of zoo {zoo.name!r} (a model name or a model directory)", delta_from, names)
-
-
-def cluster_zoo(
-    zoo,
-    thresholds: float | Sequence[float] | str | None = None,
-    *,
-    members: Sequence[str] | None = None,
-    method: str = "greedy",
-    linkage: str = "average",
-    delta_from: str | None = None,
-    device: str = "cpu",
-) -> ClusterResult:
-    """Cluster a zoo (a ``Zoo`` or its name); see ``cluster_models``.
-
-    Args:
-        thresholds: None means the zoo's ``extra["cluster_threshold"]`` (0.95 when unset).
-        members: names to cluster (base allowed), default the zoo's members (not the base).
-        delta_from: a zoo model name (usually the base) or a directory: cluster task vectors.
-    """
-    from glue.zoo import get_zoo, resolve
-
-    if isinstance(zoo, str):
-        zoo = get_zoo(zoo)
-    if thresholds is None:
-        thresholds = default_threshold(zoo)
-    chosen = zoo.select(list(members) if members else None)
-    dup = sorted({m.name for m in chosen if chosen.count(m) > 1})
-    if dup:
-        raise ConfigError(f"members listed more than once: {dup}")
-    base = None
-    if delta_from is not None:
-        if delta_from in [m.name for m in chosen]:
-            raise ConfigError(f"delta base {delta_from!r} is also a member: its task vector is zero; "
-                              f"leave it out of the members")
-        base = resolve_delta_base(zoo, delta_from)
-    models = {m.name: resolve(m) for m in chosen}
-    return cluster_models(models, thresholds, method=method, linkage=linkage, delta_from=base, device=device)
-
-
-def default_threshold(zoo) -> float:
-    """``zoo.extra["cluster_threshold"]``, else 0.95 (the paper's default for real 7B zoos)."""
-    return float(zoo.extra.get("cluster_threshold", DEFAULT_THRESHOLD))

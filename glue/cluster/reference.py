@@ -27,7 +27,8 @@ def from_pretrained_state_dict(path: str | os.PathLike) -> dict[str, torch.Tenso
     """The state dict of ``AutoModelForCausalLM.from_pretrained(path)`` in float32 (as the official code)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).state_dict()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True,
+                                                trust_remote_code=False).state_dict()
 
 
 def pair_similarity(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],

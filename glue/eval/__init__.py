@@ -5,6 +5,9 @@ Usage::
 
     res = evaluate(model, tokenizer, ["add", "mul"], split="test", evaluator="lmeval")
     res.scores  # {"add": 0.93, "mul": 0.61}; res.average; res.seconds
+
+Evaluators live in ``EVALUATORS`` (``glue/eval/evaluators.py``): a new one is a function registered
+there; every caller takes its settings from one frozen ``EvalSpec`` (``glue/eval/spec.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from glue.errors import ConfigError
+from glue.eval.evaluators import EVALUATORS, Evaluator
+from glue.eval.spec import SPLITS, EvalSpec
 from glue.eval.tasks import TASKS, TaskSpec
 
-EVALUATORS = ("lmeval", "native")
-SPLITS = ("test", "search")
+__all__ = ["EVALUATORS", "SPLITS", "TASKS", "EvalResult", "EvalSpec", "Evaluator", "TaskSpec", "check_code_execution",
+           "check_limit", "check_tasks", "evaluate", "evaluate_spec"]
 
 
 @dataclass
@@ -40,8 +45,24 @@ def check_tasks(tasks: Sequence[str]) -> list[TaskSpec]:
     return [TASKS.get(t) for t in tasks]
 
 
+def check_limit(limit: int | None, what: str = "--limit") -> int | None:
+    """``limit`` if it is None or a whole number >= 1 (items per task); else ``ConfigError``."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"{what} must be a whole number of items >= 1 (or absent for every item), not {limit!r}")
+    return limit
+
+
+def check_code_execution(specs: Sequence[TaskSpec], allow: bool) -> None:
+    """Refuse tasks that run model-written code unless the user opted in (``--allow-code-execution``)."""
+    unsafe = [s.name for s in specs if s.unsafe]
+    if unsafe and not allow:
+        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them "
+                          f"(each program then runs in its own subprocess with a timeout and resource limits)")
+
+
 def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evaluator: str = "lmeval",
-             limit: int | None = None, batch_size: int = 64, allow_code_execution: bool = False) -> EvalResult:
+             limit: int | None = None, batch_size: int | str | None = None,
+             allow_code_execution: bool = False) -> EvalResult:
     """Score ``model`` on ``tasks``.
 
     Args:
@@ -49,45 +70,23 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         tokenizer: its tokenizer (the char tokenizer for surrogate zoos).
         tasks: task names from ``TASKS``.
         split: ``test`` (final numbers) or ``search`` (what selection strategies may look at).
-        evaluator: ``lmeval`` or ``native`` (surrogate tasks only).
+        evaluator: a name in ``EVALUATORS`` (``lmeval``; ``native`` scores local tasks only).
         limit: score only the first ``limit`` items of each task (smoke runs).
+        batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
     """
     specs = check_tasks(tasks)
+    check_limit(limit)
+    check_code_execution(specs, allow_code_execution)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    if evaluator not in EVALUATORS:
-        raise ConfigError(f"unknown evaluator {evaluator!r}; allowed: {', '.join(EVALUATORS)}")
+    run = EVALUATORS.get(evaluator)
     t0 = time.time()
-    if evaluator == "native":
-        scores, n, per_item = _native(model, specs, split, limit)
-    else:
-        from glue.eval.lmeval import run_lm_eval
-
-        scores, n, per_item = run_lm_eval(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
+    scores, n, per_item = run(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
     return EvalResult(scores, n, time.time() - t0, evaluator, split, per_item)
 
 
-def _native(model, specs: list[TaskSpec], split: str, limit: int | None):
-    from glue.eval.native import score_items
-    from glue.surrogate.skills import SKILLS, split as items_of
-
-    scores, n, per_item = {}, {}, {}
-    for t in specs:
-        if not t.surrogate:
-            raise ConfigError(f"task {t.name!r} is a real benchmark: the native evaluator scores surrogate tasks only; "
-                              f"use --evaluator lmeval")
-        items = items_of(t.name, split)[:limit]
-        sk = SKILLS.get(t.name)
-        ok = score_items(model, items, sk.kind, sk.max_answer_len + 1)
-        scores[t.name], n[t.name], per_item[t.name] = sum(ok) / len(ok), len(ok), ok
-    return scores, n, per_item
-
-
-def evaluate_member(zoo, member: str, tasks: Sequence[str] | None = None, split: str = "test",
-                    evaluator: str = "lmeval", limit: int | None = None, device: str = "cpu") -> EvalResult:
-    """Load ``member`` of ``zoo`` (building a surrogate model if needed) and evaluate it."""
-    from glue.io import load_model
-    from glue.zoo import resolve
-
-    model, tok = load_model(resolve(zoo.member(member)), device=device)
-    return evaluate(model, tok, tasks or zoo.tasks, split, evaluator, limit)
+def evaluate_spec(model, tokenizer, spec: EvalSpec, tasks: Sequence[str] | None = None,
+                  split: str | None = None) -> EvalResult:
+    """``evaluate`` with the settings of ``spec`` (``tasks``/``split`` override its own)."""
+    return evaluate(model, tokenizer, tasks or spec.tasks, split or spec.split, spec.evaluator, spec.limit,
+                    spec.batch_size, spec.allow_code_execution)

@@ -1,7 +1,7 @@
 """lm-eval 0.4 on an in-memory model (``HFLM(pretrained=model, tokenizer=tok)``), fully offline for
-surrogate tasks.
+local tasks.
 
-Surrogate tasks ship as JSONL in ``glue/eval/data/`` (one file per skill and split) and are rendered
+Local tasks (the surrogate skills) ship as JSONL (``TaskSpec.data_file(split)``) and are rendered
 to lm-eval task YAMLs with absolute ``data_files`` paths (lm-eval resolves relative paths against
 the working directory) in ``$GLUE_CACHE/lm_eval_tasks/``. Silent pitfalls handled here (see the
 environment reference): ``target_delimiter: ""`` (the default " " scores " 59" instead of "59" on a
@@ -12,51 +12,44 @@ tokenizer's post-processor, ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` set befor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 from pathlib import Path
 
+from glue.errors import ConfigError
 from glue.eval.tasks import TaskSpec
 from glue.paths import cache_dir
 
-DATA_DIR = Path(__file__).parent / "data"
-
-
-def data_file(skill: str, split: str) -> Path:
-    return DATA_DIR / f"{skill}_{split}.jsonl"
-
-
 def lm_eval_name(spec: TaskSpec, split: str) -> str:
-    return f"glue_{spec.name}_{split}" if spec.surrogate else spec.lm_eval_task
+    return f"{spec.lm_eval_task}_{split}" if spec.local else spec.lm_eval_task
 
 
 def _yaml(spec: TaskSpec, split: str) -> str:
-    from glue.surrogate.skills import SKILLS
-
-    path = data_file(spec.name, split).resolve()
+    path = spec.data_file(split).resolve()
     head = (f"task: {lm_eval_name(spec, split)}\ndataset_path: json\n"
             f"dataset_kwargs: {{data_files: {{test: \"{path}\"}}}}\ntest_split: test\n"
             f"doc_to_text: \"{{{{prompt}}}}\"\ntarget_delimiter: \"\"\nmetadata: {{version: 1.0}}\n")
     if spec.kind == "mc":
         return head + ("output_type: multiple_choice\ndoc_to_choice: choices\ndoc_to_target: label\n"
                        "metric_list: [{metric: acc, aggregation: mean, higher_is_better: true}]\n")
-    n = SKILLS.get(spec.name).max_answer_len + 1
+    n = spec.max_gen_toks
     return head + ("output_type: generate_until\ndoc_to_target: \"{{answer}}\"\n"
                    f"generation_kwargs: {{until: [\"\\n\", \"<eos>\"], max_gen_toks: {n}, do_sample: false}}\n"
                    "metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true}]\n")
 
 
 def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "search")) -> Path:
-    """Write the lm-eval YAMLs of the surrogate ``specs`` into a content-addressed cache folder."""
-    texts = {f"{lm_eval_name(s, sp)}.yaml": _yaml(s, sp) for s in specs if s.surrogate for sp in splits}
+    """Write the lm-eval YAMLs of the local ``specs`` into a content-addressed cache folder."""
+    texts = {f"{lm_eval_name(s, sp)}.yaml": _yaml(s, sp) for s in specs if s.local for sp in splits}
     h = hashlib.sha256("".join(k + v for k, v in sorted(texts.items())).encode()).hexdigest()[:12]
     out = cache_dir() / "lm_eval_tasks" / h
     if not out.is_dir():
         from glue.io import atomic_dir
 
         try:
-            with atomic_dir(out) as tmp:
+            with atomic_dir(out, kind="lm_eval_tasks", checked=False) as tmp:
                 for name, text in texts.items():
                     (tmp / name).write_text(text)
         except FileExistsError:  # another process rendered it first
@@ -64,43 +57,69 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
     return out
 
 
-def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None, batch_size: int,
-                allow_code_execution: bool = False):
-    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``."""
-    from glue.errors import ConfigError
+def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
+                batch_size: int | str | None, allow_code_execution: bool = False):
+    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
+    count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks. Tasks that run
+    model-written code need ``allow_code_execution`` and then run it only in ``glue.eval.sandbox``."""
+    from glue.eval import check_code_execution
 
+    check_code_execution(specs, allow_code_execution)
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
+    os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))  # glue's caches stay in $GLUE_CACHE
     unsafe = [s.name for s in specs if s.unsafe]
-    if unsafe and not allow_code_execution:
-        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them")
-    if unsafe:
-        os.environ["HF_ALLOW_CODE_EVAL"] = "1"
+    from glue.eval.sandbox import glue_code_eval
+
+    for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with glue_code_eval() if unsafe else contextlib.nullcontext():  # model-written code: only in the sandbox
+        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe))
+
+
+def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
+                     batch_size: int | str | None, unsafe: bool):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    surrogate = [s for s in specs if s.surrogate]
-    real = [s for s in specs if not s.surrogate]
-    tm = TaskManager(include_path=str(render_tasks(surrogate)) if surrogate else None, include_defaults=bool(real))
+    local = [s for s in specs if s.local]
+    real = [s for s in specs if not s.local]
+    tm = TaskManager(include_path=str(render_tasks(local)) if local else None, include_defaults=bool(real))
     max_len = getattr(model.config, "max_position_embeddings", None)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+    if batch_size is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
+        batch_size = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=False,
               max_length=min(max_len, 4096) if max_len else None)
     names = {lm_eval_name(s, split): s for s in specs}
-    out = lm_eval.simple_evaluate(model=lm, tasks=list(names), task_manager=tm, num_fewshot=None, limit=limit,
-                                  bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=bool(unsafe),
-                                  random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
-                                  fewshot_random_seed=1234)
+    by_shots: dict[int | None, list[str]] = {}
+    for lname, s in names.items():  # simple_evaluate takes one few-shot count per call
+        by_shots.setdefault(s.num_fewshot, []).append(lname)
+    results, samples, subtasks = {}, {}, {}
+    for shots, group in by_shots.items():
+        out = lm_eval.simple_evaluate(model=lm, tasks=group, task_manager=tm, num_fewshot=shots, limit=limit,
+                                      bootstrap_iters=0, log_samples=True, confirm_run_unsafe_code=unsafe,
+                                      random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
+                                      fewshot_random_seed=1234)
+        results.update(out["results"])
+        samples.update(out["samples"])
+        subtasks.update(out.get("group_subtasks") or {})
     scores, n, per_item = {}, {}, {}
     for lname, s in names.items():
-        res = out["results"][lname]
+        res = results[lname]
         if s.metric not in res:
             raise RuntimeError(f"lm-eval returned no {s.metric!r} for {lname}; got {sorted(res)}")
         scores[s.name] = float(res[s.metric])
-        samples = sorted(out["samples"][lname], key=lambda d: d["doc_id"])
         key = s.metric.split(",")[0]
-        per_item[s.name] = [bool(d[key]) for d in samples] if samples and key in samples[0] else []
-        n[s.name] = len(samples)
+        items = [d for leaf in _leaves(lname, subtasks)
+                 for d in sorted(samples.get(leaf, []), key=lambda d: d["doc_id"])]
+        per_item[s.name] = [bool(d[key]) for d in items] if items and key in items[0] else []
+        n[s.name] = len(items)
     return scores, n, per_item
+
+
+def _leaves(name: str, subtasks: dict[str, list[str]]) -> list[str]:
+    """The tasks under ``name`` (itself when it is a task; the leaves of a group such as ``mmlu``, in order)."""
+    if name not in subtasks:
+        return [name]
+    return [leaf for sub in subtasks[name] for leaf in _leaves(sub, subtasks)]

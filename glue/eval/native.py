@@ -1,8 +1,12 @@
-"""Direct (non-lm-eval) scoring of surrogate items: the independent reference for lm-eval's numbers
+"""Direct (non-lm-eval) scoring of local task items: the independent reference for lm-eval's numbers
 and the fast scorer of search loops (a CMA-ES trial scores the search split in well under a second).
 
 Definitions match lm-eval 0.4's ``multiple_choice`` / ``acc`` and ``generate_until`` /
 ``exact_match`` with ``target_delimiter: ""``:
+
+Token ids come from the model's own tokenizer: the context is ``tokenizer(prompt)`` (with its special
+tokens, i.e. ``<bos>`` where the tokenizer adds one, as lm-eval's HFLM does), a continuation is
+encoded without special tokens.
 
 - mc: ``pred = argmax_i sum_t log p(choice_i[t] | <bos> prompt choice_i[:t])`` (first index on ties);
   ``acc = mean(pred == label)``.
@@ -16,18 +20,28 @@ from collections.abc import Sequence
 
 import torch
 
-from glue.surrogate.skills import Item
-from glue.surrogate.tokenizer import BOS, EOS, PAD, encode
+from glue.eval.tasks import Item
+
+
+def _ids(tokenizer, texts: Sequence[str], special: bool) -> list[list[int]]:
+    return tokenizer(list(texts), add_special_tokens=special)["input_ids"] if texts else []
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 @torch.no_grad()
-def mc_predictions(model: torch.nn.Module, items: Sequence[Item], batch: int = 512) -> list[int]:
+def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], batch: int = 512) -> list[int]:
     """Index of the highest log-likelihood choice per item (ties -> first)."""
     rows: list[tuple[int, int, list[int], int]] = []  # (item, choice, ids, n_choice_tokens)
-    for i, it in enumerate(items):
-        ctx = [BOS, *encode(it.prompt)]
-        for j, c in enumerate(it.choices):
-            rows.append((i, j, ctx + encode(c), len(c)))
+    ctxs = _ids(tokenizer, [it.prompt for it in items], True)
+    conts = iter(_ids(tokenizer, [c for it in items for c in it.choices], False))
+    PAD = _pad_id(tokenizer)
+    for i, (it, ctx) in enumerate(zip(items, ctxs)):
+        for j in range(len(it.choices)):
+            c = next(conts)
+            rows.append((i, j, ctx + c, len(c)))
     scores = [[0.0] * len(it.choices) for it in items]
     dev = next(model.parameters()).device
     for s in range(0, len(rows), batch):
@@ -47,15 +61,13 @@ def mc_predictions(model: torch.nn.Module, items: Sequence[Item], batch: int = 5
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, prompts: Sequence[str], max_new: int, batch: int = 512) -> list[str]:
-    """Greedy continuations (decoded, cut at <eos>) of ``prompts``, left-padded batches."""
-    from glue.surrogate.tokenizer import CHARS, SPECIALS
-
-    itos = SPECIALS + CHARS
+def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new: int, batch: int = 512) -> list[str]:
+    """Greedy continuations (decoded without special tokens, cut at <eos>) of ``prompts``, left-padded batches."""
     dev = next(model.parameters()).device
+    PAD, EOS = _pad_id(tokenizer), tokenizer.eos_token_id
     out: list[str] = []
     for s in range(0, len(prompts), batch):
-        enc = [[BOS, *encode(p)] for p in prompts[s : s + batch]]
+        enc = _ids(tokenizer, prompts[s : s + batch], True)
         T = max(map(len, enc))
         ids = torch.full((len(enc), T), PAD, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -67,17 +79,13 @@ def generate(model: torch.nn.Module, prompts: Sequence[str], max_new: int, batch
             eos_token_id=EOS, pad_token_id=PAD,
         )[:, T:].cpu()
         for row in gen.tolist():
-            toks = []
-            for t in row:
-                if t in (EOS, PAD):
-                    break
-                toks.append(itos[t] if t >= len(SPECIALS) else "")
-            out.append("".join(toks))
+            cut = next((k for k, t in enumerate(row) if t in (EOS, PAD)), len(row))
+            out.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
     return out
 
 
-def score_items(model: torch.nn.Module, items: Sequence[Item], kind: str, max_new: int) -> list[bool]:
+def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], kind: str, max_new: int) -> list[bool]:
     """Per-item correctness (the unit every metric here averages)."""
     if kind == "mc":
-        return [p == it.label for p, it in zip(mc_predictions(model, items), items)]
-    return [g == it.answer for g, it in zip(generate(model, [it.prompt for it in items], max_new), items)]
+        return [p == it.label for p, it in zip(mc_predictions(model, tokenizer, items), items)]
+    return [g == it.answer for g, it in zip(generate(model, tokenizer, [it.prompt for it in items], max_new), items)]

@@ -13,17 +13,21 @@ complete: an interrupted build or merge leaves nothing half-written at the desti
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import shutil
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
-from glue.errors import CheckpointError
+from glue.errors import CheckpointError, OutputError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -80,9 +84,25 @@ def _parse_header(file: Path) -> dict[str, _Entry]:
             shape = tuple(int(s) for s in meta["shape"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"corrupt safetensors file {file}: bad entry for {name!r} ({e!r})") from None
-        if end > size or end < start:
+        if start < base or end < start:
+            raise CheckpointError(f"corrupt safetensors file {file}: tensor {name!r} has data_offsets "
+                                  f"{meta['data_offsets']} (must be ordered, non-negative)")
+        if end > size:
             raise CheckpointError(f"corrupt safetensors file {file}: tensor {name!r} lies past the end (truncated?)")
+        if any(s < 0 for s in shape):
+            raise CheckpointError(f"corrupt safetensors file {file}: tensor {name!r} has a negative dimension {shape}")
+        want = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if end - start != want:
+            raise CheckpointError(f"corrupt safetensors file {file}: tensor {name!r} is {meta['dtype']} {list(shape)} "
+                                  f"({want} bytes) but its data_offsets span {end - start} bytes")
         out[name] = _Entry(file, dtype, shape, start, end)
+    prev = None
+    for e in sorted(out.items(), key=lambda kv: (kv[1].start, kv[1].end)):
+        if prev is not None and e[1].start < prev[1].end and e[1].end > e[1].start:
+            raise CheckpointError(f"corrupt safetensors file {file}: tensors {prev[0]!r} and {e[0]!r} overlap in the "
+                                  f"data section (bytes {e[1].start - base}..{prev[1].end - base})")
+        if e[1].end > e[1].start:
+            prev = e
     return out
 
 
@@ -111,7 +131,8 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise CheckpointError(f"model directory {self.path} does not exist")
+            raise CheckpointError(f"model directory {self.path} " + ("is not a directory" if self.path.exists()
+                                                                       else "does not exist"))
         self.config = read_config(self.path)
         index = self.path / INDEX_FILE
         single = self.path / SINGLE_FILE
@@ -243,22 +264,48 @@ class ShardedWriter:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(final: str | os.PathLike, overwrite: bool = False, *, inputs: Iterable[str | os.PathLike] = (),
+               kind: str = "output", checked: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary sibling of ``final``; rename it to ``final`` only if the block succeeds.
+
+    The temporary directory carries glue's ownership marker (``glue.safety.MARKER``) from the
+    start. ``final`` must pass ``glue.safety.check_output`` (``overwrite`` replaces only a
+    directory glue wrote, never an input, an ancestor of one, the cache or the results root);
+    ``checked=False`` skips that for paths glue computes itself inside its cache. Stale temporaries
+    of dead processes next to ``final`` are removed first.
 
     On any exception (KeyboardInterrupt included) the temporary directory is removed, so
     ``final`` is either absent, untouched, or complete.
     """
+    from glue.safety import check_output, clean_stale, kill_point, write_marker
+
     final = Path(final)
-    if final.exists() and not overwrite:
+    if checked:
+        check_output(final, inputs=inputs, overwrite=overwrite)
+    elif final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
-        yield tmp
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output's parent directory {final.parent}: {e.strerror}") from None
+    clean_stale(final.parent)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        write_marker(tmp, kind)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write into {final.parent}: {e.strerror}") from None
+    try:
+        try:
+            yield tmp
+        except OSError as e:
+            if e.errno in _NO_SPACE:  # a full disk or quota, read-only mounts: an error naming the path
+                raise OutputError(f"cannot write {final}: {e.strerror} ({e.filename or tmp})") from None
+            raise
+        kill_point("atomic_dir.written")
         if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}-{os.getpid()}"
             os.rename(final, old)
             os.rename(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -269,21 +316,46 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         raise
 
 
-def load_model(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str = "cpu"):
-    """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file."""
+def refuse_remote_code(path: str | os.PathLike) -> dict:
+    """The config of model directory ``path``; ``CheckpointError`` when the model or its tokenizer needs
+    its own Python code (``auto_map`` in ``config.json`` or ``tokenizer_config.json``): glue never runs
+    code shipped with a model (``trust_remote_code`` is always False)."""
+    path = Path(path)
+    config = read_config(path)
+    for name in (CONFIG_FILE, "tokenizer_config.json"):
+        f = path / name
+        d = config if name == CONFIG_FILE else (json.loads(f.read_text()) if f.is_file() else {})
+        if isinstance(d, dict) and d.get("auto_map"):
+            raise CheckpointError(f"{f}: the model needs its own Python code (auto_map {sorted(d['auto_map'])}); "
+                                  f"glue never runs code shipped with a model (trust_remote_code=False). Use a "
+                                  f"checkpoint of an architecture transformers implements")
+    return config
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """The compute dtype of models on ``device``: bfloat16 on CUDA (how 7B models are run), float32 on CPU
+    (bf16 matmuls on CPU are slow and change scores; see the environment reference)."""
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
+def load_model(path: str | os.PathLike, dtype: torch.dtype | None = None, device: str = "cpu"):
+    """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file.
+    ``dtype`` defaults to ``default_dtype(device)``."""
+    dtype = dtype or default_dtype(device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = Path(path)
-    read_config(path)  # clear error for a missing/corrupt config.json
+    refuse_remote_code(path)  # also a clear error for a missing/corrupt config.json
     Checkpoint(path).close()  # clear error for missing/corrupt weights, before transformers' own
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                     trust_remote_code=False)
     except Exception as e:  # transformers raises many types; name the directory
         raise CheckpointError(f"cannot load model from {path}: {type(e).__name__}: {e}") from e
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as e:
         raise CheckpointError(f"cannot load tokenizer from {path}: {type(e).__name__}: {e}") from e
     return model.to(device).eval(), tok

@@ -5,8 +5,9 @@ model, plus the base model's tensor for task-vector methods). Its parameters com
 
 * per model: ``weight`` (default 1.0) and, for sparsifying methods, ``density`` in (0, 1]
   (default 1.0 = keep everything);
-* global: ``normalize``, ``lambda``, ``rescale``, ``t``, ``gamma``, ``epsilon``, ``filter_wise``
-  (which ones a method takes, and their defaults, are in ``MergeMethod.defaults``).
+* global: declared by each method as ``Param`` entries (``MergeMethod.params``: name, type, range,
+  default, docs); ``resolve_args`` validates against them. A new parameter is declared next to its
+  method, nowhere else.
 
 Both the streaming executor and the in-memory merger call ``merge_tensors`` once per tensor, so the
 two give identical results. Usage::
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -38,6 +39,94 @@ from glue.registry import Registry
 MergeFn = Callable[..., Tensor]
 
 
+# -- parameter declarations ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One global parameter a merge method takes, declared by the method (as mergekit's parameter
+    definitions and scikit-learn's parameter constraints do); ``resolve_args`` validates with it.
+
+    Attributes:
+        name: the key in configs (``lambda``, ``t``...).
+        kind: ``bool``, ``float``, ``int`` or ``str``.
+        default: the value when a config does not give one.
+        doc: one line for ``glue merge --list`` and error messages.
+        low, high: bounds for numbers (None = unbounded); ``low_open``/``high_open`` exclude them.
+        choices: allowed strings (``kind=str``); ``aliases`` maps other accepted values (e.g. ``True``)
+            to one of them.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    aliases: Mapping[Any, str] = field(default_factory=dict)
+
+    def with_default(self, default: Any) -> Param:
+        """This parameter with another default (methods share declarations, not defaults)."""
+        return replace(self, default=default)
+
+    @property
+    def allowed(self) -> str:
+        """The allowed values, in words (for messages and docs)."""
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is str:
+            return "one of " + ", ".join(self.choices) + (
+                f" (or {', '.join(f'{k!r} = {v}' for k, v in self.aliases.items())})" if self.aliases else "")
+        if self.low is None and self.high is None:
+            return "a finite number" if self.kind is float else "an integer"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"in {left}{lo}, {hi}{right}"
+
+    def check(self, v: Any) -> Any:
+        """``v`` converted to ``kind``; ``ValueError`` saying what is allowed."""
+        if v is None and self.default is None:
+            raise ValueError(f"is required ({self.doc}); it has no default")
+        if self.kind is bool:
+            if not isinstance(v, bool):
+                raise ValueError(f"must be {self.allowed}")
+            return v
+        if self.kind is str:
+            for k, alias in self.aliases.items():
+                if v is k or (not isinstance(v, bool) and not isinstance(k, bool) and v == k):
+                    return alias
+            if v not in self.choices:
+                raise ValueError(f"must be {self.allowed}")
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise ValueError("must be a finite number")
+        if self.kind is int and float(v) != int(v):
+            raise ValueError("must be an integer")
+        x = self.kind(v)
+        if (self.low is not None and (x < self.low or (self.low_open and x == self.low))) or \
+                (self.high is not None and (x > self.high or (self.high_open and x == self.high))):
+            raise ValueError(f"must be {self.allowed}")
+        return x
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise ValueError("must be a finite number")
+    return float(v)
+
+
+# Declarations several methods share; a method takes them with its own default (``.with_default``).
+NORMALIZE = Param("normalize", bool, True, "divide the weighted sum by the sum of the weights "
+                  "(TIES-style methods: of the agreeing weights)")
+LAMBDA = Param("lambda", float, 1.0, "scale of the merged task vector: base + lambda * delta")
+RESCALE = Param("rescale", str, "none", "rescaling of the kept entries: inverse (1/keep probability), l1 "
+                "(match the L1 norm), none", choices=RESCALES, aliases={True: "inverse", False: "none"})
+T = Param("t", float, 0.5, "interpolation position: 0 = first model (the base), 1 = the other", low=0.0, high=1.0)
+
+
 @dataclass(frozen=True)
 class MergeMethod:
     """A registered merge method.
@@ -48,10 +137,14 @@ class MergeMethod:
         needs_base: True for task-vector methods (the base model's tensor is required).
         randomized: True when the result depends on ``seed`` (DARE, DELLA).
         per_model: per-model parameters the method takes: ``("weight",)``, ``("weight", "density")`` or ``()``.
-        defaults: global parameters the method takes, with their defaults.
+        params: the global parameters the method takes (``Param``: type, range, default, docs).
         min_models, max_models: how many input models (the base not counted); ``None`` = unbounded.
         paper: link to the paper that defines the method.
         summary: one line for ``glue merge --list`` and docs.
+        check: optional cross-parameter check ``check(args, model_names)`` raising ``ConfigError``.
+        compat_fn: optional kernel that reproduces mergekit's arithmetic in the compute dtype, bit
+            for bit (``MergeSpec(compute_dtype=...)``, ``glue merge --mergekit-compat``).
+        uses_base: the method reads the base tensor when one is given, without requiring it.
     """
 
     name: str
@@ -59,11 +152,31 @@ class MergeMethod:
     needs_base: bool
     randomized: bool
     per_model: tuple[str, ...]
-    defaults: Mapping[str, Any]
+    params: tuple[Param, ...]
     min_models: int
     max_models: int | None
     paper: str
     summary: str = ""
+    check: Callable[[MergeArgs, Sequence[str] | None], None] | None = None
+    compat_fn: MergeFn | None = None
+    uses_base: bool = False
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """``{name: default}`` of the global parameters."""
+        return {p.name: p.default for p in self.params}
+
+    def param(self, name: str) -> Param:
+        """The declaration of parameter ``name`` (``ConfigError`` lists the method's parameters)."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ConfigError(f"{self.name} has no parameter {name!r}; its parameters: "
+                          f"{', '.join(sorted(self.defaults)) or '(none)'}")
+
+    @property
+    def reads_base(self) -> bool:
+        return self.needs_base or self.uses_base
 
 
 METHODS: Registry[MergeMethod] = Registry("merge method")
@@ -80,71 +193,6 @@ def get_method(method: str | MergeMethod) -> MergeMethod:
     return method if isinstance(method, MergeMethod) else METHODS.get(method)
 
 
-# -- parameter validation ----------------------------------------------------------------------------
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError("must be true or false")
-    return v
-
-
-def _float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise ValueError("must be a finite number")
-    return float(v)
-
-
-def _unit_closed(v: Any) -> float:
-    x = _float(v)
-    if not 0 <= x <= 1:
-        raise ValueError("must be in [0, 1]")
-    return x
-
-
-def _gamma(v: Any) -> float:
-    x = _float(v)
-    if not 0 <= x < 1:
-        raise ValueError("must be in [0, 1)")
-    return x
-
-
-def _epsilon(v: Any) -> float:
-    x = _float(v)
-    if not 0 <= x < 0.5:
-        raise ValueError("must be in [0, 0.5)")
-    return x
-
-
-def _rescale(v: Any) -> str:
-    if v is True:
-        return "inverse"
-    if v is False:
-        return "none"
-    if v not in RESCALES:
-        raise ValueError(f"must be one of {', '.join(RESCALES)} (or true = inverse, false = none)")
-    return v
-
-
-_PARAM_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "normalize": _bool,
-    "lambda": _float,
-    "rescale": _rescale,
-    "t": _unit_closed,
-    "gamma": _gamma,
-    "epsilon": _epsilon,
-    "filter_wise": _bool,
-}
-
-PARAM_DOCS: dict[str, str] = {
-    "normalize": "divide the weighted sum by the sum of the weights (TIES-style methods: of the agreeing weights)",
-    "lambda": "scale of the merged task vector: base + lambda * delta",
-    "rescale": "rescaling of the kept entries: inverse (1/keep probability), l1 (match the L1 norm), none",
-    "t": "interpolation position: 0 = first model, 1 = second",
-    "gamma": "fraction of largest-magnitude entries dropped as outliers",
-    "epsilon": "half-width of DELLA's keep-probability range around density",
-    "filter_wise": "model_stock: one interpolation ratio per output row instead of per tensor",
-}
-
-
 @dataclass(frozen=True)
 class MergeArgs:
     """Validated arguments of one merge: per-model lists of length N and the full parameter dict."""
@@ -155,7 +203,7 @@ class MergeArgs:
     seed: int | None = None
 
 
-def _label(i: int, names: Sequence[str] | None) -> str:
+def model_label(i: int, names: Sequence[str] | None) -> str:
     return f"model {names[i]!r}" if names else f"model #{i}"
 
 
@@ -171,6 +219,11 @@ def _floats(vals: Any, n: int, what: str) -> list[float]:
     if len(out) != n:
         raise ConfigError(f"{what}: got {len(out)} values for {n} models")
     return out
+
+
+MAX_NORMALIZE_GAIN = 10.0
+"""``normalize`` divides by the sum of the weights; when sum(|w|) / sum(w) exceeds this the weights nearly
+cancel and the division amplifies them (e.g. [1, -0.999]: 1999x), so the config is refused."""
 
 
 def resolve_args(method: str | MergeMethod, n_models: int, *, has_base: bool, weights: Any = None,
@@ -196,27 +249,33 @@ def resolve_args(method: str | MergeMethod, n_models: int, *, has_base: bool, we
     d = _floats(densities, n_models, "densities") if densities is not None else [1.0] * n_models
     for i, x in enumerate(d):
         if not 0 < x <= 1:
-            raise ConfigError(f"density of {_label(i, model_names)} is {x!r}; it must be in (0, 1]")
+            raise ConfigError(f"density of {model_label(i, model_names)} is {x!r}; it must be in (0, 1]")
     given = dict(params or {})
     unknown = sorted(set(given) - set(m.defaults))
     if unknown:
-        raise ConfigError(f"{m.name} has no parameter {unknown[0]!r}; its parameters: "
-                          f"{', '.join(sorted(m.defaults)) or '(none)'}")
+        m.param(unknown[0])  # raises, listing the method's parameters
     out: dict[str, Any] = {}
-    for key, default in m.defaults.items():
-        v = given.get(key, default)
+    for p in m.params:
+        v = given.get(p.name, p.default)
         try:
-            out[key] = _PARAM_CHECKS[key](v)
+            out[p.name] = p.check(v)
         except ValueError as e:
-            raise ConfigError(f"{m.name} parameter {key!r} = {v!r}: {e}") from None
-    if out.get("normalize") and "weight" in m.per_model and abs(math.fsum(w)) < 1e-8:
-        raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to zero; "
-                          f"use weights with a non-zero sum or set normalize: false")
-    if "epsilon" in out:
-        for i, x in enumerate(d):
-            if x < 1 and not (x - out["epsilon"] > 0 and x + out["epsilon"] <= 1):
-                raise ConfigError(f"{m.name}: density {x!r} of {_label(i, model_names)} with epsilon "
-                                  f"{out['epsilon']!r} gives keep probabilities outside (0, 1]")
+            raise ConfigError(f"{m.name} parameter {p.name!r} = {v!r}: {e}") from None
+    if out.get("normalize") and "weight" in m.per_model:
+        total, mass = math.fsum(w), math.fsum(abs(x) for x in w)
+        if abs(total) < 1e-8:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to zero; "
+                              f"use weights with a non-zero sum or set normalize: false")
+        if total < 0:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} sum to {total:g} < 0, so dividing by "
+                              f"the sum would flip the sign of every weight; use weights with a positive sum or "
+                              f"set normalize: false")
+        if mass / total > MAX_NORMALIZE_GAIN:
+            raise ConfigError(f"{m.name} with normalize: the weights {w!r} nearly cancel (sum {total:g}); dividing "
+                              f"by the sum would amplify them {mass / total:.0f}x (more than {MAX_NORMALIZE_GAIN:g}x "
+                              f"is refused as ill-conditioned); use other weights or set normalize: false")
+    if m.check is not None:
+        m.check(MergeArgs(tuple(w), tuple(d), out, seed), model_names)
     if m.randomized:
         if seed is None:
             raise ConfigError(f"{m.name} is randomized: pass an explicit seed")
@@ -228,7 +287,8 @@ def resolve_args(method: str | MergeMethod, n_models: int, *, has_base: bool, we
 # -- the entry point ---------------------------------------------------------------------------------
 def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base: Tensor | None = None,
                   weights: Any = None, densities: Any = None, seed: int | None = None, name: str = "",
-                  args: MergeArgs | None = None, **params: Any) -> Tensor:
+                  args: MergeArgs | None = None, compute_dtype: str | torch.dtype | None = None,
+                  **params: Any) -> Tensor:
     """Merge one tensor of each model with ``method``.
 
     Args:
@@ -243,11 +303,15 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
         name: the tensor's name (seeds the random generators; otherwise unused).
         args: already validated arguments (from ``resolve_args``), skipping validation; loops that
             merge many tensors with the same arguments pass it.
+        compute_dtype: ``None`` (float32 arithmetic, glue's default), ``"inputs"`` (the inputs'
+            promoted dtype, mergekit's choice without a config dtype) or a dtype (name) in which to
+            reproduce mergekit's arithmetic bit for bit: inputs are cast to it and the method's
+            ``compat_fn`` runs (mergekit computes in its config's ``dtype``).
         **params: the method's global parameters (``normalize``, ``lambda``, ``rescale``, ``t``...);
             ``lambda`` is a Python keyword, pass it as ``**{"lambda": 0.5}``.
 
     Returns:
-        float32 tensor ``[*]`` on the inputs' device.
+        float32 tensor ``[*]`` on the inputs' device (``compute_dtype``: a tensor of that dtype).
 
     Raises:
         ConfigError: bad parameters, wrong number of models, missing base, mismatched shapes.
@@ -265,7 +329,20 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
     for i, t in enumerate(tensors):
         if not t.is_floating_point():
             raise ConfigError(f"tensor {name!r}: model #{i} has dtype {t.dtype}; only floating tensors are merged")
-    b = base if m.needs_base else None
-    w = torch.tensor(args.weights, dtype=torch.float32, device=tensors[0].device)
+    b = base if m.reads_base else None
     rng = (lambda i: generator(args.seed, name, i)) if m.randomized else None
+    if compute_dtype is not None:
+        if m.compat_fn is None:
+            raise ConfigError(f"{m.name} has no mergekit-compatible kernel (compute in the config's dtype); "
+                              f"run it without --mergekit-compat")
+        if compute_dtype == "inputs":  # mergekit without a config dtype: the inputs' promoted dtype
+            dt = tensors[0].dtype
+            for t in list(tensors[1:]) + ([b] if b is not None else []):
+                dt = torch.promote_types(dt, t.dtype)
+        else:
+            dt = getattr(torch, str(compute_dtype).removeprefix("torch."))
+        xs = [t.to(dt) for t in tensors]
+        return m.compat_fn(xs, base=b.to(dt) if b is not None else None, weights=list(args.weights),
+                           densities=args.densities, rng=rng, **args.params)
+    w = torch.tensor(args.weights, dtype=torch.float32, device=tensors[0].device)
     return m.fn(list(tensors), base=b, weights=w, densities=args.densities, rng=rng, **args.params)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -28,16 +29,31 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from glue.errors import CheckpointError, ConfigError
 from glue.io.checkpoint import CONFIG_FILE, Checkpoint, atomic_dir
 from glue.io.malloc import streaming_allocator
+from glue.safety import check_output
 from glue.io.stream_writer import PlannedWriter
-from glue.merge.plan import Source, TensorPlan, all_finite, check_finite, plan_merge
+from glue.merge.plan import (
+    Job,
+    SliceDef,
+    Source,
+    TensorPlan,
+    all_finite,
+    check_finite,
+    model_jobs,
+    plan_merge,
+    plan_slices,
+)
 from glue.merge.spec import MergeSpec
+from glue.merge.vocab import is_vocab_tensor
+
+if TYPE_CHECKING:
+    from glue.merge.vocab import TokenizerPlan
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "generation_config.json")
@@ -108,16 +124,16 @@ def _labels(models: Sequence[Path], names: Sequence[str] | None) -> list[str]:
     return names
 
 
-def read_input(ck: Checkpoint, p: TensorPlan, device: str | torch.device) -> torch.Tensor:
-    """Tensor ``p.name`` of one input, cut to ``p.rows`` rows, in its stored dtype on ``device``
-    (the methods compute in float32 without a float32 copy of each input)."""
-    t = ck.read(p.name)
+def read_input(ck: Checkpoint, p: TensorPlan, device: str | torch.device, name: str | None = None) -> torch.Tensor:
+    """Tensor ``name`` (default ``p.name``) of one input, cut to ``p.rows`` rows, in its stored dtype
+    on ``device`` (the methods compute in float32 without a float32 copy of each input)."""
+    t = ck.read(name or p.name)
     if p.rows is not None:
         t = t[: p.rows]
     return t.to(device=device)
 
 
-def merge_checked(spec: MergeSpec, p: TensorPlan, xs: list[torch.Tensor], base: torch.Tensor | None,
+def merge_checked(spec: MergeSpec, job: Job, xs: list[torch.Tensor], base: torch.Tensor | None,
                   labels: Sequence[str], sources: Sequence[Source]) -> torch.Tensor:
     """``spec.merge`` of one tensor, with NaN/Inf detection.
 
@@ -125,11 +141,13 @@ def merge_checked(spec: MergeSpec, p: TensorPlan, xs: list[torch.Tensor], base: 
     this for the whole registry: masks multiply rather than select, so NaN·0 stays NaN), so only
     the output is checked; when it is not finite, the inputs are checked to name the culprit.
     """
-    y = spec.merge(p.name, xs, base, labels)
+    name = job.out.name
+    y = spec.merge(name, xs, base, labels, t=job.t)
     if not all_finite(y):
-        for x, s in zip(xs + ([base] if base is not None else []), sources):
-            check_finite(x, p.name, s.label)
-        raise CheckpointError(f"merging tensor {p.name!r} with {spec.method} gave NaN/Inf from finite inputs "
+        for x, (i, n) in zip(xs + ([base] if base is not None else []),
+                             list(job.inputs) + ([job.base] if base is not None else [])):
+            check_finite(x, n, sources[i].label)
+        raise CheckpointError(f"merging tensor {name!r} with {spec.method} gave NaN/Inf from finite inputs "
                               f"(overflow?)")
     return y
 
@@ -139,7 +157,9 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
                       device: str | torch.device = "cpu", vocab_policy: str = "error", overwrite: bool = False,
                       max_shard_bytes: int = 2 * 1024**3, tokenizer_source: str | os.PathLike | None = None,
                       model_names: Sequence[str] | None = None, progress: bool | None = None,
-                      record: Mapping[str, Any] | None = None, threads: int | None = 1) -> MergeResult:
+                      record: Mapping[str, Any] | None = None, threads: int | None = 1,
+                      slices: Sequence[tuple[SliceDef, MergeSpec]] | None = None, ref: int = 0,
+                      tokenizer: TokenizerPlan | None = None, copy_tokenizer: bool = True) -> MergeResult:
     """Merge checkpoint directories tensor by tensor into ``out``.
 
     Args:
@@ -160,6 +180,13 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             torch's setting. Default 1: the merge is a stream of memory-bound passes over tensors of
             a few MB, where more threads mostly add synchronisation; on a shared 2-core machine two
             threads made a TIES merge of 4 x 208 MB 2.8x slower in wall time and 3x in CPU time.
+        slices: merge by layer slices (mergekit's ``slices:``): ``(SliceDef, MergeSpec)`` per output
+            slice, whose sources index ``models`` (``base`` must then be None; a slice's base is one
+            of its sources); ``spec`` then only names the method. ``ref``: index in ``models`` of the
+            reference (tensor names, config, default tokenizer) in this mode.
+        copy_tokenizer: False writes no tokenizer files (mergekit's ``--no-copy-tokenizer``).
+        tokenizer: the output vocabulary and per-model row maps (``glue.merge.vocab``); the
+            embedding and lm_head rows are then aligned by token, and its files are written.
 
     Raises:
         ConfigError: bad method arguments, output directory exists or is an input.
@@ -174,11 +201,11 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
     device = check_device(device)
     out = Path(out)
     inputs = paths + ([base_path] if base_path else [])
-    if any(out.resolve() == p.resolve() for p in inputs):
-        raise ConfigError(f"output directory {out} is one of the inputs")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass overwrite=True / --overwrite to replace it)")
-    spec.args_for("", len(paths), base_path is not None, labels)  # fail fast on bad arguments
+    check_output(out, inputs=inputs, overwrite=overwrite)  # never an input, inside one, or not glue's own
+    if slices is not None and base_path is not None:
+        raise ConfigError("with slices, the base is one of each slice's sources: pass base=None")
+    if slices is None:
+        spec.args_for("", len(paths), base_path is not None, labels)  # fail fast on bad arguments
     if tokenizer_source is not None and not Path(tokenizer_source).is_dir():
         raise ConfigError(f"tokenizer source {tokenizer_source} is not a directory")
 
@@ -186,30 +213,45 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
         stack.enter_context(torch_threads(threads))
         stack.enter_context(streaming_allocator())
         cks = [stack.enter_context(Checkpoint(p)) for p in paths]
-        base_ck = stack.enter_context(Checkpoint(base_path)) if base_path else None
         sources = [Source.from_checkpoint(ck, f"model {lab!r}") for ck, lab in zip(cks, labels)]
-        if base_ck is not None:
-            sources.append(Source.from_checkpoint(base_ck, f"base {base_path.name!r}"))
-        ref_ck, ref_i = (base_ck, len(cks)) if base_ck is not None else (cks[0], 0)
-        plan = plan_merge(sources, ref=ref_i, vocab_policy=vocab_policy)
-        for p in plan:  # per-tensor coefficients (layer groups) are checked before reading too
-            spec.args_for(p.name, len(paths), base_path is not None, labels)
-        use_base = spec.needs_base and base_ck is not None
+        if base_path is not None:
+            cks.append(stack.enter_context(Checkpoint(base_path)))
+            sources.append(Source.from_checkpoint(cks[-1], f"base {base_path.name!r}"))
+        if slices is None:
+            ref = len(paths) if base_path is not None else 0
+            plan = plan_merge(sources, ref=ref, vocab_policy="align" if tokenizer else vocab_policy)
+            jobs = model_jobs(plan, len(paths), len(paths) if base_path is not None and spec.reads_base else None,
+                              ref, num_layers(cks[ref].config))
+            specs, out_layers = [spec], None
+        else:
+            jobs, out_layers = plan_slices(sources, [sl for sl, _ in slices], ref, [num_layers(ck.config) for ck in cks],
+                                           vocab_policy="align" if tokenizer else vocab_policy)
+            specs = [sp for _, sp in slices]
+        ref_ck = cks[ref]
+        if tokenizer is not None:
+            jobs = tokenizer.apply(jobs, sources)
+        elif copy_tokenizer:
+            check_tokenizer_fits(Path(tokenizer_source) if tokenizer_source else ref_ck.path, jobs)
+        for j in jobs:  # per-tensor coefficients (layer groups, gradients, filters) are checked before reading too
+            if j.out.merged:
+                specs[j.spec].args_for(j.out.name, len(j.inputs), j.base is not None,
+                                       [labels[i] if i < len(labels) else "base" for i, _ in j.inputs], j.t)
 
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            writer = PlannedWriter(tmp, [(p.name, p.shape, (odt or p.dtype) if p.merged else p.dtype) for p in plan],
-                                   max_shard_bytes=max_shard_bytes)
-            bar = _progress(len(plan), spec.method, progress)
+        with atomic_dir(out, overwrite=overwrite, inputs=inputs, kind="merge") as tmp:
+            writer = PlannedWriter(tmp, [(j.out.name, j.out.shape, (odt or j.out.dtype) if j.out.merged else j.out.dtype)
+                                         for j in jobs], max_shard_bytes=max_shard_bytes)
+            bar = _progress(len(jobs), spec.method, progress)
             try:
-                for p in plan:
-                    if p.merged:
-                        xs = [read_input(ck, p, device) for ck in cks]
-                        b = read_input(base_ck, p, device) if use_base else None
-                        y = merge_checked(spec, p, xs, b, labels, sources).to(odt or p.dtype)
+                for j in jobs:
+                    if j.out.merged:
+                        xs, b = read_job_inputs(cks, j, device, tokenizer, specs[j.spec])
+                        y = merge_checked(specs[j.spec], j, xs, b, [labels[i] if i < len(labels) else "base"
+                                                                    for i, _ in j.inputs], sources)
+                        y = y.to(odt or j.out.dtype)
                         del xs, b
                     else:
-                        y = ref_ck.read(p.name)
-                    writer.write(p.name, y)
+                        y = cks[j.ref].read(j.out.name)
+                    writer.write(j.out.name, y)
                     del y
                     bar.update(1)
             except BaseException:
@@ -218,15 +260,56 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
             finally:
                 bar.close()
             writer.close()
-            _write_config(ref_ck.config, tmp, odt)
-            _copy_tokenizer(Path(tokenizer_source) if tokenizer_source else ref_ck.path, tmp)
+            # the config describes what is written
+            _write_config(ref_ck.config, tmp, odt or _main_dtype(j.out for j in jobs), out_layers, tokenizer)
+            if tokenizer is not None:
+                tokenizer.write(tmp)
+            elif copy_tokenizer:
+                _copy_tokenizer(Path(tokenizer_source) if tokenizer_source else ref_ck.path, tmp)
             seconds = time.perf_counter() - t0
             rec = dict(record) if record is not None else spec_record(spec, paths, base_path, odt, vocab_policy)
             rec["provenance"] = _provenance(seconds, device, labels)
             _write_yaml(tmp / RECORD_FILE, rec)
-    return MergeResult(out, spec.method, tuple(labels), base_path.name if base_path else None, len(plan),
+    return MergeResult(out, spec.method, tuple(labels), base_path.name if base_path else None, len(jobs),
                        writer.total_bytes, time.perf_counter() - t0, str(device),
                        str(odt).removeprefix("torch.") if odt else "input dtypes")
+
+
+def read_job_inputs(cks: Sequence[Checkpoint], job: Job, device, tokenizer: TokenizerPlan | None,
+                    spec: MergeSpec) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The merged inputs and the base of ``job``: rows cut (truncation), or, for an embedding or
+    lm_head under a tokenizer plan, rows aligned by token into the output vocabulary (in the
+    compute dtype, float32 by default)."""
+    pairs = list(job.inputs) + ([job.base] if job.base is not None else [])
+    if tokenizer is not None and tokenizer.is_vocab(job.out.name):
+        dt = torch.float32 if spec.compute_dtype in (None, "inputs") else getattr(torch, spec.compute_dtype)
+        ts = tokenizer.align([i for i, _ in pairs], [cks[i].read(n) for i, n in pairs], dt)
+        ts = [t.to(device=device) for t in ts]
+    else:
+        ts = [read_input(cks[i], job.out, device, n) for i, n in pairs]
+    return ts[:len(job.inputs)], (ts[-1] if job.base is not None else None)
+
+
+def num_layers(config: Mapping[str, Any]) -> int | None:
+    """Decoder layer count of a Hugging Face config (``num_hidden_layers``, also under ``text_config``)."""
+    n = config.get("num_hidden_layers") or (config.get("text_config") or {}).get("num_hidden_layers")
+    return int(n) if n else None
+
+
+def check_tokenizer_fits(src: Path, jobs: Sequence[Job]) -> None:
+    """Refuse to pair merged embeddings with a copied tokenizer that has ids beyond their rows."""
+    from glue.merge.vocab import read_vocab
+
+    vocab = read_vocab(src)
+    if vocab is None:
+        return
+    top = max(vocab.values(), default=-1) + 1
+    for j in jobs:
+        if is_vocab_tensor(j.out.name) and j.out.shape and top > j.out.shape[0]:
+            raise ConfigError(f"tokenizer source {src} has token ids up to {top - 1}, but the merged {j.out.name!r} "
+                              f"has {j.out.shape[0]} rows: the output would be a broken model. Use a tokenizer "
+                              f"source with at most {j.out.shape[0]} tokens, or align the vocabularies "
+                              f"(mergekit's tokenizer_source: base | union | <model>)")
 
 
 def _progress(total: int, method: str, enabled: bool | None):
@@ -237,8 +320,26 @@ def _progress(total: int, method: str, enabled: bool | None):
     return tqdm(total=total, desc=f"merge {method}", unit="tensor", disable=not enabled, leave=False)
 
 
-def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None) -> None:
+def _main_dtype(plan) -> torch.dtype | None:
+    """The floating dtype holding most of the planned output's elements (what ``config.json`` must say)."""
+    count: dict[torch.dtype, int] = {}
+    for p in plan:
+        if p.dtype.is_floating_point:
+            count[p.dtype] = count.get(p.dtype, 0) + math.prod(p.shape)
+    return max(count, key=count.get) if count else None
+
+
+def _write_config(config: Mapping[str, Any], out: Path, odt: torch.dtype | None, layers: int | None = None,
+                  tokenizer: TokenizerPlan | None = None) -> None:
     cfg = dict(config)
+    if layers is not None:  # slices: the output's own layer count (per-layer lists cut or extended alike)
+        old = cfg.get("num_hidden_layers")
+        cfg["num_hidden_layers"] = layers
+        for k, v in list(cfg.items()):
+            if isinstance(v, list) and old and len(v) == old and k.startswith("layer_types"):
+                cfg[k] = [v[0]] * layers if len(set(v)) == 1 else v[:layers]
+    if tokenizer is not None:
+        cfg["vocab_size"] = tokenizer.size  # as mergekit: the output tokenizer's size
     if odt is not None:
         name = str(odt).removeprefix("torch.")
         for key in [k for k in ("dtype", "torch_dtype") if k in cfg] or ["dtype"]:
@@ -254,30 +355,29 @@ def _copy_tokenizer(src: Path, out: Path) -> None:
 
 def spec_record(spec: MergeSpec, models: Sequence[Path], base: Path | None, odt: torch.dtype | None,
                 vocab_policy: str) -> dict[str, Any]:
-    """A glue-format merge config (see ``glue.merge.config``) describing ``spec`` and its inputs."""
+    """A glue-format merge config (see ``glue.merge.config``) describing ``spec`` and its inputs;
+    per-tensor coefficients (layer groups, gradients, filters) are written as data, so it re-runs."""
+    from glue.merge.spec import setting_to_data
 
-    def coeffs(c) -> Any:
-        return "per-tensor (not serialisable)" if callable(c) else (list(map(float, c)) if c is not None else None)
-
-    w, d = coeffs(spec.weights), coeffs(spec.densities)
+    w, d = spec.coefficient_data(spec.weights), spec.coefficient_data(spec.densities)
     rows = []
     for i, p in enumerate(models):
         row: dict[str, Any] = {"model": str(p)}
-        if isinstance(w, list):
+        if w is not None:
             row["weight"] = w[i]
-        if isinstance(d, list):
+        if d is not None:
             row["density"] = d[i]
         rows.append(row)
     rec: dict[str, Any] = {"method": spec.method, "models": rows}
     if base is not None:
         rec["base"] = str(base)
-    if isinstance(w, str) or isinstance(d, str):
-        rec["coefficients"] = "per-tensor (layer groups or a function); not reproducible from this file"
-    rec["params"] = dict(spec.params)
+    rec["params"] = {k: setting_to_data(v) for k, v in spec.params.items()}
     if spec.seed is not None:
         rec["seed"] = spec.seed
     if odt is not None:
         rec["dtype"] = str(odt).removeprefix("torch.")
+    if spec.compute_dtype is not None:
+        rec["compute_dtype"] = spec.compute_dtype
     rec["vocab_policy"] = vocab_policy
     return rec
 

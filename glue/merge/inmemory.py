@@ -32,8 +32,8 @@ from torch import Tensor, nn
 from glue.errors import ConfigError
 from glue.io.checkpoint import Checkpoint
 from glue.merge.executor import check_device, read_input
-from glue.merge.plan import Source, TensorPlan, check_finite, plan_merge
-from glue.merge.spec import Coefficients, MergeSpec
+from glue.merge.plan import Source, TensorPlan, check_finite, layer_position, plan_merge
+from glue.merge.spec import Coefficients, MergeSpec, layer_of
 
 ModelInput = str | os.PathLike | Mapping[str, Tensor]
 """A model directory (safetensors + config.json) or a state dict (name -> tensor)."""
@@ -69,6 +69,8 @@ class InMemoryMerger:
             ref = len(models) if base is not None else 0
             self.plan: list[TensorPlan] = plan_merge(sources, ref=ref, vocab_policy=vocab_policy)
             loaded = [{p.name: self._load(o, p, lab) for p in self.plan if p.merged} for o, lab in zip(opened, labels)]
+        layers = [layer_of(p.name) for p in self.plan]
+        self._num_layers = 1 + max((x for x in layers if x is not None), default=-1)
         self._models = loaded[: len(models)]
         self._base = loaded[len(models)] if base is not None else None
 
@@ -98,13 +100,18 @@ class InMemoryMerger:
 
     def iter_merged(self, spec: MergeSpec) -> Iterator[tuple[str, Tensor]]:
         """Yield ``(name, merged float32 tensor)`` one tensor at a time, in the reference's order."""
-        has_base = self._base is not None
+        use_base = spec.reads_base and self._base is not None
+        pos = {n: self._position(n) for n in self.names}
         for name in self.names:  # validate every tensor's arguments before the first merge
-            spec.args_for(name, len(self._models), has_base, self.model_names)
-        use_base = spec.needs_base and has_base
+            spec.args_for(name, len(self._models), use_base, self.model_names, pos[name])
         for name in self.names:
             yield name, spec.merge(name, [m[name] for m in self._models],
-                                   self._base[name] if use_base else None, self.model_names)
+                                   self._base[name] if use_base else None, self.model_names, t=pos[name])
+
+    def _position(self, name: str) -> float:
+        """Layer position ``t`` of tensor ``name`` (gradients), as the executor computes it."""
+        layer = layer_of(name)
+        return layer_position(layer, self._num_layers) if layer is not None else 0.0
 
     def merge(self, method: str | MergeSpec, *, weights: Coefficients = None, densities: Coefficients = None,
               seed: int | None = None, **params: Any) -> dict[str, Tensor]:

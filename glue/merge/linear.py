@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from glue.merge.base import MergeMethod, register
+from glue.merge.compat import as_float32_kernel
+from glue.merge.base import NORMALIZE, MergeMethod, register
 
 
 def linear(tensors: Sequence[Tensor], *, weights: Tensor, normalize: bool, **_) -> Tensor:
@@ -29,6 +30,6 @@ def linear(tensors: Sequence[Tensor], *, weights: Tensor, normalize: bool, **_) 
 
 register(MergeMethod(
     name="linear", fn=linear, needs_base=False, randomized=False, per_model=("weight",),
-    defaults={"normalize": True}, min_models=1, max_models=None,
+    params=(NORMALIZE,), compat_fn=as_float32_kernel(linear), min_models=1, max_models=None,
     paper="https://arxiv.org/abs/2203.05482", summary="weighted average of the weights (model soup)",
 ))

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from glue.merge.base import MergeMethod, register
+from glue.merge import compat
+from glue.merge.base import MergeMethod, Param, register
 
 
 def model_stock(tensors: Sequence[Tensor], *, base: Tensor, filter_wise: bool, eps: float = 1e-6, **_) -> Tensor:
@@ -49,7 +50,9 @@ def model_stock(tensors: Sequence[Tensor], *, base: Tensor, filter_wise: bool, e
 
 register(MergeMethod(
     name="model_stock", fn=model_stock, needs_base=True, randomized=False, per_model=(),
-    defaults={"filter_wise": False}, min_models=2, max_models=None,
+    compat_fn=compat.model_stock,
+    params=(Param("filter_wise", bool, False, "one interpolation ratio per output row instead of per tensor"),),
+    min_models=2, max_models=None,
     paper="https://arxiv.org/abs/2403.19522",
     summary="average of fine-tunes pulled toward the base by a ratio from their task vectors' cosine",
 ))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from glue.merge import compat
 from glue.merge._primitives import (
     agreeing_parts,
     bernoulli_keep,
@@ -32,7 +33,8 @@ from glue.merge._primitives import (
     topk_mask,
     uniform,
 )
-from glue.merge.base import MergeMethod, register
+from glue.errors import ConfigError
+from glue.merge.base import LAMBDA, NORMALIZE, RESCALE, MergeArgs, MergeMethod, Param, model_label, register
 
 # sparsify(delta, density, rescale, gen_or_None, params) -> delta
 Sparsifier = Callable[[Tensor, float, str, "torch.Generator | None", dict], Tensor]
@@ -100,37 +102,58 @@ def task_vector_merge(tensors: Sequence[Tensor], *, base: Tensor, weights: Tenso
     return delta.add_(base)
 
 
-def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, defaults: dict, paper: str,
-             summary: str) -> MergeMethod:
+GAMMA = Param("gamma", float, 0.01, "fraction of largest-magnitude entries dropped as outliers", low=0.0, high=1.0,
+              high_open=True)
+EPSILON = Param("epsilon", float, 0.15, "half-width of DELLA's keep-probability range around density", low=0.0,
+                high=0.5, high_open=True)
+
+
+def _della_range(args: MergeArgs, names) -> None:
+    """DELLA's keep probabilities ``density ± epsilon`` must stay in (0, 1]."""
+    eps = args.params["epsilon"]
+    for i, x in enumerate(args.densities):
+        if x < 1 and not (x - eps > 0 and x + eps <= 1):
+            raise ConfigError(f"density {x!r} of {model_label(i, names)} with epsilon {eps!r} gives keep "
+                              f"probabilities outside (0, 1]")
+
+
+def _variant(name: str, sparsify: Sparsifier | None, consensus: bool, params: tuple[Param, ...], paper: str,
+             summary: str, normalize: bool = False) -> MergeMethod:
     def fn(tensors, **kw):
         return task_vector_merge(tensors, sparsify=sparsify, consensus=consensus, **kw)
+
+    kind = {None: None, _magnitude: "magnitude", _breadcrumbs: "outliers"}.get(sparsify, "random")
+
+    def compat_fn(tensors, *, rng, **kw):
+        return compat.task_vectors(tensors, sparsify=kind, consensus=consensus, **kw)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{summary} ({paper}); see ``task_vector_merge``."
     return register(MergeMethod(
         name=name, fn=fn, needs_base=True, randomized=sparsify in (_bernoulli, _della),
         per_model=("weight", "density") if sparsify is not None else ("weight",),
-        defaults={"normalize": False, "lambda": 1.0, **defaults}, min_models=1, max_models=None,
-        paper=paper, summary=summary,
+        params=(NORMALIZE.with_default(normalize), LAMBDA, *params), min_models=1, max_models=None,
+        paper=paper, summary=summary, check=_della_range if sparsify is _della else None,
+        compat_fn=compat_fn if kind != "random" else None,
     ))
 
 
 TIES, DARE, BREADCRUMBS, DELLA = ("https://arxiv.org/abs/2306.01708", "https://arxiv.org/abs/2311.03099",
                                   "https://arxiv.org/abs/2312.06795", "https://arxiv.org/abs/2406.11617")
 
-_variant("task_arithmetic", None, False, {}, "https://arxiv.org/abs/2212.04089",
+_variant("task_arithmetic", None, False, (), "https://arxiv.org/abs/2212.04089",
          "base + lambda * weighted sum of task vectors")
-_variant("ties", _magnitude, True, {"normalize": True, "rescale": "none"}, TIES,
-         "top-k magnitude trim, sign election, disjoint mean of task vectors")
-_variant("dare_linear", _bernoulli, False, {"rescale": "inverse"}, DARE,
+_variant("ties", _magnitude, True, (RESCALE,), TIES,
+         "top-k magnitude trim, sign election, disjoint mean of task vectors", normalize=True)
+_variant("dare_linear", _bernoulli, False, (RESCALE.with_default("inverse"),), DARE,
          "random drop (keep prob = density) and rescale, then task arithmetic")
-_variant("dare_ties", _bernoulli, True, {"rescale": "inverse"}, DARE,
+_variant("dare_ties", _bernoulli, True, (RESCALE.with_default("inverse"),), DARE,
          "random drop and rescale, then TIES sign election and merge")
-_variant("breadcrumbs", _breadcrumbs, False, {"gamma": 0.01, "rescale": "none"}, BREADCRUMBS,
+_variant("breadcrumbs", _breadcrumbs, False, (GAMMA, RESCALE), BREADCRUMBS,
          "drop the largest (gamma) and smallest task-vector entries, then task arithmetic")
-_variant("breadcrumbs_ties", _breadcrumbs, True, {"gamma": 0.01, "rescale": "none"}, BREADCRUMBS,
+_variant("breadcrumbs_ties", _breadcrumbs, True, (GAMMA, RESCALE), BREADCRUMBS,
          "breadcrumbs mask, then TIES sign election and merge")
-_variant("della", _della, True, {"normalize": True, "epsilon": 0.15, "rescale": "inverse"}, DELLA,
-         "magnitude-ranked random drop (MagPrune), then TIES sign election and merge")
-_variant("della_linear", _della, False, {"epsilon": 0.15, "rescale": "inverse"}, DELLA,
+_variant("della", _della, True, (EPSILON, RESCALE.with_default("inverse")), DELLA,
+         "magnitude-ranked random drop (MagPrune), then TIES sign election and merge", normalize=True)
+_variant("della_linear", _della, False, (EPSILON, RESCALE.with_default("inverse")), DELLA,
          "magnitude-ranked random drop (MagPrune), then task arithmetic")

@@ -1,9 +1,12 @@
 """Model-GLUE recipe steps built from the other layers (https://arxiv.org/abs/2410.05357).
 
-* ``clusters``: merge each cluster of a zoo into one model (``merge_cluster``) and score every cluster
+* ``spec``: ``RecipeSpec``, the serialisable recipe (zoo -> clusters -> per-cluster merge -> mixture);
+  its runner is not built yet.
+* ``members``: zoo members by name (``evaluate_member``); ``verify``: a surrogate zoo's planted structure.
+* ``clusters``: cluster a zoo (``cluster_zoo``, ``write_cluster_files``); merge each cluster of a zoo into one model (``merge_cluster``) and score every cluster
   merge (``evaluate_clusters``), step 3 of the recipe and the ``cluster-*`` benchmark cases.
 """
 
-from glue.recipe.clusters import ClusterEval, evaluate_clusters, merge_cluster
+from glue.recipe.clusters import ClusterEval, cluster_zoo, default_threshold, evaluate_clusters, merge_cluster
 
-__all__ = ["ClusterEval", "evaluate_clusters", "merge_cluster"]
+__all__ = ["ClusterEval", "cluster_zoo", "default_threshold", "evaluate_clusters", "merge_cluster"]

@@ -11,23 +11,28 @@ Usage::
 
     res = cluster_zoo(zoo, 0.9)
     models = {m.name: resolve(m) for m in zoo.members}
-    evals = evaluate_clusters(models, res.clusters[0.9], zoo.tasks, split="test", evaluator="native",
-                              select_split="search")
+    spec = EvalSpec(zoo.tasks, split="test", evaluator="native")
+    evals = evaluate_clusters(models, res.clusters[0.9], spec, select=spec.replace(split="search"))
     best = max(evals, key=lambda e: e.selection.average)  # chosen on search, reported on test
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from glue.cluster.pipeline import DEFAULT_THRESHOLD, ClusterResult, cluster_models
 from glue.errors import ConfigError, UnknownNameError
-from glue.eval import EvalResult, evaluate
+from glue.eval import EvalResult, EvalSpec, evaluate_spec
+from glue.zoo import get_zoo, resolve
 
-__all__ = ["ClusterEval", "evaluate_clusters", "merge_cluster"]
+__all__ = ["ClusterEval", "cluster_zoo", "default_threshold", "evaluate_clusters", "merge_cluster",
+           "resolve_delta_base"]
 
 ModelDirs = Mapping[str, str | os.PathLike]
 """Model name -> local model directory (safetensors + config.json + tokenizer)."""
@@ -86,21 +91,21 @@ def merge_cluster(models: ModelDirs, members: Sequence[str], *, method: str = "l
     return model, tok
 
 
-def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], tasks: Sequence[str], *,
-                      split: str = "test", evaluator: str = "lmeval", limit: int | None = None,
-                      method: str = "linear", base: str | os.PathLike | None = None, seed: int = 0,
-                      device: str = "cpu", cache: MutableMapping[tuple[str, ...], ClusterEval] | None = None,
-                      select_split: str | None = None, select_evaluator: str = "native",
+def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], spec: EvalSpec, *,
+                      select: EvalSpec | None = None, method: str = "linear",
+                      base: str | os.PathLike | None = None, seed: int = 0,
+                      cache: MutableMapping[tuple[str, ...], ClusterEval] | None = None,
                       **merge_args: Any) -> list[ClusterEval]:
-    """Merge every cluster (``merge_cluster``) and evaluate its model on ``tasks``, one cluster at a time.
+    """Merge every cluster (``merge_cluster``) and evaluate its model with ``spec``, one cluster at a time.
 
     Args:
         clusters: lists of names in ``models`` (``ClusterResult.clusters[threshold]``).
-        tasks, split, evaluator, limit: as ``glue.eval.evaluate``.
-        method, base, seed, device, merge_args: as ``merge_cluster``.
-        select_split, select_evaluator: also score each cluster model on this split (``search``)
-            with this evaluator, into ``ClusterEval.selection``, so that a caller can choose among
-            clusters without looking at the split it reports.
+        spec: how cluster models are scored (tasks, split, evaluator, limit; ``spec.device`` is where
+            members are merged and the model lives).
+        method, base, seed, merge_args: as ``merge_cluster``.
+        select: also score each cluster model with this spec (the ``search`` split), into
+            ``ClusterEval.selection``, so that a caller can choose among clusters without looking at
+            the split it reports.
         cache: clusters already merged and scored with these same arguments (``tuple(members) ->
             ClusterEval``), e.g. by the other thresholds of a sweep: a cluster found here is not
             merged again; every new one is added. The caller keeps one cache per set of arguments.
@@ -108,6 +113,8 @@ def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], task
     Returns:
         One ``ClusterEval`` per cluster, in the order of ``clusters``.
     """
+    if not spec.tasks:
+        raise ConfigError("evaluate_clusters: the evaluation spec names no tasks (spec.with_tasks(zoo.tasks))")
     for members in clusters:  # every cluster checked before the first merge
         _check_cluster(models, members)
     cache = {} if cache is None else cache
@@ -116,11 +123,11 @@ def evaluate_clusters(models: ModelDirs, clusters: Sequence[Sequence[str]], task
         key = tuple(members)
         if key not in cache:
             t0 = time.perf_counter()
-            model, tok = merge_cluster(models, members, method=method, base=base, seed=seed, device=device,
+            model, tok = merge_cluster(models, members, method=method, base=base, seed=seed, device=spec.device,
                                        **merge_args)
             seconds = time.perf_counter() - t0
-            result = evaluate(model, tok, tasks, split, evaluator, limit)
-            selection = evaluate(model, tok, tasks, select_split, select_evaluator, limit) if select_split else None
+            result = evaluate_spec(model, tok, spec)
+            selection = evaluate_spec(model, tok, select.with_tasks(spec.tasks)) if select is not None else None
             cache[key] = ClusterEval(key, result, seconds, selection)
             del model, tok
         out.append(cache[key])
@@ -135,3 +142,114 @@ def _check_cluster(models: ModelDirs, members: Sequence[str]) -> None:
         raise UnknownNameError("model", missing[0], models)
     if len(set(members)) != len(members):
         raise ConfigError(f"cluster {list(members)} lists a model more than once")
+
+
+# -- zoos: names -> directories, then the cluster package ----------------------------------------------
+def resolve_delta_base(zoo, delta_from: str) -> Path:
+    """A zoo model name (the base included) or a model directory -> its local directory."""
+    names = [m.name for m in zoo.all_models()]
+    if delta_from in names:
+        return resolve(zoo.member(delta_from))
+    if Path(delta_from).expanduser().is_dir():
+        return Path(delta_from).expanduser()
+    raise UnknownNameError(f"delta base of zoo {zoo.name!r} (a model name or a model directory)", delta_from, names)
+
+
+def cluster_zoo(
+    zoo,
+    thresholds: float | Sequence[float] | str | None = None,
+    *,
+    members: Sequence[str] | None = None,
+    method: str = "greedy",
+    linkage: str = "average",
+    delta_from: str | None = None,
+    device: str = "cpu",
+) -> ClusterResult:
+    """Cluster a zoo (a ``Zoo`` or its name); see ``cluster_models``.
+
+    Args:
+        thresholds: None means the zoo's ``extra["cluster_threshold"]`` (0.95 when unset).
+        members: names to cluster (base allowed), default the zoo's members (not the base).
+        delta_from: a zoo model name (usually the base) or a directory: cluster task vectors.
+    """
+    if isinstance(zoo, str):
+        zoo = get_zoo(zoo)
+    if thresholds is None:
+        thresholds = default_threshold(zoo)
+    chosen = zoo.select(list(members) if members else None)
+    dup = sorted({m.name for m in chosen if chosen.count(m) > 1})
+    if dup:
+        raise ConfigError(f"members listed more than once: {dup}")
+    base = None
+    if delta_from is not None:
+        if delta_from in [m.name for m in chosen]:
+            raise ConfigError(f"delta base {delta_from!r} is also a member: its task vector is zero; "
+                              f"leave it out of the members")
+        base = resolve_delta_base(zoo, delta_from)
+    models = {m.name: resolve(m) for m in chosen}
+    return cluster_models(models, thresholds, method=method, linkage=linkage, delta_from=base, device=device)
+
+
+def default_threshold(zoo) -> float:
+    """``zoo.extra["cluster_threshold"]``, else 0.95 (the paper's default for real 7B zoos)."""
+    return float(zoo.extra.get("cluster_threshold", DEFAULT_THRESHOLD))
+
+
+# -- result files (glue cluster) ------------------------------------------------------------------------
+def _cell(v: float, fmt: str):
+    if fmt == "markdown":
+        return "-" if not math.isfinite(v) else f"{v:.3f}"
+    return None if not math.isfinite(v) else float(v)
+
+
+def matrix_frame(names, m, fmt: str = "csv"):
+    """An ``[N, N]`` similarity matrix as a DataFrame (``-``/None for pairs across architectures)."""
+    import pandas as pd
+    df = pd.DataFrame([[_cell(v, fmt) for v in row] for row in m], columns=list(names), index=list(names),
+                      dtype=object)
+    df.index.name = "model"
+    return df
+
+
+def write_cluster_files(zoo, res: ClusterResult, chosen: list[list[str]], threshold: float,
+                        families: Mapping[str, str], *, subset: bool = False, delta_from: str | None = None,
+                        linkage: str = "average", device: str = "cpu", root: Path | None = None) -> list[Path]:
+    """Write the similarity matrices (CSV), the clusters (JSON), a heatmap and a dendrogram (PNG) of
+    ``res`` under ``ROOT/ZOO/cluster/`` (``.../cluster/subset-N-HASH/`` for a subset of the members);
+    return the paths. ``root`` defaults to ``glue.paths.results_dir()``."""
+    import hashlib
+    import json
+
+    from glue.cluster.plots import dendrogram_png, heatmap_png
+    from glue.paths import results_dir
+    from glue.safety import atomic_files, safe_name, under_root
+
+    out = (root or results_dir()) / safe_name(zoo.name, "zoo name") / "cluster"
+    sim = res.similarity
+    if subset and sorted(sim.names) != sorted(m.name for m in zoo.members):
+        # a subset gets its own folder, named by its members: the whole zoo's files stay as they are
+        digest = hashlib.blake2b("\n".join(sorted(sim.names)).encode(), digest_size=4).hexdigest()
+        out = out / f"subset-{len(sim.names)}-{digest}"
+    tag = f"-delta-{delta_from}".replace("/", "_") if delta_from else ""
+    if tag:
+        safe_name(f"x{tag}", "--delta-from label")
+    under_root(out, root or results_dir(), "cluster results")
+    names = [f"similarity_{k}{tag}.csv" for k in ("all", "attn", "mlp")] + [f"clusters{tag}.json", f"heatmap{tag}.png",
+                                                                          f"dendrogram{tag}.png"]
+    what = f"task vectors from {delta_from}" if delta_from else "raw weights"
+    with atomic_files(out, f"cluster{tag}") as tmp:  # the whole set or nothing: no new json beside old plots
+        for kind, name in zip(("all", "attn", "mlp"), names):
+            matrix_frame(sim.names, sim.matrix(kind), "csv").to_csv(tmp / name)
+        (tmp / names[3]).write_text(json.dumps({
+            "zoo": zoo.name, "members": list(sim.names), "method": res.method, "options": res.options,
+            "delta_from": delta_from, "device": device, "similarity_seconds": res.seconds,
+            "architecture_groups": [{"architecture": a, "members": list(g.names), "matrices": g.counts}
+                                    for g, a in zip(sim.groups, sim.architectures)],
+            "threshold": threshold, "clusters": chosen,
+            "sweep": [{"threshold": t, "clusters": c} for t, c in res.clusters.items()],
+        }, indent=2))
+        heatmap_png(sim, tmp / names[4], clusters=chosen, families=families,
+                    title=f"{zoo.name}: sim_all of {what}; clusters at threshold {threshold:g} ({res.method})")
+        dendrogram_png(sim, tmp / names[5], linkage=linkage, threshold=threshold, families=families,
+                       title=f"{zoo.name}: {linkage} linkage of 1 - sim_all ({what})")
+    return [out / n for n in names]

@@ -5,7 +5,7 @@
 - ``memory``: ``PeakMemory``, peak anonymous RSS (and CUDA peak) of a block.
 - ``store``: ``append``, ``load_records``, ``latest``, ``latest_table``, ``already_recorded`` over
   ``results/ZOO/runs/*.jsonl`` and ``results/ZOO/results.csv``.
-- ``recorder``: ``Recorder``/``RunSettings``, the core of the benchmark harness's ``recorder`` fixture.
+- ``recorder``: ``Recorder``, the core of the benchmark harness's ``recorder`` fixture.
 - ``tables``: ``render`` (Markdown/CSV/JSON) and ``records_frame``; ``report``: ``write_report`` and
   the figures.
 """

@@ -79,7 +79,9 @@ class Provenance:
 
     Attributes:
         glue_version: ``glue.__version__``.
-        commit: full git commit of the glue checkout, or ``unknown`` outside git.
+        commit: full git commit of the glue checkout, or ``unknown`` outside git; for a dirty tree
+            ``COMMIT+HASH``, HASH keying the uncommitted change's content (``_change_hash``), so a
+            record of a modified tree never counts as one of the clean commit or of another edit.
         dirty: True when tracked or untracked (not ignored) files differ from ``commit``; the results
             directory does not count. None when unknown.
         time: UTC time, ISO 8601 with microseconds and a ``Z`` (sorts as text).
@@ -136,14 +138,38 @@ def git_state(repo: Path | None = None, exclude: Path | None = None) -> tuple[st
             if ex.is_relative_to(top) and ex != top:
                 spec.append(f":(exclude){ex.relative_to(top).as_posix()}")
         dirty = bool(git("status", "--porcelain", "--", *spec))
+        if dirty:  # key the records by the content of the change: another edit is another measurement
+            commit = f"{commit}+{_change_hash(repo, spec)}"
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
     return commit, dirty
 
 
-@functools.cache
+def _change_hash(repo: Path, spec: list[str]) -> str:
+    """12 hex digits of sha256 over the uncommitted change: ``git diff HEAD`` plus every untracked
+    (not ignored) file's path and bytes."""
+    def run(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True, timeout=60).stdout
+
+    h = hashlib.sha256(run("diff", "HEAD", "--binary", "--", *spec))
+    top = Path(run("rev-parse", "--show-toplevel").decode().strip())
+    for rel in sorted(run("ls-files", "--others", "--exclude-standard", "-z", "--", *spec).split(b"\0")):
+        if rel:
+            h.update(b"\0" + rel + b"\0")
+            f = top / rel.decode()
+            h.update(f.read_bytes() if f.is_file() and not f.is_symlink() else b"")
+    return h.hexdigest()[:12]
+
+
 def machine_info() -> dict[str, Any]:
-    """hostname, platform, python, cpu (model name), cores, ram_gb, gpu (CUDA device name, or None)."""
+    """hostname, platform, python, cpu (model name), cores, ram_gb, gpu (CUDA device name, or None).
+
+    The GPU is looked up at each call (it is known only once torch is imported), the rest once."""
+    return {**_host_info(), "gpu": gpu_name()}
+
+
+@functools.cache
+def _host_info() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -151,7 +177,6 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "ram_gb": _ram_gb(),
-        "gpu": gpu_name(),
     }
 
 

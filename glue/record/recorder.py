@@ -2,7 +2,7 @@
 
 Usage::
 
-    rec = Recorder(RunSettings("tiny", split="test", evaluator="native"))
+    rec = Recorder("tiny", EvalSpec(split="test", evaluator="native"))
     if rec.recorded("single-ft_add", {"member": "ft_add"}) is None:
         rec.measure("single-ft_add", {"member": "ft_add"}, lambda: evaluate_member(zoo, "ft_add", ...))
 """
@@ -12,41 +12,31 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from glue.errors import ConfigError
+from glue.eval.spec import EvalSpec
 from glue.paths import results_dir
 from glue.record.memory import PeakMemory, release_free_memory
 from glue.record.provenance import Measurements, Provenance, Record, collect_provenance, config_hash, make_record, \
     utc_now
-from glue.record.store import already_recorded, append
+from glue.record.store import Claim, already_recorded, append, claim_case, claim_holder, refresh_results_csv, \
+    zoo_dir
+from glue.safety import kill_point
 
 _CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Settings of one benchmark run, shared by its cases; all but ``zoo`` go into every case's config
-    (and so into its hash): a case measured on another split or evaluator is another measurement."""
-
-    zoo: str
-    split: str = "test"
-    evaluator: str = "lmeval"
-    limit: int | None = None
-    device: str = "cpu"
-    threads: int | None = None  # torch intra-op threads (None: torch's default)
-
-    def as_config(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "zoo"}
 
 
 class Recorder:
     """Measures cases of one zoo and appends their records to the store under ``root``.
 
     Args:
-        settings: the run's settings.
+        zoo: the zoo's name (records are stored per zoo).
+        spec: how the run's cases score models; its ``case_config()`` (split, evaluator, limit, device,
+            threads) goes into every case's config and hash: a case measured on another split or
+            evaluator is another measurement.
         root: results root (default ``glue.paths.results_dir()``).
         rerun: measure cases even when already recorded for this commit and config.
         provenance: fixed provenance (tests); by default collected once, here (git state, machine,
@@ -55,11 +45,20 @@ class Recorder:
             every record; a case recorded on another fingerprint does not count as recorded.
     """
 
-    def __init__(self, settings: RunSettings, *, root: Path | None = None, rerun: bool = False,
+    def __init__(self, zoo: str, spec: EvalSpec, *, root: Path | None = None, rerun: bool = False,
                  provenance: Provenance | None = None, zoo_fingerprint: str | None = None):
-        self.settings, self.rerun, self.zoo_fingerprint = settings, rerun, zoo_fingerprint
+        self.zoo, self.spec, self.rerun, self.zoo_fingerprint = zoo, spec, rerun, zoo_fingerprint
         self.root = Path(root) if root is not None else results_dir()
+        if provenance is None and spec.device.startswith("cuda"):
+            import torch  # the GPU's name goes into every record: torch must be imported to see it
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device {spec.device!r}: no CUDA device is visible to torch "
+                                  f"{torch.__version__} (a CPU build, or no driver); use --device cpu")
+            torch.cuda.init()
         self.provenance = provenance or collect_provenance(results_root=self.root)
+        if zoo_dir(zoo, self.root).is_dir():
+            refresh_results_csv(zoo, self.root)  # stale after a kill between an append and its rewrite
 
     def config(self, case: str, config: dict[str, Any]) -> dict[str, Any]:
         """The full config of ``case``: its own config plus the run settings (validated, hashable)."""
@@ -68,10 +67,10 @@ class Recorder:
                               f"(family first: single-..., merge-..., cluster-..., mix-...)")
         if not isinstance(config, dict):
             raise ConfigError(f"case {case}: config must be a dict, not {type(config).__name__}")
-        clash = sorted(set(config) & set(self.settings.as_config()))
+        clash = sorted(set(config) & set(self.spec.case_config()))
         if clash:
             raise ConfigError(f"case {case}: config key(s) {clash} are run settings set by the harness; rename them")
-        full = {**config, **self.settings.as_config()}
+        full = {**config, **self.spec.case_config()}
         config_hash(full)  # fails now, naming the field, rather than after a long measurement
         return full
 
@@ -81,8 +80,24 @@ class Recorder:
         full = self.config(case, config)
         if self.rerun:
             return None
-        rec = already_recorded(self.settings.zoo, case, self.provenance.commit, config_hash(full), self.root)
+        return self._same_zoo(already_recorded(self.zoo, case, self.provenance.commit, config_hash(full), self.root))
+
+    def _same_zoo(self, rec: Record | None) -> Record | None:
+        """``rec`` when it was measured on this zoo fingerprint (else None: other weights, measure again)."""
         return rec if rec is not None and rec.zoo_fingerprint == self.zoo_fingerprint else None
+
+    def claim(self, case: str, config: dict[str, Any]) -> Claim | str:
+        """Claim ``case`` for measurement (see ``glue.record.store.Claim``): the claim, or, when the case
+        must not be measured here, why (recorded meanwhile by another process, or being measured by one)."""
+        full = self.config(case, config)
+        key = (self.zoo, case, self.provenance.commit, config_hash(full))
+        c = claim_case(*key, root=self.root)
+        if c is None:
+            return f"being measured by {claim_holder(*key, root=self.root)}"
+        if not self.rerun and self._same_zoo(already_recorded(*key, root=self.root)) is not None:
+            c.release()
+            return "recorded by another process meanwhile"
+        return c
 
     def measure(self, case: str, config: dict[str, Any], fn: Callable[[], Any],
                 runner: Callable[[Callable[[], Any]], Any] | None = None) -> Record:
@@ -101,11 +116,12 @@ class Recorder:
         def timed():
             t0 = time.perf_counter()
             with PeakMemory() as mem:
+                kill_point("recorder.measuring")
                 out = fn()
             return out, mem, time.perf_counter() - t0
 
         out, mem, wall = (runner or _call)(timed)
-        rec = make_record(case, self.settings.zoo, full, Measurements.coerce(out),
+        rec = make_record(case, self.zoo, full, Measurements.coerce(out),
                           replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict(),
                           zoo_fingerprint=self.zoo_fingerprint)
         append(rec, self.root)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from glue.errors import ConfigError
 from glue.record.provenance import Record
-from glue.record.store import atomic_write, latest, load_records, runs_dir, zoo_dir
+from glue.record.store import atomic_write, latest, load_records, refresh_results_csv, runs_dir, zoo_dir
 from glue.record.tables import family_rank, records_frame, render, task_names
 
 PLOTS = {"average": "Average accuracy per case", "tasks": "Accuracy per case and task",
@@ -68,14 +68,17 @@ def ordered(records: list[Record]) -> list[Record]:
 
 
 def describe(records: list[Record]) -> str:
-    """``split test · evaluator native · limit 8 · 7 cases`` (several values joined with ``+``)."""
+    """``split test · evaluator native · limit 8 (smoke run) · 7 cases`` (several values joined with ``+``;
+    ``limit 5 on 1 of 7 cases (smoke run)`` when only some cases are limited)."""
 
-    def values(key: str) -> str:
-        return "+".join(sorted({str(r.config.get(key)) for r in records}))
+    def values(key: str, rs: list[Record] = records) -> str:
+        return "+".join(sorted({str(r.config.get(key)) for r in rs}))
 
     parts = [f"split {values('split')}", f"evaluator {values('evaluator')}"]
-    if any(r.config.get("limit") is not None for r in records):
-        parts.append(f"limit {values('limit')} (smoke run)")
+    limited = [r for r in records if r.config.get("limit") is not None]
+    if limited:
+        some = f" on {len(limited)} of {len(records)} cases" if len(limited) < len(records) else ""
+        parts.append(f"limit {values('limit', limited)}{some} (smoke run)")
     return " · ".join(parts + [f"{len(records)} cases"])
 
 
@@ -314,6 +317,7 @@ def write_report(zoo: str, root: Path | None = None, plots: bool = True,
         have = sorted(p.parent.name for p in base.glob("*/runs") if any(p.glob("*.jsonl")))
         raise ConfigError(f"no results for zoo {zoo!r} under {runs_dir(zoo, root)}; run `make bench MODELS={zoo}`. "
                           f"Zoos with results: {', '.join(have) or '(none)'}")
+    refresh_results_csv(zoo, root)  # a kill between an append and its rewrite left it stale
     out = zoo_dir(zoo, root)
     files: dict[str, Path] = {}
     if plots:

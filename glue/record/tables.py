@@ -34,6 +34,27 @@ def render(df: pd.DataFrame, fmt: str = "markdown", floatfmt: str = ".3f") -> st
     raise ConfigError(f"unknown table format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
+def render_rows(rows: list[dict], fmt: str = "markdown", floatfmt: str = ".3f") -> str:
+    """A list of same-keyed dicts as text, exactly as ``render(pd.DataFrame(rows))`` renders it, without
+    importing pandas (the fast-start commands ``glue zoo list|show`` use it)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        lines += ["| " + " | ".join(_cell(r.get(c, float("nan")), floatfmt) for c in cols) + " |" for r in rows]
+        return "\n".join(lines)
+    if fmt == "csv":
+        import csv
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows([["" if r.get(c) is None else r.get(c) for c in cols] for r in rows])
+        return buf.getvalue().rstrip("\n")
+    if fmt == "json":
+        return json.dumps([{c: r.get(c) for c in cols} for r in rows], indent=2, default=str)
+    raise ConfigError(f"unknown table format {fmt!r}; allowed: {', '.join(FORMATS)}")
+
+
 def _named_index(df: pd.DataFrame) -> bool:
     return df.index.name is not None
 

@@ -13,21 +13,14 @@ pipeline::
     write_selection(sel, result, "out/")   # merged checkpoint + selection.json, test-split scores
 """
 
-from glue.select import evolutionary as _evolutionary  # noqa: F401  (registers "evolutionary")
-from glue.select.pipeline import (
-    DEFAULT_DENSITY,
-    DEFAULT_TRIALS,
-    Selection,
-    Written,
-    final_merge,
-    prepare,
-    run_selection,
-    selectable_methods,
-    write_selection,
-)
-from glue.select.search import Evaluation, Oracle, Outcome, Point, Problem, Round, Search, SelectionResult, flat_weights
-from glue.select.strategies import GRID, STRATEGIES, Strategy, run_strategy
+from glue.lazy import lazy_exports
 
-__all__ = ["DEFAULT_DENSITY", "DEFAULT_TRIALS", "GRID", "STRATEGIES", "Evaluation", "Oracle", "Outcome", "Point",
-           "Problem", "Round", "Search", "Selection", "SelectionResult", "Strategy", "Written", "final_merge",
-           "flat_weights", "prepare", "run_selection", "run_strategy", "selectable_methods", "write_selection"]
+_EXPORTS = {
+    **dict.fromkeys(["Selection", "Written", "final_merge", "prepare",
+                     "run_selection", "selectable_methods", "write_selection"], "pipeline"),
+    **dict.fromkeys(["DEFAULT_DENSITY", "DEFAULT_TRIALS", "Evaluation", "Oracle", "Outcome", "Point", "Problem", "Round", "Search", "SelectionResult",
+                     "flat_weights"], "search"),
+    **dict.fromkeys(["GRID", "STRATEGIES", "Strategy", "run_strategy"], "strategies"),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # the pipeline imports torch only when used
+__all__ = sorted(_EXPORTS)

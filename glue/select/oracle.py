@@ -12,20 +12,24 @@ the current model (a merge, or one candidate) and a candidate.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
 import torch
 
-from glue.eval import evaluate
+from glue.errors import ConfigError
+from glue.eval import EvalSpec, evaluate_spec
 from glue.io import Checkpoint, load_model, read_config
 from glue.merge import InMemoryMerger, LayerGroups, MergeSpec, get_method
 from glue.select.search import Point
 
 SingleCache = MutableMapping[tuple, float]
-"""Scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo fact
-that every strategy run on the same models can share (the paper reads it from a cached table)."""
+"""Search scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo
+fact that every strategy run on the same models can share (the paper reads it from a cached table);
+and of merges, keyed by ("merge", method, params, seed, model directories, base, the point, tasks,
+split, evaluator, limit)."""
 
 
 class ZooOracle:
@@ -33,24 +37,27 @@ class ZooOracle:
 
     Args:
         models: candidate model directories, in the order of every point's weights.
+        spec: how merges are scored (tasks, split, evaluator, limit); ``spec.device`` is where models
+            live and merges run.
         method: merge method name; params: its global parameters; seed: its seed (randomized methods).
         base: the base model directory (used only by methods that need one).
-        tasks: task names; split, evaluator, limit: as ``glue.eval.evaluate``.
-        device: where models live and merges run.
         model_names: labels of the models (default: directory names).
         single_cache: a shared cache of single-model scores (``SingleCache``).
     """
 
-    def __init__(self, models: Sequence[str | os.PathLike], *, method: str, tasks: Sequence[str],
+    def __init__(self, models: Sequence[str | os.PathLike], spec: EvalSpec, *, method: str,
                  base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
-                 split: str = "search", evaluator: str = "native", limit: int | None = None, device: str = "cpu",
                  model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None):
+        if not spec.tasks:
+            raise ConfigError("ZooOracle: the evaluation spec names no tasks")
+        device = spec.device
         m = get_method(method)
         self.method, self.params = m.name, dict(params or {})
         self.seed = seed if m.randomized else None
         self.paths = [Path(p) for p in models]
-        self.tasks, self.split, self.evaluator, self.limit = list(tasks), split, evaluator, limit
-        self.merger = InMemoryMerger(self.paths, base=base if m.needs_base else None, device=device,
+        self.eval_spec = spec
+        self.base = base if m.needs_base else None
+        self.merger = InMemoryMerger(self.paths, base=self.base, device=device,
                                      model_names=model_names)
         self.model, self.tokenizer = load_model(self.paths[0], device=device)
         self.num_layers = int(read_config(self.paths[0]).get("num_hidden_layers", 0))
@@ -78,15 +85,25 @@ class ZooOracle:
         return self.model
 
     def evaluate(self, what: Point | int, split: str | None = None):
-        """``EvalResult`` of the merge ``what`` on ``split`` (default: the search split)."""
-        return evaluate(self.build(what), self.tokenizer, self.tasks, split or self.split, self.evaluator, self.limit)
+        """``EvalResult`` of the merge ``what`` on ``split`` (default: the spec's, the search split)."""
+        return evaluate_spec(self.build(what), self.tokenizer, self.eval_spec, split=split)
 
     # -- the Oracle protocol ----------------------------------------------------------------------------
     def score(self, point: Point) -> float:
-        return self.evaluate(point).average
+        """The search average of ``point``, kept in ``single_cache`` too (under a ``"merge"`` key): strategies
+        that share a prefix of decisions evaluate some merges alike, and a score is a deterministic
+        function of the key (seeded merge, one evaluation), so it is computed once."""
+        s = self.eval_spec
+        key = ("merge", self.method, json.dumps(self.params, sort_keys=True, default=str), self.seed,
+               tuple(str(p.resolve()) for p in self.paths), str(Path(self.base).resolve()) if self.base else None,
+               point.weights, point.densities, point.num_groups, s.tasks, s.split, s.evaluator, s.limit)
+        if key not in self.single_cache:
+            self.single_cache[key] = self.evaluate(point).average
+        return self.single_cache[key]
 
     def single(self, i: int) -> float:
-        key = (str(self.paths[i].resolve()), tuple(self.tasks), self.split, self.evaluator, self.limit)
+        s = self.eval_spec
+        key = (str(self.paths[i].resolve()), s.tasks, s.split, s.evaluator, s.limit)
         if key not in self.single_cache:
             self.single_cache[key] = self.evaluate(i).average
         return self.single_cache[key]

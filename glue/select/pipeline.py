@@ -39,16 +39,11 @@ from glue.merge import (
     merge_checkpoints,
     resolve_args,
 )
-from glue.select.search import Problem, SelectionResult
+from glue.select.search import DEFAULT_DENSITY, DEFAULT_TRIALS, Problem, SelectionResult
 from glue.select.strategies import STRATEGIES, Strategy, run_strategy
+from glue.eval.spec import EvalSpec
 from glue.zoo import Zoo
 
-DEFAULT_DENSITY = 0.5
-"""Density of every model for methods that take one, in strategies that do not search it (TIES'
-top-k, DARE's keep probability). The method registry's default is 1.0 (keep everything), which
-would make TIES a sign election only and DARE a plain task arithmetic; 0.5 is mergekit's usual example."""
-
-DEFAULT_TRIALS = 60
 SELECTION_FILE = "selection.json"
 
 
@@ -68,9 +63,8 @@ class Selection:
         excluded: member -> why it is not a candidate (another architecture).
         problem: what the strategy searches (names, density, trials, seed, layer groups).
         params: the method's global parameters.
-        tasks, limit, device: how models are scored.
-        evaluator: scores the final model (``write_selection``).
-        search_evaluator: scores every model the strategy looks at (search split).
+        eval: scores the final model (``write_selection``; its split is the reported one).
+        search: scores every model the strategy looks at (the search split).
     """
 
     zoo: Zoo
@@ -81,12 +75,29 @@ class Selection:
     excluded: dict[str, str]
     problem: Problem
     params: dict[str, Any] = field(default_factory=dict)
-    tasks: tuple[str, ...] = ()
-    evaluator: str = "native"
-    search_evaluator: str = "native"
-    limit: int | None = None
-    device: str = "cpu"
+    eval: EvalSpec = EvalSpec(evaluator="native")
+    search: EvalSpec = EvalSpec(split="search", evaluator="native")
     num_layers: int = 0
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.eval.tasks
+
+    @property
+    def evaluator(self) -> str:
+        return self.eval.evaluator
+
+    @property
+    def search_evaluator(self) -> str:
+        return self.search.evaluator
+
+    @property
+    def limit(self) -> int | None:
+        return self.eval.limit
+
+    @property
+    def device(self) -> str:
+        return self.eval.device
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -126,8 +137,8 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
             item there, and is fast), else ``lmeval``.
         limit, device, tasks: as ``glue.eval.evaluate`` (tasks default to the zoo's).
     """
-    from glue.cluster.clustering import architecture_key, describe_architecture
-    from glue.eval import EVALUATORS, check_tasks
+    from glue.arch import architecture_key, describe_architecture
+    from glue.eval import check_tasks
     from glue.io import read_config
     from glue.merge.executor import check_device
     from glue.zoo import resolve
@@ -156,15 +167,13 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     if m.needs_base and zoo.base is None:
         raise ConfigError(f"method {m.name!r} needs a base model (its task vectors are differences to the base), "
                           f"but zoo {zoo.name!r} has none; use linear, or a zoo with a base")
-    for what, ev in (("evaluator", evaluator), ("search evaluator", search_evaluator)):
-        if ev is not None and ev not in EVALUATORS:
-            raise ConfigError(f"unknown {what} {ev!r}; allowed: {', '.join(EVALUATORS)}")
     if limit is not None:
         _int(limit, "limit", 1)
     check_device(device)
     specs = check_tasks(tasks or zoo.tasks)
-    task_names = tuple(t.name for t in specs)
-    auto = "native" if all(t.surrogate for t in specs) else "lmeval"
+    auto = "native" if all(t.local for t in specs) else "lmeval"
+    final = EvalSpec(tuple(t.name for t in specs), "test", evaluator or auto, limit, device)
+    search = final.replace(split="search", evaluator=search_evaluator or auto)
     if members:
         dup = sorted({n for n in members if list(members).count(n) > 1})
         if dup:
@@ -199,17 +208,16 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     problem = Problem(tuple(dirs), m.name, takes_density, float(density if density is not None else DEFAULT_DENSITY),
                       trials, seed, num_groups)
     return Selection(zoo, strat, m, dirs, resolve(zoo.base) if m.needs_base else None, excluded, problem,
-                     dict(params or {}), task_names, evaluator or auto, search_evaluator or auto, limit, device,
-                     num_layers)
+                     dict(params or {}), final, search, num_layers)
 
 
 def oracle(sel: Selection, single_cache=None, split: str = "search"):
     """The ``ZooOracle`` scoring merges of ``sel``'s candidates on ``split``."""
     from glue.select.oracle import ZooOracle
 
-    return ZooOracle(list(sel.dirs.values()), method=sel.method.name, tasks=sel.tasks, base=sel.base,
-                     params=sel.params, seed=sel.seed, split=split, evaluator=sel.search_evaluator, limit=sel.limit,
-                     device=sel.device, model_names=list(sel.dirs), single_cache=single_cache)
+    return ZooOracle(list(sel.dirs.values()), sel.search.replace(split=split), method=sel.method.name,
+                     base=sel.base, params=sel.params, seed=sel.seed, model_names=list(sel.dirs),
+                     single_cache=single_cache)
 
 
 def run_selection(sel: Selection, single_cache=None, progress=None) -> SelectionResult:
@@ -255,21 +263,22 @@ def write_selection(sel: Selection, result: SelectionResult, out: str | os.PathL
     The checkpoint is written by the streaming executor, loaded back and scored on ``test_split``
     (None: not scored); ``out`` appears only once all of that succeeded.
     """
-    from glue.eval import evaluate
+    from glue.eval import evaluate_spec
     from glue.io import atomic_dir, load_model
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass overwrite to replace it)")
+    from glue.safety import check_output
+
+    inputs = [*sel.dirs.values(), *([sel.base] if sel.base else [])]
+    out = check_output(out, inputs=inputs, overwrite=overwrite)
     spec, names = final_merge(sel, result)
     base = sel.base if get_method(spec.method).needs_base else None
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs, kind="select") as tmp:
         merged = merge_checkpoints(spec, [sel.dirs[n] for n in names], tmp, base=base, device=sel.device,
                                    overwrite=True, model_names=names, progress=False)
         test = None
         if test_split is not None:
             model, tok = load_model(tmp, device=sel.device)
-            test = evaluate(model, tok, sel.tasks, test_split, sel.evaluator, sel.limit)
+            test = evaluate_spec(model, tok, sel.eval, split=test_split)
             del model
         record = selection_record(sel, result, spec, names, test)
         (tmp / SELECTION_FILE).write_text(json.dumps(record, indent=1) + "\n")

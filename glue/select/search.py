@@ -21,6 +21,14 @@ from typing import Any, Protocol
 
 from glue.errors import ConfigError, GlueError
 
+DEFAULT_DENSITY = 0.5
+"""Density of every model for methods that take one, in strategies that do not search it (TIES'
+top-k, DARE's keep probability). The method registry's default is 1.0 (keep everything), which
+would make TIES a sign election only and DARE a plain task arithmetic; 0.5 is mergekit's usual example."""
+
+DEFAULT_TRIALS = 60
+
+
 FAILURES: tuple[type[BaseException], ...] = (GlueError, RuntimeError, ArithmeticError)
 """Exceptions that make one evaluation a failed trial (bad merge arguments, e.g. CMA-ES weights that
 all clip to 0 under ``normalize``; a device error; a numeric error) instead of ending the search.

@@ -235,3 +235,6 @@ register(Strategy("similarity", lambda p, s: similarity(p, s, "descending"),
 register(Strategy("similarity_ascending", lambda p, s: similarity(p, s, "ascending"),
                   "greedy, least MLP-similar candidate next, coefficient search", needs_similarity=True))
 register(Strategy("all", merge_all, "baseline: merge every candidate, uniform weights"))
+
+
+from glue.select import evolutionary as _evolutionary  # noqa: E402,F401  (registers "evolutionary", which builds on the above)

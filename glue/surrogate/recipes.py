@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from glue.registry import Registry
-from glue.surrogate.train import Arch
+from glue.surrogate.arch import Arch
 
 BUILD_VERSION = 1  # bump when training code changes in a way that changes weights
 
@@ -45,7 +45,34 @@ class Recipe:
         return d
 
 
-RECIPES: Registry[Recipe] = Registry("surrogate recipe")
+SEED_STRIDE = 1000  # recipe seeds are below this; zoo seed N adds N * SEED_STRIDE to each
+
+
+class _Recipes(Registry[Recipe]):
+    """The recipe registry; ``NAME@sN`` (recipe NAME re-seeded by zoo seed N, its lineage too) is
+    registered on first lookup, so that any process (a fresh build worker) resolves it."""
+
+    def get(self, name: str) -> Recipe:
+        base, sep, seed = str(name).rpartition("@s")
+        if sep and seed.isdigit() and name not in self._items and base in self._items:
+            seeded(base, int(seed))
+        return super().get(name)
+
+
+RECIPES: Registry[Recipe] = _Recipes("surrogate recipe")
+
+
+def seeded(name: str, seed: int) -> str:
+    """Register (once) and return ``NAME@sSEED``: recipe ``name`` and its ancestors re-seeded by zoo seed
+    ``seed`` (``seed + SEED_STRIDE * SEED``); the model trains the same way from other random draws."""
+    import dataclasses
+
+    new = f"{name}@s{seed}"
+    if new not in RECIPES:
+        r = RECIPES.get(name)
+        parent = seeded(r.parent, seed) if r.parent else None
+        add(dataclasses.replace(r, name=new, seed=r.seed + SEED_STRIDE * seed, parent=parent))
+    return new
 
 
 def add(*recipes: Recipe) -> None:

@@ -36,26 +36,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from glue.eval.tasks import Item
 from glue.registry import Registry
 
 SPLIT_SIZES = {"test": 300, "search": 100, "calib": 64}
 HELD_OUT = ("test", "search", "calib")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One example. For ``mc`` skills ``answer == choices[label]``."""
-
-    prompt: str
-    answer: str
-    choices: tuple[str, ...] | None = None
-    label: int | None = None
-
-    def to_json(self) -> dict:
-        d = {"prompt": self.prompt, "answer": self.answer}
-        if self.choices is not None:
-            d |= {"choices": list(self.choices), "label": self.label}
-        return d
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import dataclasses
 import re
 
 from glue.errors import ConfigError
-from glue.surrogate.recipes import RECIPES, Recipe, add, lineage
+from glue.surrogate.recipes import RECIPES, Recipe, add, lineage, seeded
 from glue.surrogate.skills import EVAL_SKILLS
-from glue.surrogate.train import Arch
+from glue.surrogate.arch import Arch
 from glue.zoo.spec import Member, Zoo
 
 
@@ -139,18 +139,7 @@ def surrogate_zoos() -> list[Zoo]:
     ]
 
 
-SEED_STRIDE = 1000  # recipe seeds are below this; zoo seed N adds N * SEED_STRIDE to each
 SEEDED = re.compile(r"^(?P<zoo>.+)-seed(?P<seed>[0-9]+)$")
-
-
-def seeded_recipe(name: str, seed: int) -> str:
-    """Register (once) and return ``NAME@sSEED``: recipe ``name`` and its ancestors re-seeded by zoo seed ``seed``."""
-    new = f"{name}@s{seed}"
-    if new not in RECIPES:
-        r = RECIPES.get(name)
-        parent = seeded_recipe(r.parent, seed) if r.parent else None
-        add(dataclasses.replace(r, name=new, seed=r.seed + SEED_STRIDE * seed, parent=parent))
-    return new
 
 
 def seeded_zoo(zoo: Zoo, seed: int) -> Zoo:
@@ -160,10 +149,10 @@ def seeded_zoo(zoo: Zoo, seed: int) -> Zoo:
     if seed < 1:
         raise ConfigError(f"zoo seed must be >= 1 (seed 0 is {zoo.name!r} itself), not {seed}")
     for r in lineage([m.source.split(":", 1)[1] for m in zoo.all_models()]):
-        seeded_recipe(r, seed)
+        seeded(r, seed)
 
     def member(m: Member) -> Member:
-        return dataclasses.replace(m, source=f"surrogate:{seeded_recipe(m.source.split(':', 1)[1], seed)}")
+        return dataclasses.replace(m, source=f"surrogate:{seeded(m.source.split(':', 1)[1], seed)}")
 
     return dataclasses.replace(zoo, name=f"{zoo.name}-seed{seed}", members=tuple(member(m) for m in zoo.members),
                                base=member(zoo.base) if zoo.base else None,

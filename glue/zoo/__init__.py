@@ -1,34 +1,37 @@
-"""Zoo registry: named zoos (surrogate and real), zoo YAML files, and member resolution to a local dir."""
+"""Zoo registry: named zoos (real ones here, surrogate ones registered by the surrogate plugin), zoo YAML
+files, and member resolution to a local directory.
+
+A member's ``source`` is a local directory, a hub id, or ``<scheme>:<ref>`` for a scheme registered in
+``SOURCES`` (``surrogate:<recipe>`` by the surrogate plugin): ``SOURCES.get(scheme)(ref, build)``
+returns the directory, building the model only when ``build`` is True.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-
-import yaml
 
 from glue.errors import CheckpointError, ConfigError
 from glue.registry import Registry
 from glue.zoo.real import real_zoos
-from glue.zoo.spec import Member, Zoo
+from glue.zoo.spec import ROLES, Member, Zoo
 
-__all__ = ["ZOOS", "Member", "Zoo", "get_zoo", "resolve", "zoo_names"]
+__all__ = ["SOURCES", "ZOOS", "ZOO_FACTORIES", "Member", "Zoo", "get_zoo", "member_dir", "resolve", "zoo_names"]
 
-ZOOS: Registry[Zoo] = Registry("zoo")
+ZOOS: Registry[Zoo] = Registry("zoo", plugins=True)
 for _z in real_zoos():
     ZOOS.register(_z.name, _z)
 
+ZOO_FACTORIES: Registry[Callable[[str], Zoo | None]] = Registry("zoo factory", plugins=True)
+"""``kind -> fn(name) -> Zoo or None``: zoos made on demand from their name (the surrogate plugin's
+re-seeded zoos, ``surrogate16-seed2``); ``get_zoo`` asks them for a name that is not registered."""
 
-def _ensure_surrogates() -> None:
-    if "tiny" not in ZOOS:
-        from glue.surrogate.zoos import surrogate_zoos
-
-        for z in surrogate_zoos():
-            ZOOS.register(z.name, z)
+SOURCES: Registry[Callable[[str, bool], Path]] = Registry("model source scheme", plugins=True)
+"""``scheme -> fn(ref, build) -> directory`` for member sources written ``scheme:ref``."""
 
 
 def zoo_names() -> list[str]:
-    _ensure_surrogates()
     return ZOOS.names()
 
 
@@ -37,13 +40,12 @@ def get_zoo(name: str) -> Zoo:
     ``glue.surrogate.zoos.seeded_zoo``), or a zoo YAML file (``*.yaml``/``*.yml``)."""
     if str(name).endswith((".yaml", ".yml")):
         return load_zoo_yaml(name)
-    _ensure_surrogates()
     if name not in ZOOS:
-        from glue.surrogate.zoos import SEEDED, seeded_zoo
-
-        m = SEEDED.match(str(name))
-        if m and m["zoo"] in ZOOS:
-            ZOOS.register(name, seeded_zoo(ZOOS.get(m["zoo"]), int(m["seed"])))
+        for _, make in ZOO_FACTORIES.items():
+            z = make(str(name))
+            if z is not None:
+                ZOOS.register(z.name, z)
+                break
     return ZOOS.get(name)
 
 
@@ -59,6 +61,8 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         members:
           - {name: a, source: /models/a, family: llama2}
     """
+    import yaml
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"zoo file {p} does not exist")
@@ -79,8 +83,15 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         if bad:
             raise ConfigError(f"{p}: {where}: unknown field(s) {sorted(bad)}; allowed: {sorted(_MEMBER_FIELDS)}")
         src = str(m["source"])
-        if not src.startswith("surrogate:") and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
+        if not _scheme(src) and not Path(src).expanduser().is_absolute() and Path(p.parent, src).is_dir():
             src = str(Path(p.parent, src).resolve())  # local dirs relative to the YAML file
+        role = m.get("role", "finetune")
+        if role not in ROLES:
+            raise ConfigError(f"{p}: {where}.role is {role!r}; allowed: {', '.join(ROLES)}")
+        arch = m.get("architecture", "LlamaForCausalLM")
+        if not isinstance(arch, str) or not arch.isidentifier():
+            raise ConfigError(f"{p}: {where}.architecture is {arch!r}: expected a transformers class name such as "
+                              f"LlamaForCausalLM (config.json's architectures[0])")
         return Member(**{**m, "source": src, "family": str(m.get("family", "?"))})
 
     members = d.get("members")
@@ -98,39 +109,48 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
             base=member(d["base"], "base") if d.get("base") else None,
             description=str(d.get("description", "")),
         )
-    except ValueError as e:
-        raise ConfigError(f"{p}: {e}") from None
+    except ValueError as e:  # ConfigError included; name the file once
+        raise ConfigError(str(e) if str(e).startswith(f"{p}:") else f"{p}: {e}") from None
 
 
-def resolve(member: Member, build: bool = True) -> Path:
+def member_dir(zoo: str, member: str, build: bool = False) -> Path:
+    """Directory of ``member`` of the zoo named ``zoo`` (what merge configs with ``zoo:`` are read with)."""
+    return resolve(get_zoo(zoo).member(member), build=build)
+
+
+def resolve(member: Member, build: bool = False) -> Path:
     """Local directory holding ``member``'s checkpoint (safetensors + config + tokenizer).
 
-    ``surrogate:<recipe>`` members are built on demand into ``$GLUE_CACHE`` (unless ``build`` is
-    False). Local paths are returned as they are. Hub ids are looked up under ``$GLUE_MODEL_ROOT``
-    (``ROOT/org/name`` or ``ROOT/name``), then in the Hugging Face cache/hub via ``snapshot_download``.
+    ``scheme:ref`` members go to the scheme's resolver in ``SOURCES``. Building is an explicit step:
+    a ``surrogate:<recipe>`` member that is not in ``$GLUE_CACHE`` yet raises ``CheckpointError``
+    (run ``glue zoo build ZOO``) unless ``build`` is True. Local paths are returned as they are. Hub
+    ids are looked up under ``$GLUE_MODEL_ROOT`` (``ROOT/org/name`` or ``ROOT/name``), then in the
+    Hugging Face cache, and checked (``glue.zoo.fetch.check``); nothing is downloaded here: fetching
+    is explicit too (``glue zoo build`` of a real zoo).
     """
     src = member.source
-    if src.startswith("surrogate:"):
-        from glue.surrogate.build import model_dir
-
-        return model_dir(src.split(":", 1)[1], build=build)
+    scheme = _scheme(src)
+    if scheme:
+        return SOURCES.get(scheme)(src.split(":", 1)[1], build)
     local = Path(src).expanduser()
     if local.is_dir():
         return local
+    if local.exists():
+        raise CheckpointError(f"member {member.name!r}: {local} is not a directory (a model is a directory holding "
+                              f"config.json and safetensors)")
     if local.is_absolute() or src.startswith("."):
         raise CheckpointError(f"member {member.name!r}: local directory {local} does not exist")
-    root = os.environ.get("GLUE_MODEL_ROOT")
-    if root:
-        for cand in (Path(root, src), Path(root, src.split("/")[-1])):
-            if cand.is_dir():
-                return cand
-    try:
-        from huggingface_hub import snapshot_download
+    from glue.zoo.fetch import check
 
-        return Path(snapshot_download(src, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.py"]))
-    except Exception as e:
-        raise CheckpointError(
-            f"member {member.name!r}: cannot get hub model {src!r} ({type(e).__name__}: {e}). "
-            f"Without network, download it elsewhere and point GLUE_MODEL_ROOT at a folder holding {src}/ "
-            f"or use a zoo YAML with local 'source' directories."
-        ) from None
+    state = check(member)  # $GLUE_MODEL_ROOT/org/name, ROOT/name, the Hugging Face cache; never the network
+    if state.status == "ok":
+        return state.path
+    raise CheckpointError(f"member {member.name!r} ({src}): {state.detail} (looked in {state.path}); "
+                          f"`glue zoo build` fetches a real zoo's members, or put them under "
+                          f"$GLUE_MODEL_ROOT/{src}")
+
+
+def _scheme(source: str) -> str | None:
+    """``surrogate`` for ``surrogate:ft_add``; None for paths and hub ids (no registered scheme)."""
+    head = source.split(":", 1)[0] if ":" in source else None
+    return head if head and head in SOURCES else None

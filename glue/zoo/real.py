@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from glue.zoo.spec import Member, Zoo
 
-REAL_TASKS = ("arc_challenge", "winogrande", "mmlu", "gsm8k")  # + code tasks with --allow-code-execution
+# the benchmarks of the real zoos; their lm-eval names, metrics and few-shot settings: glue.eval.tasks
+REAL_TASKS = ("arc_challenge", "winogrande", "mmlu", "gsm8k")
+CODE_TASKS = ("mbpp", "humaneval")  # added only with --allow-code-execution (they run model-written code)
 
 BASE = Member("Llama-2-7b-hf", "meta-llama/Llama-2-7b-hf", "llama2", role="base", note="base of the Llama-2 family")
 

@@ -8,6 +8,7 @@ from typing import Literal
 from glue.errors import UnknownNameError
 
 Role = Literal["base", "finetune", "harmful", "drifted", "other-arch"]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class Zoo:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        from glue.safety import safe_name
+
+        safe_name(self.name, "zoo name")  # it names results/ZOO/ and cache folders
+        for m in self.all_models():
+            safe_name(m.name, "member name", f"zoo {self.name!r}")  # it names cases and output folders
         names = [m.name for m in self.all_models()]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

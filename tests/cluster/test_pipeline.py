@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from glue.cluster import cluster_models, cluster_zoo, zoo_similarity
+from glue.cluster import cluster_models, zoo_similarity
+from glue.recipe.clusters import cluster_zoo
 from glue.cluster.reference import pairwise_similarity
 from glue.errors import ConfigError, UnknownNameError
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from glue.errors import CheckpointError
+from glue.errors import CheckpointError, ConfigError
 from glue.io import Checkpoint, ShardedWriter, atomic_dir
+from glue.safety import MARKER
 
 
 def _write_model(d, tensors):
@@ -89,9 +90,15 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     with atomic_dir(final) as tmp:
         (tmp / "ok").write_text("1")
     assert (final / "ok").read_text() == "1"
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ConfigError, match="already exists"):
         with atomic_dir(final):
             pass
     with atomic_dir(final, overwrite=True) as tmp:
         (tmp / "ok").write_text("2")
     assert (final / "ok").read_text() == "2" and len(list(tmp_path.iterdir())) == 1
+    assert (final / MARKER).is_file()  # glue's own output: --overwrite may replace it
+    (final / MARKER).unlink()
+    with pytest.raises(ConfigError, match="not written by glue"):
+        with atomic_dir(final, overwrite=True):
+            pass
+    assert (final / "ok").read_text() == "2"

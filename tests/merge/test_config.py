@@ -45,7 +45,7 @@ def test_mergekit_format_keeps_mergekit_meaning(dirs):
         "tokenizer_source": "base"}))
     assert cfg.format == "mergekit" and [m.name for m in cfg.models] == ["ft0", "ft1"]
     assert cfg.spec.params == {"normalize": True, "rescale": "l1"}  # mergekit's default rescale = L1 norm
-    assert cfg.spec.seed == 0 and cfg.dtype == "bfloat16" and cfg.tokenizer_source.path == str(base)
+    assert cfg.spec.seed == 0 and cfg.dtype == "bfloat16" and cfg.tokenizer == "base"
     assert load_config(_write(root, {"merge_method": "dare_linear", "base_model": str(base), "models": [
         {"model": str(fts[0])}], "parameters": {"rescale": False}})).spec.params["rescale"] == "none"
     ties = load_config(_write(root, {"merge_method": "ties", "base_model": str(base), "models": [
@@ -76,8 +76,13 @@ def test_mergekit_and_glue_configs_give_the_same_merge(dirs, read_sd, tmp_path):
 
 
 def test_zoo_members_by_name(tiny_dirs, tmp_path):
-    cfg = load_config(_write(tmp_path, {"zoo": "tiny", "method": "task_arithmetic", "base": "tiny_base",
-                                        "models": ["tiny_ft_add", {"model": "tiny_ft_cmp", "weight": 0.5}]}))
+    from glue.zoo import member_dir
+
+    path = _write(tmp_path, {"zoo": "tiny", "method": "task_arithmetic", "base": "tiny_base",
+                             "models": ["tiny_ft_add", {"model": "tiny_ft_cmp", "weight": 0.5}]})
+    with pytest.raises(ConfigError, match="need a member resolver"):
+        load_config(path)  # the merge package knows directories, not zoos
+    cfg = load_config(path, members=member_dir)
     assert cfg.models[0].zoo == "tiny" and cfg.models[0].resolve() == tiny_dirs["tiny_ft_add"]
     assert cfg.base.resolve() == tiny_dirs["tiny_base"]
 
@@ -92,20 +97,36 @@ def test_zoo_members_by_name(tiny_dirs, tmp_path):
     ({"method": "ties", "models": ["ft0"]}, r"ties needs a base model"),
     ({"method": "linear", "models": [{"model": "ft0", "density": 0.5}]}, r"linear takes no per-model 'density'"),
     ({"method": "linear", "models": ["nope"]}, r"models\[0\]: model directory 'nope' does not exist"),
-    ({"method": "linear", "models": ["ft0"], "wieghts": [1]}, r"unknown field 'wieghts'; allowed: base, coefficients"),
+    ({"method": "linear", "models": ["ft0"], "wieghts": [1]}, r"unknown field 'wieghts'; allowed: base, chat_template, compute_dtype"),
     ({"method": "ties", "base": "base", "models": ["ft0"], "params": {"lamda": 2}},
      r"ties has no parameter 'lamda'; its parameters: lambda, normalize, rescale"),
     ({"method": "linear", "models": ["ft0"], "dtype": "int8"}, r"dtype 'int8' is not one of float32, bfloat16"),
     ({"method": "linear", "models": ["ft0"], "vocab_policy": "pad"}, r"vocab_policy 'pad' is not one of error, trunc"),
-    ({"merge_method": "passthrough", "slices": []}, r"3 problems:\n  - 'slices': mergekit layer slices .*\n  - "
-                                                    r"merge_method: glue does not read mergekit's 'passthrough'. "
-                                                    r"Supported from mergekit configs: linear, task_arithmetic.*\n"
-                                                    r"  - models must be a non-empty list"),
+    ({"merge_method": "ram", "slices": [], "modules": {}}, r"3 problems:\n  - 'modules': 'modules' \(per-module merges"
+                                                          r".*\n  - merge_method: glue does not read mergekit's 'ram'. "
+                                                          r"Supported from mergekit configs: linear, task_arithmetic.*\n"
+                                                          r"  - slices must be a non-empty list"),
     ({"merge_method": "dare-ties", "models": [{"model": "ft0"}]}, r"'dare-ties'. Did you mean 'dare_ties'"),
-    ({"merge_method": "linear", "models": [{"model": "ft0", "parameters": {"weight": [0, 1]}}]},
-     r"models\[0\].weight = \[0, 1\]: lists \(gradients\) are not supported"),
-    ({"merge_method": "linear", "models": [{"model": "ft0"}], "tokenizer_source": "union"},
-     r"'union' \(vocabulary union\) is not supported"),
+    ({"merge_method": "linear", "models": [{"model": "ft0", "parameters": {"weight": [0, "a"]}}]},
+     r"models\[0\].weight = \[0, 'a'\]: must be a number \(or a gradient / filtered numbers\)"),
+    ({"merge_method": "linear", "models": [{"model": "ft0", "parameters": {"weight": [{"filtre": "mlp"}]}}]},
+     r"models\[0\].weight\[0\] must be a mapping with 'value' and an optional 'filter'"),
+    ({"merge_method": "slerp", "base_model": "ft0", "models": [{"model": "ft0"}, {"model": "ft1"}],
+      "parameters": {"t": [0, 1.5]}}, r"slerp parameter 't' = 1.5: must be in \[0, 1\]"),
+    ({"merge_method": "linear", "base_model": "ft0", "models": [{"model": "ft1", "parameters": {"weight": 1}}]},
+     r"base_model: mergekit merges 'ft0' as one more linear input .* needs its weight"),
+    ({"merge_method": "linear", "models": [{"model": "ft0+lora"}]},
+     r"'ft0\+lora' is a model\+LoRA reference, but its LoRA adapter directory 'lora' does not exist"),
+    ({"merge_method": "linear", "models": [{"model": "ft0+ft1"}]}, r"'ft1' \(after '\+'\) is not a LoRA adapter"),
+    ({"merge_method": "linear", "models": [{"model": "ft0"}], "chat_template": "{{ x }}"},
+     r"chat_template is written into a tokenizer built by the merge: give tokenizer_source"),
+    ({"merge_method": "linear", "models": [{"model": "ft0"}], "tokenizer": {"source": "union", "tokens": {"a": {}}}},
+     r"tokenizer.tokens \(per-token embedding sources\) is not supported by glue yet$"),
+    ({"merge_method": "slerp", "base_model": "base", "slices": [{"sources": [{"model": "ft0", "layer_range": [0, 2]},
+                                                                            {"model": "ft1", "layer_range": [0, 2]}]}]},
+     r"slices\[0\]: slerp needs base_model base among the slice's sources"),
+    ({"merge_method": "linear", "slices": [{"sources": [{"model": "ft0", "layer_range": [0]}]}]},
+     r"slices\[0\].sources\[0\].layer_range must be \[start, end\]"),
     ({"merge_method": "slerp", "base_model": "ft0", "models": [{"model": "ft0"}]}, r"slerp merges exactly 2 models, got 1"),
     ({"merge_method": "ties", "base_model": "base", "models": [{"model": "ft0", "parameters": {"density": 0}}]},
      r"models\[0\].parameters.density = 0.0 \(model 'ft0'\) must be in \(0, 1\]"),

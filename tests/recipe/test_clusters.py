@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from glue.errors import CheckpointError, ConfigError, UnknownNameError
-from glue.eval import evaluate
+from glue.eval import EvalSpec, evaluate
 from glue.io import load_model
 from glue.recipe import evaluate_clusters, merge_cluster
 
 TASKS = ("add", "cmp", "rev")
 SETTINGS = {"split": "test", "evaluator": "native", "limit": 8}
+SPEC = EvalSpec(TASKS, **SETTINGS)
 
 
 def weights(model) -> dict[str, torch.Tensor]:
@@ -23,7 +24,7 @@ def test_a_singleton_is_the_member_itself(tiny_dirs):
     alone, alone_tok = load_model(tiny_dirs["tiny_ft_add"])
     for k, v in weights(alone).items():
         assert torch.equal(model.state_dict()[k], v), k
-    (ev,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], TASKS, **SETTINGS)
+    (ev,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], SPEC)
     assert ev.members == ("tiny_ft_add",) and ev.merge_seconds > 0
     assert ev.result.scores == evaluate(alone, alone_tok, TASKS, **SETTINGS).scores
     assert ev.result.n == {t: 8 for t in TASKS}
@@ -35,13 +36,13 @@ def test_identical_copies_merge_to_the_same_model(tiny_dirs, tmp_path):
     original, tok = load_model(tiny_dirs["tiny_ft_cmp"])
     for k, v in weights(original).items():
         torch.testing.assert_close(merged.state_dict()[k], v, rtol=1e-6, atol=1e-7)
-    (ev,) = evaluate_clusters(copies, [list(copies)], TASKS, **SETTINGS)
+    (ev,) = evaluate_clusters(copies, [list(copies)], SPEC)
     assert ev.result.scores == evaluate(original, tok, TASKS, **SETTINGS).scores
 
 
 def test_clusters_are_merged_as_given(tiny_dirs):
     clusters = [["tiny_ft_cmp", "tiny_harm"], ["tiny_other"], ["tiny_ft_add"]]
-    evals = evaluate_clusters(tiny_dirs, clusters, TASKS, **SETTINGS)
+    evals = evaluate_clusters(tiny_dirs, clusters, SPEC)
     assert [e.members for e in evals] == [tuple(c) for c in clusters]
     # each cluster's model is its own members' uniform average, not another cluster's
     merged, _ = merge_cluster(tiny_dirs, clusters[0])
@@ -64,15 +65,15 @@ def test_merge_arguments_reach_the_merger(tiny_dirs):
 def test_bad_clusters_fail_before_any_merge(tiny_dirs, monkeypatch):
     import glue.recipe.clusters as mod
 
-    monkeypatch.setattr(mod, "evaluate", lambda *a, **k: pytest.fail("evaluated before checking every cluster"))
+    monkeypatch.setattr(mod, "evaluate_spec", lambda *a, **k: pytest.fail("evaluated before checking every cluster"))
     with pytest.raises(UnknownNameError, match="'tiny_nope'.*Valid: tiny_base"):
-        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], ["tiny_nope"]], TASKS, **SETTINGS)
+        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], ["tiny_nope"]], SPEC)
     with pytest.raises(ConfigError, match="more than once"):
-        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], ["tiny_harm", "tiny_harm"]], TASKS, **SETTINGS)
+        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], ["tiny_harm", "tiny_harm"]], SPEC)
     with pytest.raises(ConfigError, match="non-empty list"):
-        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], []], TASKS, **SETTINGS)
+        evaluate_clusters(tiny_dirs, [["tiny_ft_add"], []], SPEC)
     with pytest.raises(ConfigError, match="non-empty list of model names, not 'tiny_harm'"):
-        evaluate_clusters(tiny_dirs, ["tiny_harm"], TASKS, **SETTINGS)
+        evaluate_clusters(tiny_dirs, ["tiny_harm"], SPEC)
     with pytest.raises(CheckpointError, match="architecture mismatch"):  # the merger's own checks
         merge_cluster(tiny_dirs, ["tiny_ft_add", "tiny_other"])
 
@@ -81,13 +82,13 @@ def test_a_cache_scores_each_cluster_once(tiny_dirs, monkeypatch):
     import glue.recipe.clusters as mod
 
     cache = {}
-    first = evaluate_clusters(tiny_dirs, [["tiny_ft_add", "tiny_harm"], ["tiny_drift"]], TASKS, cache=cache, **SETTINGS)
+    first = evaluate_clusters(tiny_dirs, [["tiny_ft_add", "tiny_harm"], ["tiny_drift"]], SPEC, cache=cache)
     assert list(cache) == [("tiny_ft_add", "tiny_harm"), ("tiny_drift",)]
     calls = []
-    real = mod.evaluate
-    monkeypatch.setattr(mod, "evaluate", lambda *a, **k: calls.append(a) or real(*a, **k))
-    again = evaluate_clusters(tiny_dirs, [["tiny_drift"], ["tiny_ft_add", "tiny_harm"], ["tiny_ft_cmp"]], TASKS,
-                              cache=cache, **SETTINGS)
+    real = mod.evaluate_spec
+    monkeypatch.setattr(mod, "evaluate_spec", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = evaluate_clusters(tiny_dirs, [["tiny_drift"], ["tiny_ft_add", "tiny_harm"], ["tiny_ft_cmp"]], SPEC,
+                              cache=cache)
     assert again[0] is first[1] and again[1] is first[0] and again[2].members == ("tiny_ft_cmp",)
     assert len(calls) == 1 and ("tiny_ft_cmp",) in cache
 
@@ -96,9 +97,9 @@ def test_a_selection_split_scores_the_same_model_on_it(tiny_dirs):
     from glue.eval import evaluate
     from glue.io import load_model
 
-    (plain,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], TASKS, **SETTINGS)
+    (plain,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], SPEC)
     assert plain.selection is None
-    (ev,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], TASKS, select_split="search", **SETTINGS)
+    (ev,) = evaluate_clusters(tiny_dirs, [["tiny_ft_add"]], SPEC, select=SPEC.replace(split="search"))
     assert ev.result.split == "test" and ev.selection.split == "search" and ev.selection.evaluator == "native"
     model, tok = load_model(tiny_dirs["tiny_ft_add"])
     direct = evaluate(model, tok, TASKS, "search", "native", SETTINGS["limit"])

@@ -7,7 +7,8 @@ import pytest
 
 from glue.errors import ConfigError
 from glue.record.provenance import Measurements, Record, make_record
-from glue.record.recorder import Recorder, RunSettings
+from glue.eval.spec import EvalSpec
+from glue.record.recorder import Recorder
 from glue.record.report import same_fingerprint, write_report
 from glue.record.store import load_records
 
@@ -27,10 +28,10 @@ def test_a_case_recorded_on_other_weights_is_not_already_recorded(tmp_path, prov
 
     monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
     fn = lambda: {"scores": {"add": 0.5}}  # noqa: E731
-    a = Recorder(RunSettings("tiny"), root=tmp_path, provenance=provenance, zoo_fingerprint="a" * 16)
+    a = Recorder("tiny", EvalSpec(), root=tmp_path, provenance=provenance, zoo_fingerprint="a" * 16)
     a.measure("single-x", {}, fn)
     assert a.recorded("single-x", {}) is not None
-    b = Recorder(RunSettings("tiny"), root=tmp_path, provenance=provenance, zoo_fingerprint="b" * 16)
+    b = Recorder("tiny", EvalSpec(), root=tmp_path, provenance=provenance, zoo_fingerprint="b" * 16)
     assert b.recorded("single-x", {}) is None  # another machine's zoo: measure again
     assert b.measure("single-x", {}, fn).zoo_fingerprint == "b" * 16
     assert [r.zoo_fingerprint for r in load_records("tiny", tmp_path)] == ["a" * 16, "b" * 16]

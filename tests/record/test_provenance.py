@@ -34,7 +34,8 @@ def test_provenance_names_this_checkout_machine_and_libraries():
 
     p = collect_provenance()
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert p.commit == head and p.short_commit == head[:7] and isinstance(p.dirty, bool)
+    assert p.commit.split("+")[0] == head and p.short_commit == head[:7] and isinstance(p.dirty, bool)
+    assert ("+" in p.commit) == p.dirty  # a dirty tree is keyed by the content of its change
     assert p.time.endswith("Z") and p.time[:2] == "20"
     assert set(p.machine) == {"hostname", "platform", "python", "cpu", "cores", "ram_gb", "gpu", "kernels"}
     assert p.machine["kernels"]["preset"] in ("avx2", "native")
@@ -56,7 +57,16 @@ def test_dirty_flag_follows_the_tree_but_not_the_excluded_results_dir(tmp_path):
     (tmp_path / "results" / "r.jsonl").write_text("{}\n")
     assert git_state(tmp_path, exclude=tmp_path / "results") == (commit, False)
     (tmp_path / "f.py").write_text("x = 2\n")
-    assert git_state(tmp_path, exclude=tmp_path / "results") == (commit, True)
+    dirty_commit, dirty = git_state(tmp_path, exclude=tmp_path / "results")
+    assert dirty and dirty_commit.startswith(commit + "+") and len(dirty_commit) == 40 + 13
+    assert git_state(tmp_path, exclude=tmp_path / "results") == (dirty_commit, True)  # same change, same key
+    (tmp_path / "f.py").write_text("x = 3\n")
+    other = git_state(tmp_path, exclude=tmp_path / "results")[0]
+    assert other.startswith(commit + "+") and other != dirty_commit  # another edit: another key
+    (tmp_path / "new.py").write_text("y = 1\n")
+    assert git_state(tmp_path, exclude=tmp_path / "results")[0] not in (dirty_commit, other)  # untracked files count
+    (tmp_path / "results" / "r2.jsonl").write_text("{}\n")
+    assert git_state(tmp_path, exclude=tmp_path / "results")[0] == git_state(tmp_path, exclude=tmp_path / "results")[0]
     assert git_state(tmp_path / "nowhere") == ("unknown", None)
 
 
@@ -109,3 +119,33 @@ def test_record_package_imports_no_torch():
             "assert len(sys.modules) > 100 and 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+
+
+def test_gpu_name_is_read_when_records_are_made_not_cached_before_torch(monkeypatch):
+    """A record of a GPU run names the GPU even when provenance was first collected before torch
+    was imported (the machine facts are cached, the GPU is not)."""
+    import sys
+    import types
+
+    from glue.record.provenance import machine_info
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert machine_info()["gpu"] is None
+    cuda = types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 8,
+                                 get_device_name=lambda i: "NVIDIA H200")
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert machine_info()["gpu"] == "8x NVIDIA H200"
+
+
+def test_cuda_run_settings_without_cuda_are_refused_before_any_case(tmp_path):
+    import pytest
+    import torch
+
+    from glue.errors import ConfigError
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        Recorder("tiny", EvalSpec(device="cuda"), root=tmp_path)

@@ -51,7 +51,8 @@ def test_write_report_writes_markdown_and_pngs_from_the_latest_records(tmp_path,
     for key in ("average", "tasks", "tradeoffs"):
         assert rep.files[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (d / "report.md").read_text() == rep.markdown + "\n"
-    assert "limit 5+None (smoke run)" in rep.markdown  # one case comes from a smoke run: said in the titles
+    assert "limit 5 on 1 of 7 cases (smoke run)" in rep.markdown  # one case comes from a smoke run: said in the titles
+    assert "None" not in rep.markdown
     assert len(rep.table) == 7 and rep.table.set_index("case").at["single-ft_b", "average"] == 1.0
 
 
@@ -69,3 +70,29 @@ def test_a_zoo_without_results_is_a_clear_error(tmp_path, record_cases):
     record_cases({"single-a": ({"add": 1.0}, {})}, zoo="other")
     with pytest.raises(ConfigError, match="no results for zoo 'tiny'.*Zoos with results: other"):
         write_report("tiny", tmp_path / "results")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from a PNG's IHDR chunk (asserting the signature)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_figures_draw_one_series_per_case_and_task(record_cases):
+    """The figures themselves, before saving: one bar per case (labelled by case id), the reference
+    lines, and one heatmap cell per case and task; the saved PNG grows with the number of cases."""
+    from glue.record.report import figure_average, figure_tasks, png_bytes
+
+    recs = record_cases(CASES)
+    fig = figure_average(recs, "tiny")
+    ax = fig.axes[0]
+    with_avg = [r for r in recs if r.average is not None]
+    assert len(ax.patches) == len(with_avg)
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == sorted(r.case for r in with_avg)
+    assert {ln.get_label() for ln in ax.get_lines()} >= {"base base (0.900)", "best single ft_a (0.500)"}
+    big = png_size(png_bytes(fig))
+    small = png_size(png_bytes(figure_average(recs[:3], "tiny")))
+    assert big[0] > 400 and big[1] > small[1] > 100
+    grid = figure_tasks(recs, "tiny").axes[0].images[0].get_array()
+    tasks = list(dict.fromkeys(t for r in recs for t in r.scores))
+    assert grid.shape == (len(recs), len(tasks) + 1)

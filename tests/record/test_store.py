@@ -6,7 +6,8 @@ import pytest
 
 from glue.errors import ConfigError
 from glue.record import store
-from glue.record.recorder import Recorder, RunSettings
+from glue.eval import EvalSpec
+from glue.record.recorder import Recorder
 from glue.record.store import StoreError, already_recorded, latest_table, load_records
 
 
@@ -50,12 +51,12 @@ def test_an_interrupted_run_resumes_with_the_missing_cases_only(tmp_path, proven
             if rec.recorded(case, cfg) is None:
                 rec.measure(case, cfg, lambda c=case: ran.append(c) or {"scores": {"add": 1.0}})
 
-    settings = RunSettings("tiny", evaluator="native", limit=4)
-    run(Recorder(settings, root=root, provenance=provenance), stop_after=2)
-    run(Recorder(settings, root=root, provenance=provenance))
+    settings = EvalSpec(evaluator="native", limit=4)
+    run(Recorder("tiny", settings, root=root, provenance=provenance), stop_after=2)
+    run(Recorder("tiny", settings, root=root, provenance=provenance))
     assert ran == ["single-m0", "single-m1", "single-m2"]
-    run(Recorder(settings, root=root, provenance=provenance, rerun=True))
-    run(Recorder(RunSettings("tiny", evaluator="native", limit=8), root=root, provenance=provenance))
+    run(Recorder("tiny", settings, root=root, provenance=provenance, rerun=True))
+    run(Recorder("tiny", EvalSpec(evaluator="native", limit=8), root=root, provenance=provenance))
     assert len(ran) == 9 and len(load_records("tiny", root)) == 9  # --rerun and a new limit measure again
 
 
@@ -89,7 +90,7 @@ def test_a_failed_case_or_a_failed_write_leaves_nothing_half_written(tmp_path, r
         raise RuntimeError("out of memory")
 
     with pytest.raises(RuntimeError):
-        Recorder(RunSettings("tiny"), root=root, provenance=provenance).measure("single-b", {}, boom)
+        Recorder("tiny", EvalSpec(), root=root, provenance=provenance).measure("single-b", {}, boom)
     assert len(load_records("tiny", root)) == 1
     monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
@@ -99,7 +100,7 @@ def test_a_failed_case_or_a_failed_write_leaves_nothing_half_written(tmp_path, r
 
 
 def test_bad_case_ids_and_configs_fail_before_measuring(tmp_path, provenance):
-    rec = Recorder(RunSettings("tiny"), root=tmp_path, provenance=provenance)
+    rec = Recorder("tiny", EvalSpec(), root=tmp_path, provenance=provenance)
     never = pytest.fail
     with pytest.raises(ConfigError, match="case id 'single a'"):
         rec.measure("single a", {}, never)

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from glue.errors import ConfigError, GlueError, UnknownNameError
-from glue.eval import evaluate
+from glue.eval import EvalSpec, evaluate
 from glue.io import Checkpoint, load_model
 from glue.select import Problem, final_merge, prepare, run_selection, run_strategy, write_selection
 from glue.select.oracle import ZooOracle
@@ -33,8 +33,8 @@ def sd(path):
     ({"method": "linear", "density": 0.5}, r"density=0.5: method 'linear' takes no density; methods with densities: ties"),
     ({"strategy": "evolutionary", "density": 0.5}, r"strategy 'evolutionary' searches one density per model itself"),
     ({"density": 1.5}, r"density must be a number in \(0, 1\], got 1.5"),
-    ({"evaluator": "magic"}, r"unknown evaluator 'magic'; allowed: lmeval, native"),
-    ({"search_evaluator": "fast"}, r"unknown search evaluator 'fast'; allowed: lmeval, native"),
+    ({"evaluator": "magic"}, r"unknown evaluator 'magic'\. .*Valid: lmeval, native"),
+    ({"search_evaluator": "fast"}, r"unknown evaluator 'fast'\. .*Valid: lmeval, native"),
     ({"limit": 0}, r"limit must be an integer >= 1, got 0"),
     ({"device": "gpu7"}, r"invalid device 'gpu7'; use cpu, cuda or cuda:N"),
     ({"members": ["tiny_ft_add", "nobody"]}, r"unknown member of zoo 'tiny' 'nobody'.*Valid: tiny_base, tiny_drift"),
@@ -84,7 +84,7 @@ def test_selectable_methods_take_weights():
 
 def test_oracle_scores_single_models_as_themselves_and_merges_in_memory(tiny_zoo, tiny_dirs):
     dirs = [tiny_dirs[n] for n in CANDIDATES]
-    o = ZooOracle(dirs, method="ties", tasks=["add", "cmp"], base=tiny_dirs["tiny_base"], limit=3)
+    o = ZooOracle(dirs, EvalSpec(("add", "cmp"), "search", "native", 3), method="ties", base=tiny_dirs["tiny_base"])
     model, tok = load_model(dirs[2])
     assert o.single(2) == evaluate(model, tok, ["add", "cmp"], "search", "native", 3).average
     assert len(o.single_cache) == 1 and next(iter(o.single_cache))[2:] == ("search", "native", 3)
@@ -104,7 +104,7 @@ def test_oracle_similarity_is_mlp_cosine_to_the_current_model(tiny_dirs):
     from glue.select import Point
 
     dirs = [tiny_dirs[n] for n in CANDIDATES]
-    o = ZooOracle(dirs, method="linear", tasks=["add"])
+    o = ZooOracle(dirs, EvalSpec(("add",), "search", "native"), method="linear")
     ref = similarity_matrix(dict(zip(CANDIDATES, dirs))).mlp
     for i in range(4):
         assert o.similarity(0, i) == pytest.approx(ref[0, i], abs=1e-6)
@@ -118,13 +118,13 @@ def test_strategies_only_ever_score_the_search_split(tiny_zoo, monkeypatch):
     import glue.select.oracle as oracle_mod
 
     splits = []
-    real = oracle_mod.evaluate
+    real = oracle_mod.evaluate_spec
 
-    def spy(model, tok, tasks, split, *a, **k):
-        splits.append(split)
-        return real(model, tok, tasks, split, *a, **k)
+    def spy(model, tok, spec, tasks=None, split=None):
+        splits.append(split or spec.split)
+        return real(model, tok, spec, tasks, split)
 
-    monkeypatch.setattr(oracle_mod, "evaluate", spy)
+    monkeypatch.setattr(oracle_mod, "evaluate_spec", spy)
     res = run_selection(prepare(tiny_zoo, "average", "linear", limit=2, tasks=["add"]))
     assert res.evaluations == 7 and splits == ["search"] * 7
 
@@ -149,7 +149,7 @@ def test_written_model_equals_the_scored_merge(method, tiny_zoo, fake_oracle, tm
     spec, names = final_merge(sel, res)
     # randomized methods keep every model in place (dropped ones at weight 0) so DARE's masks match
     assert names == (list(CANDIDATES) if method == "dare_ties" else ["tiny_ft_add", "tiny_ft_cmp"])
-    o = ZooOracle(list(sel.dirs.values()), method=method, tasks=sel.tasks, base=sel.base, seed=sel.seed, limit=2)
+    o = ZooOracle(list(sel.dirs.values()), sel.search, method=method, base=sel.base, seed=sel.seed)
     scored = o.build(res.point).state_dict()
     out = sd(written.out)
     for name, t in out.items():
@@ -211,6 +211,6 @@ def test_problem_from_prepare(tiny_zoo):
     assert (lm.evaluator, lm.search_evaluator) == ("lmeval", "native")
     from glue.select.pipeline import oracle
 
-    assert oracle(lm).evaluator == "native" and oracle(lm).split == "search"
+    assert oracle(lm).eval_spec.evaluator == "native" and oracle(lm).eval_spec.split == "search"
     with pytest.raises(UnknownNameError):
         prepare(tiny_zoo, "coefficient", "nope")

@@ -24,8 +24,8 @@ def test_interrupted_build_leaves_nothing(monkeypatch, tmp_path):
 
     real = ck.atomic_dir
 
-    def interrupted_dir(final, overwrite=False):  # interrupt while the checkpoint is being written
-        cm = real(final, overwrite=overwrite)
+    def interrupted_dir(final, overwrite=False, **kw):  # interrupt while the checkpoint is being written
+        cm = real(final, overwrite=overwrite, **kw)
 
         class Wrapped:
             def __enter__(self):

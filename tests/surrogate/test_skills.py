@@ -75,3 +75,20 @@ def test_shifted_formats_share_the_prompt_and_differ_in_the_answer():
 def test_unknown_split():
     with pytest.raises(ValueError, match="held-out splits"):
         split("add", "train")
+
+
+def test_shipped_task_data_is_fresh():
+    from glue.surrogate.tasks import SPLITS, task_jsonl, task_specs
+
+    for spec in task_specs():
+        for sp in SPLITS:
+            f = spec.data_file(sp)
+            assert f.read_text() == task_jsonl(spec.name, sp), f"stale {f}: run python -m glue.surrogate.tasks"
+
+
+def test_registered_task_items_equal_the_skill_items():
+    """The plugin's tasks (read from the shipped JSONL) are the skills' items, in order."""
+    from glue.eval.tasks import TASKS
+
+    for s in EVAL_SKILLS:
+        assert TASKS.get(s).items("search") == list(split(s, "search"))

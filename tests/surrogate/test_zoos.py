@@ -4,7 +4,7 @@ import pytest
 
 from glue.errors import ConfigError, UnknownNameError
 from glue.surrogate import recipes as R
-from glue.surrogate.zoos import SEED_STRIDE
+from glue.surrogate.recipes import SEED_STRIDE
 from glue.zoo import get_zoo
 
 

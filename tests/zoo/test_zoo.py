@@ -32,7 +32,8 @@ def test_unknown_zoo_and_member():
 
 
 def test_zoo_yaml_with_local_directories_loads_and_evaluates(tmp_path, make_llama):
-    from glue.eval import evaluate_member
+    from glue.eval import EvalSpec
+    from glue.recipe.members import evaluate_member
 
     base = make_llama("base", seed=0)
     make_llama("a", seed=1, parent=base, noise=0.01)
@@ -40,7 +41,7 @@ def test_zoo_yaml_with_local_directories_loads_and_evaluates(tmp_path, make_llam
         "name: local\ntasks: [cmp]\nbase: {name: base, source: base}\nmembers:\n  - {name: a, source: a, family: f}\n")
     z = load_zoo_yaml(tmp_path / "zoo.yaml")
     assert z.base.source == str(base) and resolve(z.member("a")) == tmp_path / "a"
-    r = evaluate_member(z, "a", split="search", evaluator="native", limit=5)
+    r = evaluate_member(z, "a", EvalSpec(split="search", evaluator="native", limit=5))
     assert r.n == {"cmp": 5}
     assert get_zoo(str(tmp_path / "zoo.yaml")).name == "local"
 
@@ -71,7 +72,7 @@ def test_resolution_of_hub_ids(tmp_path, monkeypatch, make_llama):
     m = get_zoo("which2").member("Llama-2-7b-chat-hf")
     assert resolve(m) == root / "meta-llama" / "Llama-2-7b-chat-hf"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="cannot get hub model 'lmsys/vicuna-7b-v1.5'.*GLUE_MODEL_ROOT"):
+    with pytest.raises(CheckpointError, match=r"'vicuna-7b-v1.5' \(lmsys/vicuna-7b-v1.5\): not found.*glue zoo build"):
         resolve(get_zoo("which2").member("vicuna-7b-v1.5"))
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve(Member("x", str(tmp_path / "missing"), "f"))

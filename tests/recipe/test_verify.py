@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from glue.surrogate.verify import specialty, trained_skills, verify_zoo
+from glue.recipe.verify import specialty, trained_skills, verify_zoo
 
 
 def test_trained_skills_are_the_emphasised_ones():

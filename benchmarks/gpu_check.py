@@ -1,0 +1,203 @@
+"""GPU machine check, end to end (``make gpu-check``): is this machine ready for a 7B real zoo, and how fast?
+
+Steps, each recorded as a case of the pseudo-zoo ``gpu-check`` in the run store (``results/gpu-check/``,
+``$GLUE_RESULTS``), with the device, GPU name and ``torch.cuda.max_memory_allocated`` like every record:
+
+1. ``gpucheck-copy``: the device's copy bandwidth (``dst.copy_(src)`` of a 1 GiB buffer; bytes read + written
+   per second), the yardstick of the merge.
+2. three random checkpoints of the shape (``7b``: Llama-2-7B, 6.7 B parameters, bf16, 12.6 GiB each) are
+   written to ``--dir`` on this machine: a base and two "fine-tunes" (base + noise); not timed as a case.
+3. ``gpucheck-merge``: a streaming task-arithmetic merge of the two fine-tunes onto the base, math on the
+   device (``glue.merge.merge_checkpoints``): GB/s of checkpoint bytes read + written, and its ratio to
+   the copy bandwidth.
+4. ``gpucheck-similarity``: the per-column cosine similarity of 4 such models (base, fine-tunes, merge) in
+   one pass on the device (``glue.cluster.similarity_matrix``).
+5. ``gpucheck-lmeval``: one lm-eval run (a surrogate task, the merged model in bf16 on the device, the
+   batch size lm-eval probes): items/s.
+6. mixture prefill/generation tokens/s per level: only where ``glue.mix`` exists (not yet on main).
+
+Run::
+
+    make gpu-check                                        # --device cuda --shape 7b, under 8 minutes on an H200
+    python benchmarks/gpu_check.py --device cpu --shape tiny --dir /tmp/gc   # the CPU dry run (seconds)
+
+Disk: 4 x the checkpoint size under ``--dir`` (50.5 GiB for 7b), deleted at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's glue
+
+import torch  # noqa: E402
+
+SHAPES = {  # LlamaConfig fields
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32, vocab_size=32000),
+    "small": dict(hidden_size=1024, intermediate_size=2752, num_hidden_layers=8, num_attention_heads=8,
+                  num_key_value_heads=8, vocab_size=32000),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4, vocab_size=320),
+}
+ZOO = "gpu-check"
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def copy_bandwidth(device: str, nbytes: int, repeats: int = 10) -> dict:
+    """Bytes read + written per second by ``dst.copy_(src)`` on ``device`` (best of ``repeats``)."""
+    src = torch.empty(nbytes // 2, dtype=torch.bfloat16, device=device).normal_()
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return {"bytes": nbytes, "gbps": 2 * nbytes / best / 1e9, "seconds_best": best}
+
+
+def write_checkpoints(root: Path, shape: str, device: str, n: int = 3, noise: float = 0.01) -> list[Path]:
+    """Write ``n`` random Llama checkpoints of ``shape`` (bf16, sharded, with the char tokenizer): a base and
+    ``n - 1`` copies plus Gaussian noise. Tensors are drawn on ``device`` (fast) and written one by one."""
+    from transformers import LlamaConfig
+
+    from glue.io import ShardedWriter
+    from glue.surrogate.tokenizer import BOS, EOS, PAD, char_tokenizer
+
+    cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=4096, tie_word_embeddings=False,
+                      bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, dtype="bfloat16")
+    cfg.architectures = ["LlamaForCausalLM"]
+    h, f, L, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
+    shapes = {"model.embed_tokens.weight": (V, h), "model.norm.weight": (h,), "lm_head.weight": (V, h)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,)})
+        shapes.update({p + f"self_attn.{k}_proj.weight": (h, h) for k in "qkvo"})
+        shapes.update({p + "mlp.gate_proj.weight": (f, h), p + "mlp.up_proj.weight": (f, h),
+                       p + "mlp.down_proj.weight": (h, f)})
+    dirs = [root / ("base" if j == 0 else f"ft{j}") for j in range(n)]
+    writers = [ShardedWriter(d) for d in dirs]
+    g = torch.Generator(device=device).manual_seed(0)
+    for name, shp in shapes.items():
+        if name.endswith("norm.weight"):
+            base = torch.ones(shp, device=device, dtype=torch.bfloat16)
+        else:
+            base = (torch.randn(shp, generator=g, device=device) * 0.02).to(torch.bfloat16)
+        for j, w in enumerate(writers):
+            t = base if j == 0 else (base.float() + noise * 0.02 * torch.randn(shp, generator=g, device=device))
+            w.add(name, t.to(torch.bfloat16).cpu())
+    for d, w in zip(dirs, writers):
+        w.close()
+        cfg.save_pretrained(d)
+        char_tokenizer().save_pretrained(d)
+    return dirs
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob("*.safetensors"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run of the same steps)")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="7b", help="checkpoint shape (default 7b)")
+    p.add_argument("--dir", type=Path, default=None, help="where the checkpoints are written (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the checkpoints")
+    p.add_argument("--copy-gib", type=float, default=1.0, help="buffer of the copy-bandwidth probe (GiB)")
+    p.add_argument("--limit", type=int, default=64, help="items of the lm-eval run")
+    args = p.parse_args(argv)
+    from glue.eval import EvalSpec
+    from glue.record.recorder import Recorder
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"gpu-check: no CUDA device visible to torch {torch.__version__}; "
+              f"`--device cpu --shape tiny` runs the CPU dry run", file=sys.stderr)
+        return 2
+    rec = Recorder(ZOO, EvalSpec(("add",), split="test", evaluator="lmeval", limit=args.limit, device=args.device),
+                   rerun=True)
+    t_all = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="glue-gpu-check-", dir=args.dir))
+    rows = []
+
+    def record(case: str, config: dict, fn):
+        r = rec.measure(case, {"shape": args.shape, **config}, fn)
+        rows.append(r)
+        figures = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.extra.items())
+        print(f"{case:22s} {r.wall_seconds:7.1f} s  peak_cuda_mb={r.peak_cuda_mb}  {figures}", file=sys.stderr)
+        return r
+
+    try:
+        nbytes = int(args.copy_gib * 2**30) if args.shape == "7b" else 2**24
+        copy = record("gpucheck-copy", {"bytes": nbytes},
+                      lambda: {"extra": {"copy_gbps": copy_bandwidth(args.device, nbytes)["gbps"]}})
+        copy_gbps = copy.extra["copy_gbps"]
+        t0 = time.perf_counter()
+        dirs = write_checkpoints(work, args.shape, args.device)
+        size = dir_bytes(dirs[0])
+        print(f"{'(write checkpoints)':22s} {time.perf_counter() - t0:7.1f} s  3 x {size / 2**30:.2f} GiB "
+              f"({3 * size / (time.perf_counter() - t0) / 1e9:.2f} GB/s to disk)", file=sys.stderr)
+
+        def merge():
+            from glue.merge import MergeSpec, merge_checkpoints
+
+            res = merge_checkpoints(MergeSpec("task_arithmetic", weights=[0.5, 0.5]), dirs[1:], work / "merged",
+                                    base=dirs[0], device=args.device, progress=False)
+            moved = 3 * size + dir_bytes(work / "merged")
+            return {"build_seconds": res.seconds,
+                    "extra": {"bytes_moved": moved, "merge_gbps": moved / res.seconds / 1e9,
+                              "vs_copy_bandwidth": moved / res.seconds / 1e9 / copy_gbps}}
+
+        record("gpucheck-merge", {"method": "task_arithmetic", "models": 2, "base": True}, merge)
+
+        def similarity():
+            from glue.cluster.similarity import similarity_matrix
+
+            models = {d.name: d for d in [*dirs, work / "merged"]}
+            s = similarity_matrix(models, device=args.device)
+            return {"extra": {"models": len(models), "seconds": s.seconds,
+                              "read_gbps": 4 * size / s.seconds / 1e9,
+                              "min_sim_all": float(s.all.min())}}
+
+        record("gpucheck-similarity", {"models": 4}, similarity)
+
+        def lmeval():
+            from glue.eval import evaluate
+            from glue.io import load_model
+
+            model, tok = load_model(work / "merged", device=args.device)
+            res = evaluate(model, tok, ["add"], split="test", evaluator="lmeval", limit=args.limit)
+            return {"scores": res.scores, "n": res.n, "eval_seconds": res.seconds,
+                    "extra": {"items_per_s": sum(res.n.values()) / res.seconds,
+                              "dtype": str(next(model.parameters()).dtype)}}
+
+        record("gpucheck-lmeval", {"task": "add"}, lmeval)
+        try:
+            import glue.mix  # noqa: F401
+            print("gpu-check: glue.mix is present but its tokens/s probe is not written yet", file=sys.stderr)
+        except ImportError:
+            print(f"{'(mixture tokens/s)':22s} skipped: glue.mix is not in this checkout", file=sys.stderr)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - t_all
+    gpu = rows[0].provenance.machine.get("gpu") if rows else None
+    print(f"gpu-check: {len(rows)} records in {rec.root / ZOO} ({gpu or 'no GPU'}, {args.device}, "
+          f"shape {args.shape}), {total:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The Ray executor of the benchmark harness (``glue.record.executor``, ``--executor ray``).
+
+Its pieces that need no Ray run everywhere: the per-case task body (``run_case``: one case in a fresh
+process, recorded once, skipped when run again), the forwarded options, the resources, the error without
+Ray. The end-to-end run on a local Ray (same table as serial, each case once) needs the optional
+``ray`` extra and is SKIPPED where ``ray`` is not installed (``pip install 'glue[ray]'``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glue.errors import ConfigError
+from glue.record import executor as X
+
+REPO = Path(__file__).resolve().parents[2]
+NATIVE = ["--models", "tiny", "--evaluator", "native", "--limit", "4"]
+CASES = "single and (tiny_base or tiny_ft_add)"
+
+
+def test_resources_follow_the_device():
+    assert X.case_resources("cpu") == {"num_cpus": 1}
+    assert X.case_resources("cuda") == {"num_gpus": 1, "num_cpus": 1}
+
+
+def test_without_ray_the_ray_executor_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r"glue\[ray\].*ray==2.60.0"):
+        X.import_ray()
+
+
+def test_run_case_records_once_then_skips(tiny_zoo, tmp_path):
+    """The body of a Ray task, called directly: the case runs in its own process and is recorded; the same
+    task again (what a Ray retry does) skips it as recorded."""
+    from glue.record.store import load_records
+
+    env = {"GLUE_RESULTS": str(tmp_path / "results"), "GLUE_CACHE": os.environ["GLUE_CACHE"]}
+    node = "benchmarks/test_single.py::test_single[ft_add]"
+    first = X.run_case(node, NATIVE, str(REPO), env)
+    assert first.outcome == "passed", first.tail
+    again = X.run_case(node, NATIVE, str(REPO), env)
+    assert again.outcome == "skipped", again.tail
+    recs = load_records("tiny", tmp_path / "results")
+    assert [r.case for r in recs] == ["single-ft_add"]
+    bad = X.run_case("benchmarks/test_single.py::test_single[nope]", NATIVE, str(REPO), env)
+    assert not bad.ok
+
+
+def test_forwarded_options_rebuild_the_case_config():
+    conftest = _bench_conftest()
+
+    class Cfg:
+        opts = {"--models": "tiny", "--evaluator": "native", "--split": "test", "--limit": 4, "--device": "cpu",
+                "--rerun": False, "--thresholds": [0.5, 0.9], "--cluster-method": "greedy", "--threads": None,
+                "--trials": 8, "--allow-code-execution": False}
+
+        def getoption(self, name):
+            return self.opts[name]
+
+    assert conftest._forwarded_args(Cfg()) == ["--models", "tiny", "--evaluator", "native", "--split", "test",
+                                               "--limit", "4", "--device", "cpu", "--thresholds", "0.5,0.9",
+                                               "--cluster-method", "greedy", "--trials", "8"]
+
+
+def _bench_conftest():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_conftest", REPO / "benchmarks" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ray_run_gives_the_serial_table_each_case_once(tiny_zoo, tmp_path):
+    pytest.importorskip("ray", reason="ray is an optional extra (pip install 'glue[ray]'); not installed here")
+    from glue.record.store import latest_table, load_records
+
+    def bench(root: Path, *extra: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "GLUE_RESULTS": str(root)}
+        return subprocess.run([sys.executable, "-m", "pytest", "benchmarks", *NATIVE, "-k", CASES, "-q",
+                               "-p", "no:cacheprovider", *extra], cwd=REPO, env=env, capture_output=True, text=True)
+
+    serial = bench(tmp_path / "serial")  # two cases keep it short: the point is equality and once-only
+    assert serial.returncode == 0, serial.stdout[-2000:]
+    ray_run = bench(tmp_path / "ray", "--executor", "ray")
+    assert ray_run.returncode == 0, ray_run.stdout[-3000:] + ray_run.stderr[-2000:]
+    recs = load_records("tiny", tmp_path / "ray")
+    cases = [r.case for r in recs]
+    assert sorted(cases) == ["single-tiny_base", "single-tiny_ft_add"]
+    cols = ["case", "average", *tiny_zoo.tasks]
+    s, r = latest_table("tiny", tmp_path / "serial")[cols], latest_table("tiny", tmp_path / "ray")[cols]
+    assert s.equals(r)
+    again = bench(tmp_path / "ray", "--executor", "ray")  # resume: everything recorded, nothing measured
+    assert again.returncode == 0 and len(load_records("tiny", tmp_path / "ray")) == len(cases)
