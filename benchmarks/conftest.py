@@ -229,9 +229,22 @@ def _torch_threads(run_settings):
 
 
 @pytest.fixture(scope="session")
-def _session_recorder(pytestconfig, run_settings) -> Recorder:
+def zoo_fingerprint(zoo) -> str | None:
+    """The zoo's weight fingerprint (surrogate zoos, built: ``glue zoo build``; real zoos: None), printed
+    once with its comparison to results/ZOO/zoo.lock and stored in every record."""
+    if zoo.kind != "surrogate":
+        return None
+    from glue.surrogate.lock import check_lock
+
+    check = check_lock(zoo)
+    print(f"\n{check.message()}")
+    return check.fingerprint
+
+
+@pytest.fixture(scope="session")
+def _session_recorder(pytestconfig, run_settings, zoo_fingerprint) -> Recorder:
     return Recorder(_zoo(pytestconfig.getoption("--models")).name,
-                    run_settings, rerun=pytestconfig.getoption("--rerun"))
+                    run_settings, rerun=pytestconfig.getoption("--rerun"), zoo_fingerprint=zoo_fingerprint)
 
 
 class CaseRecorder:

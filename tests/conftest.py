@@ -82,7 +82,7 @@ def record_cases(tmp_path, provenance, monkeypatch):
     """Factory: record fake cases into the results root ``tmp_path/results`` without evaluating anything.
 
     ``record_cases({"single-base": ({"add": 0.5}, {"member": "base", "role": "base"}), ...}, zoo="tiny")``
-    returns the records; case functions return only scores (plus ``n`` = 10 items per task). Skips the
+    (``zoo_fingerprint=`` stamps them with a zoo fingerprint) returns the records; case functions return only scores (plus ``n`` = 10 items per task). Skips the
     recorder's garbage collection before each case (0.1 s each once torch is loaded; nothing to free here).
     """
     from glue.record import recorder
@@ -91,9 +91,9 @@ def record_cases(tmp_path, provenance, monkeypatch):
 
     monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
 
-    def record(cases: dict, zoo: str = "tiny", **settings):
+    def record(cases: dict, zoo: str = "tiny", zoo_fingerprint: str | None = None, **settings):
         rec = Recorder(zoo, EvalSpec(**{"evaluator": "native", **settings}), root=tmp_path / "results",
-                       provenance=provenance)
+                       provenance=provenance, zoo_fingerprint=zoo_fingerprint)
         return [rec.measure(case, config, lambda s=scores: {"scores": s, "n": {t: 10 for t in s}, "eval_seconds": 1.0})
                 for case, (scores, config) in cases.items()]
 

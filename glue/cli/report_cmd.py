@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from glue.record.tables import add_format_arg
 
 
@@ -15,6 +17,10 @@ def register(sub) -> None:
                                    "table with csv or json.")
     p.add_argument("--zoo", required=True, help="zoo name (or zoo YAML file) whose results to report")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster)")
+    p.add_argument("--fingerprint", default="newest",
+                   help="report the records measured on this zoo fingerprint (16 hex, see `glue zoo show`; "
+                        "'none' for records without one); default: the newest record's. Records of other "
+                        "fingerprints are never mixed in")
     add_format_arg(p)
     p.set_defaults(func=_report)
 
@@ -28,6 +34,9 @@ def _report(args) -> int:
         from glue.zoo import get_zoo
 
         zoo = get_zoo(zoo).name
-    rep = write_report(zoo, plots=not args.no_plots)
+    fp = None if args.fingerprint.lower() == "none" else args.fingerprint
+    rep = write_report(zoo, plots=not args.no_plots, fingerprint=fp)
+    if args.format != "markdown":
+        print(rep.fingerprints.note(), file=sys.stderr)
     print(rep.markdown if args.format == "markdown" else render(rep.table, args.format))
     return 0

@@ -19,14 +19,18 @@ def register(sub) -> None:
     q = zs.add_parser("list", help="list the known zoos")
     add_format_arg(q)
     q.set_defaults(func=_list)
-    q = zs.add_parser("show", help="members of a zoo: family, architecture, role, source")
+    q = zs.add_parser("show", help="members of a zoo: family, architecture, role, source; weight digests and the "
+                                   "zoo fingerprint of a built surrogate zoo, compared with results/ZOO/zoo.lock")
     q.add_argument("name", help="zoo name or zoo YAML file")
     add_format_arg(q)
     q.set_defaults(func=_show)
-    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE, or check a real zoo's members and "
+    q = zs.add_parser("build", help="build a surrogate zoo into $GLUE_CACHE (NAME-seedN: re-seeded) and compare its weights with "
+                                    "results/NAME/zoo.lock, or check a real zoo's members and "
                                     "fetch the missing ones from the hub into $GLUE_MODEL_ROOT (cached, resumable)")
     q.add_argument("name", help="zoo name or zoo YAML file")
     q.add_argument("--workers", type=int, default=None, help="parallel training processes (default: CPU count)")
+    q.add_argument("--write-lock", action="store_true",
+                   help="surrogate zoos: write results/NAME/zoo.lock from this build (when re-recording results on it)")
     q.add_argument("--offline", action="store_true",
                    help="real zoos: only check the members on disk, never contact the hub (also HF_HUB_OFFLINE=1)")
     q.add_argument("--convert-bin", action="store_true",
@@ -61,9 +65,37 @@ def _show(args) -> int:
     z = get_zoo(args.name)
     rows = [{"member": m.name, "family": m.family, "architecture": m.architecture, "role": m.role, "source": m.source,
              "note": m.note} for m in z.all_models()]
-    print(f"{z.name} ({z.kind}): {z.description}\ntasks: {', '.join(z.tasks)}\n")
+    if z.kind == "surrogate":
+        from glue.surrogate.build import is_built
+        from glue.surrogate.lock import model_digest
+
+        for row in rows:
+            recipe = row["source"].split(":", 1)[1]
+            row["digest"] = model_digest(recipe)[:16] if is_built(recipe) else "(not built)"
+    _say(f"{z.name} ({z.kind}): {z.description}\ntasks: {', '.join(z.tasks)}\n", args.format)
     print(render_rows(rows, args.format))
+    _say("\n" + _lock_line(z), args.format)
     return 0
+
+
+def _lock_line(z) -> str:
+    """The zoo's fingerprint and how it compares with results/ZOO/zoo.lock (or why there is none)."""
+    if z.kind != "surrogate":
+        return f"zoo {z.name}: a real zoo has no weight fingerprint (its records carry zoo_fingerprint null)"
+    from glue.surrogate.build import is_built
+    from glue.surrogate.lock import check_lock, recipes_of
+
+    missing = [r for r in recipes_of(z) if not is_built(r)]
+    if missing:
+        return f"zoo {z.name}: fingerprint unknown, {len(missing)} model(s) not built (glue zoo build {z.name})"
+    return check_lock(z).message()
+
+
+def _say(line: str, fmt: str) -> None:
+    """A note around a table: on stdout under markdown, on stderr when stdout is machine-readable."""
+    import sys
+
+    print(line, file=sys.stdout if fmt == "markdown" else sys.stderr)
 
 
 def _build(args) -> int:
@@ -77,13 +109,18 @@ def _build(args) -> int:
         return _fetch(z, args)
     if args.workers:
         os.environ["GLUE_BUILD_WORKERS"] = str(args.workers)
+    from glue.surrogate.lock import model_digest, write_lock
+
     recipes = [m.source.split(":", 1)[1] for m in z.all_models()]
     t0 = time.time()
     built = build_models(recipes)
     print(f"zoo {z.name}: {len(built)} built, {len(recipes) - len([r for r in recipes if r in built])} cached, "
           f"{time.time() - t0:.1f} s")
     for r in recipes:
-        print(f"  {r:20s} {model_path(r)}")
+        print(f"  {r:20s} {model_digest(r)[:16]}  {model_path(r)}")
+    if args.write_lock:
+        print(f"wrote {write_lock(z)}")
+    print(_lock_line(z))
     return 0
 
 
@@ -122,6 +159,7 @@ def _verify(args) -> int:
                           f"surrogate zoo ({', '.join(n for n in zoo_names() if get_zoo(n).kind == 'surrogate')})")
     rep = verify_zoo(z, args.split, args.evaluator, args.pairs)
     print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
+    _say(_lock_line(z) + "\n", args.format)
     print(render(rep.scores.rename_axis("member"), args.format))
     if rep.merges is not None:
         print("\n## linear 50/50 merges (kept = share of the member's gain over the base on its specialty)\n")
@@ -130,6 +168,6 @@ def _verify(args) -> int:
         print("\n## raw weight similarity (mean per-column cosine, attention + MLP)\n")
         print(render(rep.similarity.rename_axis("model"), args.format))
     print("\n## claims\n")
-    print(render(pd.DataFrame([{"claim": v.claim, "ok": "PASS" if v.ok else "FAIL", "detail": v.detail}
-                               for v in rep.verdicts]), args.format))
+    print(render(pd.DataFrame([{"claim": v.claim, "ok": "PASS" if v.ok else "FAIL", "margin": v.margin,
+                                "detail": v.detail} for v in rep.verdicts]), args.format))
     return 0 if rep.ok else 1

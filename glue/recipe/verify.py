@@ -11,6 +11,11 @@ Claims checked (from the foundation issue), each reported with its numbers:
   member loses most of it (keeps less than half).
 - ``families``: raw weight similarity (mean per-column cosine, attention + MLP) inside the base
   family is above every base-family-vs-drifted pair.
+
+Each verdict carries its ``margin``: how far the measured number is from the claim's threshold, in
+its own unit (accuracy for ``gain``/``harmful``, tasks for ``complementary``, share of the gain kept
+for the merges, cosine for ``families``); positive when the claim holds, so a small margin is a
+fragile claim (NaN for ``merge`` when a member has no gain on its specialty to keep).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class Verdict:
     claim: str
     ok: bool
     detail: str
+    margin: float | None = None  # distance from the threshold, > 0 when the claim holds (module doc)
 
 
 @dataclass
@@ -93,19 +99,25 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
     tasks = list(zoo.tasks)
 
     # gain
-    bad = []
+    bad, gains = [], {}
     for m in fts:
         s, g = specialty(scores, m.name, base, _recipe(m))
+        gains[m.name] = (s, g)
         if g < GAIN_MIN:
             bad.append(f"{m.name} ({s} {g:+.2f})")
+    weakest = min(gains, key=lambda n: gains[n][1])
     rep.verdicts.append(Verdict("gain", not bad, f"{len(fts) - len(bad)}/{len(fts)} fine-tunes gain >= {GAIN_MIN:.2f} "
-                                f"on a trained task" + (f"; short: {', '.join(bad)}" if bad else "")))
+                                f"on a trained task; smallest: {weakest} {gains[weakest][0]} {gains[weakest][1]:+.2f}"
+                                + (f"; short: {', '.join(bad)}" if bad else ""), gains[weakest][1] - GAIN_MIN))
     # harmful
     for h in (m for m in zoo.members if m.role == "harmful"):
         fam = [m.name for m in zoo.all_models() if m.family == h.family]
         low = scores.loc[fam, "average"].idxmin()
+        others = scores.loc[[n for n in fam if n != h.name], "average"]
         rep.verdicts.append(Verdict("harmful", low == h.name, f"{h.name} average {scores.loc[h.name, 'average']:.3f}; "
-                                    f"lowest of family {h.family!r} ({len(fam)} models) is {low}"))
+                                    f"lowest of family {h.family!r} ({len(fam)} models) is {low}; next lowest "
+                                    f"{others.idxmin()} {others.min():.3f}",
+                                    float(others.min() - scores.loc[h.name, "average"])))
     # complementary
     members = [m.name for m in zoo.members]
     best = {n: [t for t in tasks if scores.loc[n, t] == scores.loc[members, t].max()] for n in members}
@@ -113,7 +125,8 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
     rep.verdicts.append(Verdict("complementary", len(best[worst]) <= len(tasks) / 2,
                                 f"most tasks won by one member: {worst} on {len(best[worst])}/{len(tasks)} "
                                 f"({', '.join(best[worst])}); winners: "
-                                + "; ".join(f"{t}: {', '.join(n for n in members if t in best[n])}" for t in tasks)))
+                                + "; ".join(f"{t}: {', '.join(n for n in members if t in best[n])}" for t in tasks),
+                                len(tasks) / 2 - len(best[worst])))
     # merges
     spec = {m.name: specialty(scores, m.name, base, _recipe(m))[0] for m in fts}
     pairs = [(a, b) for a, b in itertools.combinations([m.name for m in fts], 2) if spec[a] != spec[b]]
@@ -144,7 +157,9 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
                 "merge", bool(first.a_kept >= 0.5 and first.b_kept >= 0.5),
                 f"{first.a}+{first.b}: keeps {first.a_kept:.0%} of {first.a}'s {first.a_skill} gain and "
                 f"{first.b_kept:.0%} of {first.b}'s {first.b_skill} gain; {kept_pairs}/{len(fam)} base-family pairs keep "
-                f">= 50% of both (median kept {pd.concat([fam.a_kept, fam.b_kept]).median():.0%})"))
+                f">= 50% of both (median kept {pd.concat([fam.a_kept, fam.b_kept]).median():.0%})",
+                float(min(first.a_kept, first.b_kept) - 0.5) if pd.notna([first.a_kept, first.b_kept]).all()
+                else float("nan")))  # no gain to keep: no margin
         dr = mdf[mdf.kind == "drifted"].dropna(subset=["a_kept"])
         if len(dr):
             first = dr[dr.a == dr.a.iloc[0]]
@@ -152,7 +167,8 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
                 "merge-drifted", bool(dr.a_kept.median() < 0.5),
                 f"median kept {dr.a_kept.median():.0%} over {len(dr)} fine-tune x drifted pairs "
                 f"({(dr.a_kept < 0.5).sum()} keep < 50%); "
-                + "; ".join(f"{r.a}+{r.b} keeps {r.a_kept:.0%} of {r.a}'s {r.a_skill} gain" for r in first.itertuples())))
+                + "; ".join(f"{r.a}+{r.b} keeps {r.a_kept:.0%} of {r.a}'s {r.a_skill} gain" for r in first.itertuples()),
+                float(0.5 - dr.a_kept.median())))
     # similarity
     same_arch = {m.name: resolve(m) for m in zoo.all_models() if m.architecture == zoo.base.architecture}
     zs = zoo_similarity(same_arch)
@@ -164,6 +180,6 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
     if inside and across:
         rep.verdicts.append(Verdict("families", min(inside) > max(across),
                                     f"base family pairs {min(inside):.3f}-{max(inside):.3f}; base-vs-drifted pairs "
-                                    f"{min(across):.3f}-{max(across):.3f}"))
+                                    f"{min(across):.3f}-{max(across):.3f}", float(min(inside) - max(across))))
     rep.similarity = sim
     return rep

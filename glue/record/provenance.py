@@ -85,7 +85,8 @@ class Provenance:
         dirty: True when tracked or untracked (not ignored) files differ from ``commit``; the results
             directory does not count. None when unknown.
         time: UTC time, ISO 8601 with microseconds and a ``Z`` (sorts as text).
-        machine: hostname, platform, python, cpu, cores, ram_gb, gpu (None without CUDA).
+        machine: hostname, platform, python, cpu, cores, ram_gb, gpu (None without CUDA), and kernels
+            (``glue.kernels.state()``: the CPU kernel pin in force, the CPU's widest ISA).
         versions: distribution -> version (None when not installed), for ``LIBRARIES``.
     """
 
@@ -105,8 +106,11 @@ def collect_provenance(results_root: Path | None = None) -> Provenance:
     """Provenance of a measurement made now, by this process."""
     from glue import __version__
 
+    from glue import kernels
+
     commit, dirty = git_state(exclude=results_root)
-    return Provenance(__version__, commit, dirty, utc_now(), machine_info(), library_versions())
+    return Provenance(__version__, commit, dirty, utc_now(), {**machine_info(), "kernels": kernels.state()},
+                      library_versions())
 
 
 def utc_now() -> str:
@@ -271,6 +275,9 @@ class Record:
         peak_rss_mb: peak anonymous RSS during the case; rss_delta_mb: that peak over the start.
         peak_cuda_mb: ``torch.cuda.max_memory_allocated`` during the case (None without CUDA).
         extra: free-form metrics from the case.
+        zoo_fingerprint: fingerprint of the zoo's weights (``glue.surrogate.lock``; 16 hex) for surrogate
+            zoos; None for real zoos and records made before fingerprints existed. Reports compare only
+            records of one fingerprint.
         provenance: see :class:`Provenance`.
         schema: record schema version (``SCHEMA_VERSION``).
     """
@@ -290,6 +297,7 @@ class Record:
     rss_delta_mb: float | None = None
     peak_cuda_mb: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    zoo_fingerprint: str | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -316,9 +324,10 @@ class Record:
         if missing or unknown:
             raise ValueError(f"missing field(s) {missing}" if missing else f"unknown field(s) {unknown}")
         for name, kind in (("case", str), ("zoo", str), ("config", dict), ("config_hash", str), ("scores", dict),
-                           ("n", dict), ("extra", dict), ("provenance", dict)):
+                           ("n", dict), ("extra", dict), ("provenance", dict), ("zoo_fingerprint", (str, type(None)))):
             if name in d and not isinstance(d[name], kind):
-                raise ValueError(f"field {name!r} must be a {kind.__name__}, not {type(d[name]).__name__}")
+                want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+                raise ValueError(f"field {name!r} must be a {want}, not {type(d[name]).__name__}")
         p, pnames = d["provenance"], {f.name for f in fields(Provenance)}
         if set(p) != pnames:
             raise ValueError(f"field 'provenance' must have exactly {sorted(pnames)}; "
@@ -332,8 +341,10 @@ def case_family(case: str) -> str:
 
 
 def make_record(case: str, zoo: str, config: dict, m: Measurements, provenance: Provenance, *,
-                wall_seconds: float | None = None, memory: dict[str, float | None] | None = None) -> Record:
-    """Assemble a record from a case's measurements, its peak memory (``PeakMemory.as_dict()``) and provenance."""
+                wall_seconds: float | None = None, memory: dict[str, float | None] | None = None,
+                zoo_fingerprint: str | None = None) -> Record:
+    """Assemble a record from a case's measurements, its peak memory (``PeakMemory.as_dict()``), provenance
+    and the zoo's fingerprint."""
     scores = {t: float(s) for t, s in m.scores.items()}
     return Record(
         case=case, zoo=zoo, config=json.loads(canonical_json(config)), config_hash=config_hash(config),
@@ -341,6 +352,7 @@ def make_record(case: str, zoo: str, config: dict, m: Measurements, provenance: 
         average=sum(scores.values()) / len(scores) if scores else None,
         eval_seconds=m.eval_seconds, build_seconds=m.build_seconds, wall_seconds=wall_seconds,
         **(memory or {}), extra=json.loads(json.dumps(_finite(m.extra), default=_json_default)),
+        zoo_fingerprint=zoo_fingerprint,
     )
 
 

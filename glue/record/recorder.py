@@ -41,11 +41,13 @@ class Recorder:
         rerun: measure cases even when already recorded for this commit and config.
         provenance: fixed provenance (tests); by default collected once, here (git state, machine,
             versions), with each record stamped with its own time.
+        zoo_fingerprint: the zoo's weight fingerprint (``glue.surrogate.lock.zoo_fingerprint``), stored in
+            every record; a case recorded on another fingerprint does not count as recorded.
     """
 
     def __init__(self, zoo: str, spec: EvalSpec, *, root: Path | None = None, rerun: bool = False,
-                 provenance: Provenance | None = None):
-        self.zoo, self.spec, self.rerun = zoo, spec, rerun
+                 provenance: Provenance | None = None, zoo_fingerprint: str | None = None):
+        self.zoo, self.spec, self.rerun, self.zoo_fingerprint = zoo, spec, rerun, zoo_fingerprint
         self.root = Path(root) if root is not None else results_dir()
         if provenance is None and spec.device.startswith("cuda"):
             import torch  # the GPU's name goes into every record: torch must be imported to see it
@@ -73,11 +75,16 @@ class Recorder:
         return full
 
     def recorded(self, case: str, config: dict[str, Any]) -> Record | None:
-        """The record of ``case`` with this config at the current commit, if any (None with ``rerun``)."""
+        """The record of ``case`` with this config at the current commit on this zoo fingerprint, if any (None
+        with ``rerun``)."""
         full = self.config(case, config)
         if self.rerun:
             return None
-        return already_recorded(self.zoo, case, self.provenance.commit, config_hash(full), self.root)
+        return self._same_zoo(already_recorded(self.zoo, case, self.provenance.commit, config_hash(full), self.root))
+
+    def _same_zoo(self, rec: Record | None) -> Record | None:
+        """``rec`` when it was measured on this zoo fingerprint (else None: other weights, measure again)."""
+        return rec if rec is not None and rec.zoo_fingerprint == self.zoo_fingerprint else None
 
     def claim(self, case: str, config: dict[str, Any]) -> Claim | str:
         """Claim ``case`` for measurement (see ``glue.record.store.Claim``): the claim, or, when the case
@@ -87,7 +94,7 @@ class Recorder:
         c = claim_case(*key, root=self.root)
         if c is None:
             return f"being measured by {claim_holder(*key, root=self.root)}"
-        if not self.rerun and already_recorded(*key, root=self.root) is not None:
+        if not self.rerun and self._same_zoo(already_recorded(*key, root=self.root)) is not None:
             c.release()
             return "recorded by another process meanwhile"
         return c
@@ -115,7 +122,8 @@ class Recorder:
 
         out, mem, wall = (runner or _call)(timed)
         rec = make_record(case, self.zoo, full, Measurements.coerce(out),
-                          replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict())
+                          replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict(),
+                          zoo_fingerprint=self.zoo_fingerprint)
         append(rec, self.root)
         return rec
 

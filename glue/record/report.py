@@ -6,6 +6,10 @@ the base and the best single model as reference lines), ``tasks.png`` (case x ta
 heatmap) and ``tradeoffs.png`` (accuracy vs peak memory and vs latency). Every ``figure_*`` and
 ``render_markdown`` function takes records and returns a figure or text, and touches no file.
 
+Only records of one zoo fingerprint (the weights they were measured on, ``Record.zoo_fingerprint``) are
+compared: by default that of the newest record; the report says which one, and how many records of
+other fingerprints it left out (``same_fingerprint``; a regression check must select the same way).
+
 Cases are grouped by family (``single``, ``merge``, ``cluster``, ``mix``, then any other), the part
 of the case id before the first ``-``. The base is the ``single`` case whose config has
 ``role: base``; the best single model is the best other ``single`` case.
@@ -78,19 +82,59 @@ def describe(records: list[Record]) -> str:
     return " · ".join(parts + [f"{len(records)} cases"])
 
 
+# ---- zoo fingerprints ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FingerprintSelection:
+    """Records of one zoo fingerprint, and what was left out."""
+
+    records: list[Record]
+    fingerprint: str | None  # None: records made before fingerprints (or on a real zoo)
+    left_out: dict[str | None, int]  # other fingerprint -> number of records left out
+
+    def note(self) -> str:
+        fp = f"`{self.fingerprint}`" if self.fingerprint else "not recorded (records of a real zoo or made before " \
+                                                                "zoo fingerprints)"
+        out = f"Zoo fingerprint {fp}: only records measured on these weights are compared."
+        if self.left_out:
+            out += " Left out, measured on other zoo weights: " + "; ".join(
+                f"{n} record(s) of fingerprint {f or 'unrecorded'}" for f, n in self.left_out.items()) + "."
+        return out
+
+
+def same_fingerprint(records: list[Record], fingerprint: str | None = "newest") -> FingerprintSelection:
+    """The records measured on one zoo fingerprint: ``fingerprint``, or that of the newest record (default).
+
+    Records of different fingerprints were measured on different weights (another machine's rounding,
+    another recipe): their numbers must not be compared, nor their cases mixed in one table.
+    """
+    if fingerprint == "newest":
+        fingerprint = max(records, key=lambda r: r.provenance.time).zoo_fingerprint if records else None
+    kept = [r for r in records if r.zoo_fingerprint == fingerprint]
+    left: dict[str | None, int] = {}
+    for r in records:
+        if r.zoo_fingerprint != fingerprint:
+            left[r.zoo_fingerprint] = left.get(r.zoo_fingerprint, 0) + 1
+    return FingerprintSelection(kept, fingerprint, left)
+
+
 # ---- markdown -----------------------------------------------------------------------------------------
 
 _SHOWN = ["average", "vs_best_single", "eval_seconds", "latency_ms", "build_seconds", "peak_rss_mb", "rss_delta_mb",
           "peak_cuda_mb"]
 
 
-def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | None = None) -> str:
-    """The report as Markdown: summary, one table per family, plots (``{key: file}``), provenance."""
+def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | None = None,
+                    fingerprints: FingerprintSelection | None = None) -> str:
+    """The report as Markdown: summary, one table per family, plots (``{key: file}``), provenance;
+    ``fingerprints``: the zoo-fingerprint selection the records come from (said under the summary)."""
     records = ordered(records)
     refs = References.of(records)
     out = [f"# Results: zoo `{zoo}`", "", f"{describe(records)}; the latest record of each case, "
            f"measured {min(r.provenance.time for r in records)[:16]}Z to {max(r.provenance.time for r in records)[:16]}Z.",
            ""]
+    if fingerprints is not None:
+        out += [fingerprints.note(), ""]
     if refs.lines():
         out += ["References: " + "; ".join(label for label, _, _ in refs.lines()) + ".", ""]
     df = records_frame(records)
@@ -264,16 +308,26 @@ class Report:
     markdown: str
     table: pd.DataFrame
     files: dict[str, Path]  # "report" and one per plot key -> path written
+    fingerprints: FingerprintSelection | None = None
 
 
-def write_report(zoo: str, root: Path | None = None, plots: bool = True) -> Report:
-    """Render the latest record per case of ``zoo`` into ``results/ZOO/`` (report.md and the PNGs).
+def write_report(zoo: str, root: Path | None = None, plots: bool = True,
+                 fingerprint: str | None = "newest") -> Report:
+    """Render the latest record per case of ``zoo`` into ``results/ZOO/`` (report.md and the PNGs), from
+    the records of one zoo fingerprint (``fingerprint``; default: the newest record's, see ``same_fingerprint``).
 
     Raises:
-        ConfigError: no records for ``zoo``; the message lists the zoos that have results.
+        ConfigError: no records for ``zoo`` (the message lists the zoos that have results), or none of
+            ``fingerprint`` (the message lists the fingerprints recorded).
         StoreError: a runs file is damaged (file and line named).
     """
-    records = latest(load_records(zoo, root))
+    everything = load_records(zoo, root)
+    sel = same_fingerprint(everything, fingerprint)
+    if everything and not sel.records:
+        have = sorted({str(r.zoo_fingerprint) for r in everything})
+        raise ConfigError(f"no results of zoo {zoo!r} measured on zoo fingerprint {fingerprint}; recorded: "
+                          f"{', '.join(have)}")
+    records = latest(sel.records)
     if not records:
         base = runs_dir(zoo, root).parents[1]
         have = sorted(p.parent.name for p in base.glob("*/runs") if any(p.glob("*.jsonl")))
@@ -286,7 +340,7 @@ def write_report(zoo: str, root: Path | None = None, plots: bool = True) -> Repo
         for key, make in FIGURES.items():
             files[key] = out / f"{key}.png"
             atomic_write(files[key], png_bytes(make(records, zoo)))
-    md = render_markdown(records, zoo, {k: p.name for k, p in files.items()})
+    md = render_markdown(records, zoo, {k: p.name for k, p in files.items()}, sel)
     files["report"] = out / "report.md"
     atomic_write(files["report"], md + "\n")
-    return Report(md, records_frame(records), files)
+    return Report(md, records_frame(records), files, sel)

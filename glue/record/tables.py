@@ -109,7 +109,7 @@ def records_frame(records) -> pd.DataFrame:
             "peak_rss_mb": r.peak_rss_mb, "rss_delta_mb": r.rss_delta_mb, "peak_cuda_mb": r.peak_cuda_mb,
             **{f"extra.{k}": _scalar(r.extra.get(k)) for k in extras},
             **{k: r.config.get(k) for k in RUN_SETTINGS},
-            "zoo": r.zoo, "commit": r.provenance.short_commit, "dirty": r.provenance.dirty,
+            "zoo": r.zoo, "zoo_fingerprint": r.zoo_fingerprint, "commit": r.provenance.short_commit, "dirty": r.provenance.dirty,
             "time": r.provenance.time, "config_hash": r.config_hash[:12],
             "config": json.dumps(r.config, sort_keys=True),
         })

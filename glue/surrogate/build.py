@@ -1,7 +1,9 @@
 """Build surrogate models into the cache: ``$GLUE_CACHE/surrogate/<recipe>-<key>/``.
 
 Each model is a standard Hugging Face checkpoint (safetensors + config + tokenizer) plus
-``glue_recipe.json`` (the recipe, its loss curve and build time). Models are written to a temporary
+``glue_recipe.json`` (the recipe, its loss curve, build time, the sha256 of its weights and the CPU
+kernels it was trained with: ``glue.kernels``, pinned to AVX2 so that every x86 machine with AVX2
+builds bitwise-identical weights; see ``glue.surrogate.lock`` for digests and zoo fingerprints). Models are written to a temporary
 directory and renamed when complete, so an interrupted build leaves nothing half-written. Independent
 models train in parallel worker processes, one thread each (faster than one process on two threads
 for models this small, and bit-identical to a serial build).
@@ -45,12 +47,14 @@ def model_dir(name: str, build: bool = True) -> Path:
 def _build_one(name: str, queue=None) -> dict:
     import torch
 
+    from glue import kernels
     from glue.io import atomic_dir
     from glue.io.checkpoint import load_model
     from glue.surrogate import zoos  # noqa: F401  (registers the recipes in a fresh worker)
     from glue.surrogate.tokenizer import char_tokenizer
     from glue.surrogate.train import train
 
+    kernel_state = kernels.require_pinned()  # before any kernel of this process runs on the recipe
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -73,6 +77,7 @@ def _build_one(name: str, queue=None) -> dict:
         with atomic_dir(model_path(name), overwrite=True, kind="surrogate", checked=False) as tmp:
             model.save_pretrained(tmp)
             char_tokenizer().save_pretrained(tmp)
+            info |= {"weights_sha256": file_digest(tmp / "model.safetensors"), "kernels": kernel_state}
             (tmp / "glue_recipe.json").write_text(json.dumps(info, indent=1))
         return info
     finally:
@@ -86,11 +91,13 @@ def build_models(names: list[str], workers: int | None = None, progress: bool = 
     """
     from tqdm import tqdm
 
+    from glue import kernels
     from glue.surrogate import zoos  # noqa: F401
 
     todo = [n for n in R.lineage(names) if not is_built(n)]
     if not todo:
         return []
+    kernels.require_pinned()  # fail now, not in a worker minutes later (workers inherit this environment)
     chain = {n: _chain_steps(n, todo) for n in todo}
     todo.sort(key=lambda n: -chain[n])  # longest downstream chain first (parents still precede)
     workers = max(1, min(workers or int(os.environ.get("GLUE_BUILD_WORKERS", os.cpu_count() or 1)), len(todo)))
@@ -122,6 +129,17 @@ def build_models(names: list[str], workers: int | None = None, progress: bool = 
         return todo
     finally:
         bar.close()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (hex) of a file, read in 1 MiB blocks (what ``sha256sum`` prints)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _chain_steps(name: str, todo: list[str]) -> int:

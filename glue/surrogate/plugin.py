@@ -11,9 +11,9 @@ from pathlib import Path
 
 from glue.errors import CheckpointError
 from glue.eval.tasks import TASKS
-from glue.zoo import SOURCES, ZOOS
+from glue.zoo import SOURCES, ZOO_FACTORIES, ZOOS
 from glue.surrogate.tasks import task_specs
-from glue.surrogate.zoos import surrogate_zoos
+from glue.surrogate.zoos import SEEDED, seeded_zoo, surrogate_zoos
 
 
 def _source(recipe: str, build: bool) -> Path:
@@ -30,8 +30,15 @@ def _source(recipe: str, build: bool) -> Path:
     return model_dir(recipe, build=build)
 
 
+def _seeded(name: str):
+    """``NAME-seedN`` for a registered zoo NAME: the zoo re-seeded (``glue.surrogate.zoos.seeded_zoo``)."""
+    m = SEEDED.match(name)
+    return seeded_zoo(ZOOS.get(m["zoo"]), int(m["seed"])) if m and m["zoo"] in ZOOS else None
+
+
 for _t in task_specs():
     TASKS.register(_t.name, _t)
 for _z in surrogate_zoos():
     ZOOS.register(_z.name, _z)
 SOURCES.register("surrogate", _source)
+ZOO_FACTORIES.register("seeded", _seeded)

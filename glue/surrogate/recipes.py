@@ -45,7 +45,34 @@ class Recipe:
         return d
 
 
-RECIPES: Registry[Recipe] = Registry("surrogate recipe")
+SEED_STRIDE = 1000  # recipe seeds are below this; zoo seed N adds N * SEED_STRIDE to each
+
+
+class _Recipes(Registry[Recipe]):
+    """The recipe registry; ``NAME@sN`` (recipe NAME re-seeded by zoo seed N, its lineage too) is
+    registered on first lookup, so that any process (a fresh build worker) resolves it."""
+
+    def get(self, name: str) -> Recipe:
+        base, sep, seed = str(name).rpartition("@s")
+        if sep and seed.isdigit() and name not in self._items and base in self._items:
+            seeded(base, int(seed))
+        return super().get(name)
+
+
+RECIPES: Registry[Recipe] = _Recipes("surrogate recipe")
+
+
+def seeded(name: str, seed: int) -> str:
+    """Register (once) and return ``NAME@sSEED``: recipe ``name`` and its ancestors re-seeded by zoo seed
+    ``seed`` (``seed + SEED_STRIDE * SEED``); the model trains the same way from other random draws."""
+    import dataclasses
+
+    new = f"{name}@s{seed}"
+    if new not in RECIPES:
+        r = RECIPES.get(name)
+        parent = seeded(r.parent, seed) if r.parent else None
+        add(dataclasses.replace(r, name=new, seed=r.seed + SEED_STRIDE * seed, parent=parent))
+    return new
 
 
 def add(*recipes: Recipe) -> None:
@@ -54,9 +81,15 @@ def add(*recipes: Recipe) -> None:
 
 
 def key(name: str) -> str:
-    """12-hex cache key of recipe ``name``: its training fields, its parent's key, BUILD_VERSION."""
+    """12-hex cache key of recipe ``name``: its training fields, its parent's key, BUILD_VERSION, and the
+    kernel preset when it is not the default (``GLUE_KERNELS=native`` builds never share a cache entry
+    with pinned ones)."""
+    from glue.kernels import cache_tag
+
     r = RECIPES.get(name)
     payload = {"v": BUILD_VERSION, "recipe": r.train_fields(), "parent": key(r.parent) if r.parent else None}
+    if cache_tag() is not None:
+        payload["kernels"] = cache_tag()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

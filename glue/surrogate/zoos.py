@@ -3,11 +3,19 @@
 ``tiny`` is for unit tests (seconds to build). ``surrogate2 ⊂ surrogate4 ⊂ surrogate8 ⊂ surrogate12 ⊂
 surrogate16`` mirror Which2 ... Which16 (the planted structure is described above ``BASE_MIX``;
 ``glue zoo verify NAME`` checks it). Changing a recipe changes its cache key and its descendants'.
+
+``NAME-seedN`` (``surrogate16-seed1``, any N >= 1) is zoo NAME with every recipe of its lineage, base
+included, re-seeded (``seeded_zoo``): the same planted structure drawn again, to show that a claim does
+not hang on one draw of initialisation, data order and rounding.
 """
 
 from __future__ import annotations
 
-from glue.surrogate.recipes import RECIPES, Recipe, add
+import dataclasses
+import re
+
+from glue.errors import ConfigError
+from glue.surrogate.recipes import RECIPES, Recipe, add, lineage, seeded
 from glue.surrogate.skills import EVAL_SKILLS
 from glue.surrogate.arch import Arch
 from glue.zoo.spec import Member, Zoo
@@ -129,3 +137,23 @@ def surrogate_zoos() -> list[Zoo]:
             "unit-test zoo: 2 fine-tunes, a harmful one, a drifted one, another architecture (h32, seconds to build)"),
         *_nested_zoos(),
     ]
+
+
+SEEDED = re.compile(r"^(?P<zoo>.+)-seed(?P<seed>[0-9]+)$")
+
+
+def seeded_zoo(zoo: Zoo, seed: int) -> Zoo:
+    """``ZOO-seedSEED``: the same members (same names, families, roles) built from re-seeded recipes."""
+    if zoo.kind != "surrogate":
+        raise ConfigError(f"zoo {zoo.name!r} is a real zoo: only surrogate zoos can be re-seeded")
+    if seed < 1:
+        raise ConfigError(f"zoo seed must be >= 1 (seed 0 is {zoo.name!r} itself), not {seed}")
+    for r in lineage([m.source.split(":", 1)[1] for m in zoo.all_models()]):
+        seeded(r, seed)
+
+    def member(m: Member) -> Member:
+        return dataclasses.replace(m, source=f"surrogate:{seeded(m.source.split(':', 1)[1], seed)}")
+
+    return dataclasses.replace(zoo, name=f"{zoo.name}-seed{seed}", members=tuple(member(m) for m in zoo.members),
+                               base=member(zoo.base) if zoo.base else None,
+                               description=f"{zoo.description}; every recipe re-seeded (zoo seed {seed})")

@@ -17,11 +17,15 @@ from glue.registry import Registry
 from glue.zoo.real import real_zoos
 from glue.zoo.spec import ROLES, Member, Zoo
 
-__all__ = ["SOURCES", "ZOOS", "Member", "Zoo", "get_zoo", "member_dir", "resolve", "zoo_names"]
+__all__ = ["SOURCES", "ZOOS", "ZOO_FACTORIES", "Member", "Zoo", "get_zoo", "member_dir", "resolve", "zoo_names"]
 
 ZOOS: Registry[Zoo] = Registry("zoo", plugins=True)
 for _z in real_zoos():
     ZOOS.register(_z.name, _z)
+
+ZOO_FACTORIES: Registry[Callable[[str], Zoo | None]] = Registry("zoo factory", plugins=True)
+"""``kind -> fn(name) -> Zoo or None``: zoos made on demand from their name (the surrogate plugin's
+re-seeded zoos, ``surrogate16-seed2``); ``get_zoo`` asks them for a name that is not registered."""
 
 SOURCES: Registry[Callable[[str, bool], Path]] = Registry("model source scheme", plugins=True)
 """``scheme -> fn(ref, build) -> directory`` for member sources written ``scheme:ref``."""
@@ -32,9 +36,16 @@ def zoo_names() -> list[str]:
 
 
 def get_zoo(name: str) -> Zoo:
-    """A registered zoo by name, or a zoo YAML file (``*.yaml``/``*.yml``)."""
+    """A registered zoo by name, a re-seeded surrogate zoo (``surrogate16-seed2``, see
+    ``glue.surrogate.zoos.seeded_zoo``), or a zoo YAML file (``*.yaml``/``*.yml``)."""
     if str(name).endswith((".yaml", ".yml")):
         return load_zoo_yaml(name)
+    if name not in ZOOS:
+        for _, make in ZOO_FACTORIES.items():
+            z = make(str(name))
+            if z is not None:
+                ZOOS.register(z.name, z)
+                break
     return ZOOS.get(name)
 
 

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from glue.recipe.verify import specialty, trained_skills, verify_zoo
 
@@ -23,3 +24,9 @@ def test_verify_tiny_reports_every_claim(tiny_zoo):
     harm = next(v for v in rep.verdicts if v.claim == "harmful")
     assert harm.ok and "tiny_harm" in harm.detail
     assert rep.merges is not None and set(rep.merges.kind) == {"base-family", "drifted"}
+    # every verdict says how far it is from flipping, with the sign of its outcome
+    assert all(v.margin is not None and (v.margin >= 0) == v.ok for v in rep.verdicts)  # NaN >= 0 is False
+    sims = rep.similarity
+    fam_names = [m.name for m in tiny_zoo.all_models() if m.family == "base" and m.name in sims.index]
+    inside = min(sims.loc[a, b] for a in fam_names for b in fam_names if a < b)
+    assert fam.margin == pytest.approx(inside - max(sims.loc[n, "tiny_drift"] for n in fam_names))

@@ -37,7 +37,8 @@ def test_provenance_names_this_checkout_machine_and_libraries():
     assert p.commit.split("+")[0] == head and p.short_commit == head[:7] and isinstance(p.dirty, bool)
     assert ("+" in p.commit) == p.dirty  # a dirty tree is keyed by the content of its change
     assert p.time.endswith("Z") and p.time[:2] == "20"
-    assert set(p.machine) == {"hostname", "platform", "python", "cpu", "cores", "ram_gb", "gpu"}
+    assert set(p.machine) == {"hostname", "platform", "python", "cpu", "cores", "ram_gb", "gpu", "kernels"}
+    assert p.machine["kernels"]["preset"] in ("avx2", "native")
     assert p.machine["cores"] >= 1 and p.machine["ram_gb"] > 0
     assert p.versions["numpy"] == numpy.__version__ and p.versions["torch"]
 
