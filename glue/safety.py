@@ -226,3 +226,17 @@ def _roll_forward(commit: Path, d: Path) -> None:
         if i == 0:
             kill_point("atomic_files.moving")
     shutil.rmtree(commit, ignore_errors=True)
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``path`` through a temporary file in the same directory and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from glue.errors import ConfigError, GlueError
 from glue.paths import results_dir
 from glue.record.provenance import Record
 from glue.record.tables import records_frame, render
-from glue.safety import kill_point
+from glue.safety import atomic_write, kill_point  # noqa: F401 (atomic_write re-exported)
 
 __all__ = ["Claim", "StoreError", "already_recorded", "append", "atomic_write", "check_record", "claim_case",
            "latest", "latest_table", "load_records", "refresh_results_csv", "results_csv_current", "runs_dir",
@@ -277,16 +277,3 @@ def refresh_results_csv(zoo: str, root: Path | None = None) -> bool:
     return True
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``path`` through a temporary file in the same directory and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -69,7 +69,7 @@ def lock_path(zoo_name: str, root: Path | None = None) -> Path:
 def write_lock(zoo: Zoo, root: Path | None = None) -> Path:
     """Write ``results/ZOO/zoo.lock`` for the built ``zoo`` (atomically); returns its path."""
     from glue import kernels
-    from glue.record.store import atomic_write
+    from glue.safety import atomic_write
 
     lock = zoo_lock(zoo)
     path = lock_path(zoo.name, root)
