@@ -427,7 +427,7 @@ def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[C
         return sum(max(cands[n].search.scores[t] for n in names) for t in tasks) / len(tasks)
 
     order = [max(pool, key=lambda n: (cands[n].average, -pool.index(n)))]
-    sets = []
+    sets = [[cm.name for cm in clusters]] if len(clusters) > 1 else []  # the paper's experts, every router
     while len(order) < min(s.max_experts, len(pool)):
         rest = [n for n in pool if n not in order]
         nxt = max(rest, key=lambda n: (ceiling(order + [n]), cands[n].average, -pool.index(n)))

@@ -89,8 +89,9 @@ class SearchStep:
     chosen on ``search``. Candidates are the cluster models and every zoo member; nested expert sets of
     2..``max_experts`` are grown greedily by their per-task ceiling on ``search`` (the best candidate's
     search score per task, a free quantity once each candidate is scored), and each set is built with
-    each of ``routers`` and scored on ``search``: the budget is ``(max_experts - 1) * len(routers)``
-    mixture evaluations, stated in the report. ``enabled: false`` runs the paper's recipe only."""
+    each of ``routers`` and scored on ``search``, and so is the paper's expert set (the cluster models)
+    with each router: the budget is at most ``max_experts * len(routers)`` mixture evaluations, stated in
+    the report. ``enabled: false`` runs the paper's recipe only."""
 
     enabled: bool = True
     max_experts: int = 6

@@ -102,7 +102,8 @@ def test_searched_variant_is_the_best_on_search_of_its_trace(tiny_run):
     run, _ = tiny_run
     assert run.search_trace and run.evaluations["mixture_search"] == len(run.search_trace) + 1
     assert run.searched.search.average == pytest.approx(max(r["search"] for r in run.search_trace), abs=1e-4)
-    assert len(run.search_trace) <= (3 - 1) * 2
+    assert len(run.search_trace) <= 3 * 2
+    assert run.search_trace[0]["experts"] == run.paper.experts  # the paper's experts, with each router first
 
 
 def test_model_level_is_a_loadable_checkpoint_scoring_as_in_memory(tiny_zoo, tmp_path):
