@@ -25,3 +25,33 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], ob
         return getattr(importlib.import_module(f"{package}.{module}"), name)
 
     return __getattr__
+
+
+class LazyModule:
+    """A stand-in for a heavy module (torch, numpy) that imports it on first attribute access.
+
+    A module whose functions need torch but whose import must not (the merge methods' declarations,
+    read by ``glue merge`` to validate a config before any tensor work) writes::
+
+        torch = lazy_module("torch")   # instead of `import torch`; torch.float32 etc. work unchanged
+        if TYPE_CHECKING:
+            from torch import Tensor   # annotations only
+
+    Code that runs at import time (module constants, default arguments, decorators) must not touch it.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> object:
+        module = self.__dict__.get("_module") or importlib.import_module(self._name)
+        self.__dict__["_module"] = module
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}" + (", imported>" if "_module" in self.__dict__ else ">")
+
+
+def lazy_module(name: str) -> LazyModule:
+    """``name`` imported on first use (see ``LazyModule``)."""
+    return LazyModule(name)

@@ -12,7 +12,10 @@ paper="https://..."))`` and import the module below: its parameters are declared
 else (``resolve_args`` validates with the declarations; ``glue merge --list`` prints them). Add
 ``compat_fn=`` when mergekit has the method and its arithmetic in the compute dtype differs. The
 generic tests in ``tests/merge/test_methods.py`` then run on it (copies of one model, one-hot
-weights, purity, bf16 inputs, NaN propagation, seeding); add a reference test of your own.
+weights, purity, bf16 inputs, NaN propagation, seeding); add a reference test of your own. A method
+module takes torch as ``torch = lazy_module("torch")`` (``glue.lazy``) and ``Tensor`` under
+``TYPE_CHECKING``: ``glue merge`` validates a config against the declarations before torch is imported
+(``tests/cli/test_startup.py`` fails when a module imports it at the top).
 
 Per-tensor coefficients (layer groups, gradients over layers, filters by tensor name) are data
 (``glue.merge.spec.Setting``), in mergekit's form; ``slices`` stack or merge layer ranges
@@ -20,15 +23,20 @@ Per-tensor coefficients (layer groups, gradients over layers, filters by tensor 
 ``glue.merge.compat`` reproduces mergekit's arithmetic (``--mergekit-compat``).
 """
 
-# importing a method module registers its methods, in this order (the order of `glue merge --list`)
+# importing a method module registers its methods, in this order (the order of `glue merge --list`); the
+# method modules and base import torch lazily, so a config is validated without torch (tests/cli/test_startup.py)
 from glue.merge import linear, task_vectors, slerp, model_stock, spherical, selective, passthrough  # noqa: F401, I001
 from glue.merge.base import METHODS, MergeArgs, MergeMethod, Param, get_method, merge_tensors, register, resolve_args
-from glue.merge.config import MergeConfig, load_config
-from glue.merge.executor import MergeResult, merge_checkpoints
-from glue.merge.inmemory import InMemoryMerger
-from glue.merge.plan import VOCAB_POLICIES
-from glue.merge.spec import LayerGroups, MergeSpec
+from glue.lazy import lazy_exports
 
-__all__ = ["METHODS", "VOCAB_POLICIES", "InMemoryMerger", "LayerGroups", "MergeArgs", "MergeConfig", "MergeMethod", "Param",
-           "MergeResult", "MergeSpec", "get_method", "load_config", "merge_checkpoints", "merge_tensors", "register",
-           "resolve_args"]
+_EXPORTS = {
+    **dict.fromkeys(["MergeConfig", "load_config"], "config"),
+    **dict.fromkeys(["MergeResult", "merge_checkpoints"], "executor"),
+    "InMemoryMerger": "inmemory",
+    "VOCAB_POLICIES": "plan",
+    **dict.fromkeys(["LayerGroups", "MergeSpec"], "spec"),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["METHODS", "MergeArgs", "MergeMethod", "Param", "get_method", "merge_tensors", "register", "resolve_args",
+           *sorted(_EXPORTS)]

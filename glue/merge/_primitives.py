@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch import Tensor
+from glue.lazy import lazy_module
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+np = lazy_module("numpy")
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 RESCALES = ("inverse", "l1", "none")
 """How a randomly sparsified task vector is rescaled: ``inverse`` divides the survivors by their

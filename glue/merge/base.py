@@ -22,21 +22,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.errors import ConfigError
 from glue.merge._primitives import RESCALES, generator
 from glue.registry import Registry
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # fn(tensors, *, base, weights, densities, rng, **params) -> Tensor
 #   tensors: N floating tensors [*] (float32, bfloat16 or float16; must not be modified); base:
 #   floating [*] or None; weights: float32 [N] on the tensors' device; densities: N floats in
 #   (0, 1]; rng(i): torch.Generator for model i, or None. Returns a new float32 tensor [*]; all
 #   arithmetic is float32.
-MergeFn = Callable[..., Tensor]
+MergeFn = Callable[..., "Tensor"]
 
 
 # -- parameter declarations ----------------------------------------------------------------------------
@@ -208,8 +211,8 @@ def model_label(i: int, names: Sequence[str] | None) -> str:
 
 
 def _floats(vals: Any, n: int, what: str) -> list[float]:
-    if isinstance(vals, Tensor):
-        vals = vals.detach().cpu().tolist()
+    if hasattr(vals, "tolist"):  # a tensor or an array (checked without importing torch)
+        vals = vals.tolist()
     try:
         out = [_float(v) for v in vals]
     except TypeError:

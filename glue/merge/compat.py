@@ -16,9 +16,14 @@ from torch's global generator, which glue does not reproduce.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+from glue.lazy import lazy_module
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _rescaled(x: Tensor, mask: Tensor, rescale: str, eps: float = 1e-7) -> Tensor:

@@ -46,12 +46,12 @@ import yaml
 
 from glue.errors import ConfigError, GlueError, UnknownNameError
 from glue.merge.base import METHODS, get_method, resolve_args
-from glue.merge.executor import OUT_DTYPES, RECORD_FILE, MergeResult, merge_checkpoints
-from glue.merge.plan import VOCAB_POLICIES, SliceDef
+from glue.merge.plan import OUT_DTYPE_NAMES, VOCAB_POLICIES, SliceDef
 from glue.merge.plan import SliceSource as PlanSource
 from glue.merge.spec import MergeSpec, Rule, Setting, parse_setting, setting_to_data
 
 if TYPE_CHECKING:
+    from glue.merge.executor import MergeResult
     from glue.merge.vocab import TokenizerPlan
 
 GLUE_KEYS = {"method", "base", "models", "slices", "params", "seed", "dtype", "compute_dtype", "vocab_policy",
@@ -243,6 +243,8 @@ class MergeConfig:
             max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None,
             threads: int | None = 1) -> MergeResult:
         """Resolve the inputs and run the streaming executor into ``out`` (see ``merge_checkpoints``)."""
+        from glue.merge.executor import merge_checkpoints  # torch: imported once the config is valid
+
         models = [m.resolve() for m in self.models]
         base = self.base.resolve() if self.base else None
         tok = self.tokenizer_source.resolve() if self.tokenizer_source else None
@@ -341,8 +343,8 @@ def validate(cfg: MergeConfig) -> MergeConfig:
     if cfg.vocab_policy not in VOCAB_POLICIES:
         raise ConfigError(f"{cfg.source}: vocab_policy {cfg.vocab_policy!r} is not one of {', '.join(VOCAB_POLICIES)}")
     for what, dt, extra in (("dtype", cfg.dtype, ()), ("compute_dtype", cfg.compute_dtype, ("inputs",))):
-        if dt is not None and dt not in (*OUT_DTYPES, *extra):
-            raise ConfigError(f"{cfg.source}: {what} {dt!r} is not one of {', '.join((*OUT_DTYPES, *extra))}")
+        if dt is not None and dt not in (*OUT_DTYPE_NAMES, *extra):
+            raise ConfigError(f"{cfg.source}: {what} {dt!r} is not one of {', '.join((*OUT_DTYPE_NAMES, *extra))}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"{cfg.source}: seed must be an integer, got {cfg.seed!r}")
     paths = [os.path.normpath(m.path) for m in cfg.models]
@@ -743,4 +745,6 @@ def _mergekit_rescale(v: Any) -> Any:
 
 def record_path(out: str | os.PathLike) -> Path:
     """Where a merge output keeps the glue config that reproduces it."""
+    from glue.merge.executor import RECORD_FILE
+
     return Path(out) / RECORD_FILE

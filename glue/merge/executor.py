@@ -39,6 +39,7 @@ from glue.io.malloc import streaming_allocator
 from glue.safety import check_output
 from glue.io.stream_writer import PlannedWriter
 from glue.merge.plan import (
+    OUT_DTYPE_NAMES,
     Job,
     SliceDef,
     Source,
@@ -61,7 +62,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 RECORD_FILE = "glue_merge.yaml"
 
-OUT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OUT_DTYPES = {name: getattr(torch, name) for name in OUT_DTYPE_NAMES}
 """Output dtypes by name; without one, each tensor keeps the reference model's stored dtype."""
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge.compat import as_float32_kernel
 from glue.merge.base import NORMALIZE, MergeMethod, register
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def linear(tensors: Sequence[Tensor], *, weights: Tensor, normalize: bool, **_) -> Tensor:

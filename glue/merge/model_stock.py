@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge import compat
 from glue.merge.base import MergeMethod, Param, register
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def model_stock(tensors: Sequence[Tensor], *, base: Tensor, filter_wise: bool, eps: float = 1e-6, **_) -> Tensor:

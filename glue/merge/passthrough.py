@@ -5,12 +5,16 @@ https://github.com/arcee-ai/mergekit/blob/main/docs/merge_methods.md (passthroug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge.base import MergeMethod, Param, register
 from glue.merge.compat import as_float32_kernel
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def passthrough(tensors: Sequence[Tensor], *, scale: float, **_) -> Tensor:

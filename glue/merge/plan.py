@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import torch
-
+from glue.lazy import lazy_module
 from glue.arch import ArchKey, architecture_key, class_key, mismatch
 from glue.errors import CheckpointError, ConfigError
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+OUT_DTYPE_NAMES = ("float32", "bfloat16", "float16")
+"""The dtypes a merge can write (``dtype`` of a config, ``--dtype``)."""
 
 VOCAB_POLICIES = ("error", "truncate")
 """What to do when the inputs' vocabularies differ in size (rows of the embedding and lm_head):

@@ -16,12 +16,16 @@ All arithmetic is float32; shapes ``[*]`` -> ``[*]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge._primitives import elect_sign
 from glue.merge.base import MergeMethod, Param, register
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def sce(tensors: Sequence[Tensor], *, base: Tensor, select_topk: float, **_) -> Tensor:

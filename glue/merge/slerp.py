@@ -4,12 +4,16 @@ mergekit). Reference: https://en.wikipedia.org/wiki/Slerp"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge.compat import as_float32_kernel
 from glue.merge.base import T, MergeMethod, register
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 COLINEAR_DOT = 0.9995
 """When the cosine between the two flattened tensors exceeds this in absolute value, SLERP is

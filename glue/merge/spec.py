@@ -31,13 +31,16 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import numpy as np
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.errors import ConfigError
 from glue.merge.base import MergeArgs, get_method, merge_tensors, resolve_args
+
+np = lazy_module("numpy")  # imported on first use
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Scalar = Union[bool, int, float, str]
 

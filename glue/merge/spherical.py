@@ -16,12 +16,16 @@ All arithmetic is float32; shapes ``[*]`` -> ``[*]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.errors import ConfigError
 from glue.merge.base import MergeMethod, Param, register
+
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _nuslerp_pair(t: float, v0: Tensor, v1: Tensor, flatten: bool, row_wise: bool, eps: float = 1e-8) -> Tensor:

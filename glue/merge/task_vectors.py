@@ -18,10 +18,9 @@ Defaults follow mergekit (the tool whose configs the field exchanges) for ``norm
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
+from glue.lazy import lazy_module
 from glue.merge import compat
 from glue.merge._primitives import (
     agreeing_parts,
@@ -36,8 +35,13 @@ from glue.merge._primitives import (
 from glue.errors import ConfigError
 from glue.merge.base import LAMBDA, NORMALIZE, RESCALE, MergeArgs, MergeMethod, Param, model_label, register
 
+torch = lazy_module("torch")  # imported on first use: configs are validated without torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
 # sparsify(delta, density, rescale, gen_or_None, params) -> delta
-Sparsifier = Callable[[Tensor, float, str, "torch.Generator | None", dict], Tensor]
+Sparsifier = Callable[["Tensor", float, str, "torch.Generator | None", dict], "Tensor"]
 
 
 def _magnitude(d: Tensor, density: float, rescale: str, gen, p: dict) -> Tensor:

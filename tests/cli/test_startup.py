@@ -52,13 +52,48 @@ def test_commands_without_tensors_import_no_heavy_module(argv, code):
     assert heavy_imports(*argv) == (code, [])
 
 
-def test_report_imports_no_torch():
-    """``glue report`` renders tables with pandas (not yet pandas-free), but never needs torch."""
-    _, heavy = heavy_imports("report", "--zoo", "no-such-zoo")
+@pytest.mark.parametrize("argv", [["report", "--zoo", "no-such-zoo"], ["merge", "--list"]])
+def test_tables_import_no_torch(argv):
+    """``glue report`` and ``glue merge --list`` render tables with pandas (not yet pandas-free), but never
+    need torch."""
+    _, heavy = heavy_imports(*argv)
     assert "torch" not in heavy and "transformers" not in heavy and "lm_eval" not in heavy
 
 
-def test_the_probe_sees_a_heavy_import():
-    """The probe itself: a command that loads a model imports torch, and the probe says so."""
-    code, heavy = heavy_imports("merge", "--list")
-    assert "torch" in heavy
+def test_the_probe_sees_a_heavy_import(tmp_path):
+    """The probe itself: a valid merge config gets past validation to the executor, which imports torch
+    (and then finds no checkpoint in the empty directories), and the probe says so."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "ok.yaml").write_text("method: linear\nmodels: [a, b]\n")
+    code, heavy = heavy_imports("merge", str(tmp_path / "ok.yaml"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "torch" in heavy
+
+BAD_MERGE_CONFIGS = {  # config body -> a phrase of the error; model directories a and b exist (empty)
+    "unknown method": ("method: linaer\nmodels: [a, b]\n", "Did you mean 'linear'"),
+    "unknown parameter": ("method: ties\nbase: a\nmodels: [b]\nparams: {lamda: 0.5}\n", "no parameter 'lamda'"),
+    "parameter out of range": ("method: slerp\nmodels: [a, b]\nparams: {t: 1.5}\n", "'t' = 1.5"),
+    "missing base": ("method: ties\nmodels: [a, b]\n", "needs a base model"),
+    "unknown field": ("method: linear\nmodels: [a, b]\nweigths: [1, 2]\n", "unknown field 'weigths'"),
+    "wrong type": ("method: linear\nmodels: [{model: a, weight: heavy}, b]\n", "must be a number"),
+    "bad dtype": ("method: linear\nmodels: [a, b]\ndtype: bf17\n", "dtype 'bf17' is not one of"),
+    "mergekit format": ("merge_method: ties\nbase_model: a\nmodels: [{model: b, parameters: {density: 2}}]\n",
+                        "must be in (0, 1]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MERGE_CONFIGS))
+def test_a_bad_merge_config_fails_before_torch_is_imported(case, tmp_path):
+    """Issue 15: every config error of ``glue merge`` is found by reading the YAML and the methods'
+    declarations, without importing torch (a typo costs milliseconds, not the 2-3 s of ``import torch``)."""
+    body, phrase = BAD_MERGE_CONFIGS[case]
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(body)
+    p = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), "merge", str(cfg), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    *message, last = p.stderr.strip().splitlines()
+    assert phrase in "\n".join(message)
+    assert json.loads(last) == {"code": 2, "heavy": []}
+    assert not (tmp_path / "out").exists()
