@@ -79,6 +79,17 @@ def _results_in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def png_size():
+    """``png_size(data or path) -> (width, height)`` from a PNG's IHDR chunk (asserting the signature)."""
+    def size(data: bytes | os.PathLike) -> tuple[int, int]:
+        data = data if isinstance(data, bytes) else Path(data).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+    return size
+
+
+@pytest.fixture
 def provenance():
     """A fixed ``Provenance`` (commit ``aaaa...``, 2025-01-02), for records made without git or clocks."""
     from glue.record.provenance import Provenance

@@ -12,7 +12,7 @@ from glue.cluster.clustering import LINKAGES, distance_matrix
 from glue.cluster.pipeline import ZooSimilarity
 from glue.errors import ConfigError
 
-__all__ = ["dendrogram_png", "heatmap_png"]
+__all__ = ["dendrogram_figure", "dendrogram_png", "heatmap_figure", "heatmap_png"]
 
 ANNOTATE_MAX = 20  # write the values in the cells up to this many models
 
@@ -30,9 +30,24 @@ def _label(name: str, families: Mapping[str, str] | None) -> str:
     return f"{name} [{families[name]}]" if families and name in families else name
 
 
-def heatmap_png(sim: ZooSimilarity, path: str | os.PathLike, *, clusters: Sequence[Sequence[str]] | None = None,
-                families: Mapping[str, str] | None = None, title: str = "", kind: str = "all") -> None:
-    """Write the ``[N, N]`` similarity of ``kind`` as a heatmap PNG.
+def _save(fig, path: str | os.PathLike) -> None:
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def heatmap_png(sim: ZooSimilarity, path: str | os.PathLike, **kw) -> None:
+    """Write ``heatmap_figure(sim, **kw)`` as a PNG."""
+    _save(heatmap_figure(sim, **kw), path)
+
+
+def dendrogram_png(sim: ZooSimilarity, path: str | os.PathLike, **kw) -> None:
+    """Write ``dendrogram_figure(sim, **kw)`` as a PNG."""
+    _save(dendrogram_figure(sim, **kw), path)
+
+
+def heatmap_figure(sim: ZooSimilarity, *, clusters: Sequence[Sequence[str]] | None = None,
+                   families: Mapping[str, str] | None = None, title: str = "", kind: str = "all"):
+    """The ``[N, N]`` similarity of ``kind`` as a heatmap (a matplotlib ``Figure``).
 
     Models are ordered cluster by cluster (``clusters``, else input order) and each cluster is
     outlined; pairs across architecture groups (NaN) are grey and marked ``-``; values are written
@@ -71,14 +86,12 @@ def heatmap_png(sim: ZooSimilarity, path: str | os.PathLike, *, clusters: Sequen
         ax.add_patch(plt.Rectangle((start - 0.5, start - 0.5), len(c), len(c), fill=False, edgecolor="red", lw=2))
         start += len(c)
     ax.set_title(title or f"sim_{kind}", fontsize=11)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
-def dendrogram_png(sim: ZooSimilarity, path: str | os.PathLike, *, linkage: str = "average",
-                   threshold: float | None = None, families: Mapping[str, str] | None = None,
-                   title: str = "") -> None:
-    """Write one dendrogram per architecture group (scipy linkage of ``1 - sim_all``) as a PNG.
+def dendrogram_figure(sim: ZooSimilarity, *, linkage: str = "average", threshold: float | None = None,
+                      families: Mapping[str, str] | None = None, title: str = ""):
+    """One dendrogram per architecture group (scipy linkage of ``1 - sim_all``), a matplotlib ``Figure``.
 
     A dashed line marks the distance ``1 - threshold``; groups of one model are listed below.
     """
@@ -113,5 +126,4 @@ def dendrogram_png(sim: ZooSimilarity, path: str | os.PathLike, *, linkage: str 
         fig.text(0.01, 0.005, "alone in their architecture group: " + "; ".join(alone), fontsize=8, va="bottom")
     fig.suptitle(title or f"{linkage} linkage of 1 - sim_all", fontsize=11)
     fig.tight_layout(rect=(0, 0.03 * bool(alone), 1, 1))
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return fig

@@ -72,13 +72,7 @@ def test_a_zoo_without_results_is_a_clear_error(tmp_path, record_cases):
         write_report("tiny", tmp_path / "results")
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` from a PNG's IHDR chunk (asserting the signature)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def test_figures_draw_one_series_per_case_and_task(record_cases):
+def test_figures_draw_one_series_per_case_and_task(record_cases, png_size):
     """The figures themselves, before saving: one bar per case (labelled by case id), the reference
     lines, and one heatmap cell per case and task; the saved PNG grows with the number of cases."""
     from glue.record.report import figure_average, figure_tasks, png_bytes
