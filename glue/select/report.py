@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from glue.select.search import NEGLIGIBLE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -45,9 +47,11 @@ def report(result) -> str:
         df = pd.DataFrame(rows).set_index("round")
         out += ["", render_table(df.dropna(axis=1, how="all"))]
     weights, densities = result.weights(), result.densities()
+    negligible = result.negligible()
     rows = []
     for n in result.names:
-        row = {"member": n, "status": "kept" if n in result.kept else "dropped"}
+        row = {"member": n, "status": "dropped" if n not in result.kept else "kept, negligible" if n in negligible
+               else "kept"}
         row.update(_coeffs("weight", weights[n]))
         if densities is not None:  # a density means nothing for a model left out
             d = densities[n]
@@ -62,7 +66,9 @@ def report(result) -> str:
         g = info["generations"]
         extra = f" · population {info['popsize']}, {g} generation{'s' * (g != 1)}, best trial #{info['best_trial']}"
     score = f"{result.search_score:.4f}" if result.search_score is not None else "none"
-    out.append(f"\nkept: {', '.join(result.kept) or '(none)'} · dropped: {', '.join(result.dropped) or '(none)'}")
+    out.append(f"\nkept (weight > 0): {', '.join(result.kept) or '(none)'} · of which negligible (|weight| under "
+               f"{NEGLIGIBLE:g} x the largest): {', '.join(negligible) or '(none)'} · dropped: "
+               f"{', '.join(result.dropped) or '(none)'}")
     out.append(f"search score {score} · {result.evaluations} evaluations"
                + (f" ({result.failures} failed)" if result.failures else "") + f" · {result.seconds:.1f} s" + extra)
     return "\n".join(out)

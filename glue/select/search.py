@@ -269,6 +269,12 @@ class Search:
 
 # ---- results ----------------------------------------------------------------------------------------
 
+NEGLIGIBLE = 0.1
+"""A kept candidate (weight > 0) whose ``|weight|`` is under this fraction of the largest ``|weight|``, in every
+weight set, is reported as negligible: it is in the merge but moves it little (an order of magnitude less than
+the leading member, whatever the number of members). CMA-ES almost never gives an exact 0, so "kept" alone
+would count nearly every member of an evolutionary search as selected."""
+
 @dataclass(frozen=True)
 class SelectionResult:
     """The result of a selection strategy on a set of candidates.
@@ -318,11 +324,20 @@ class SelectionResult:
             return None
         return _by_name(self.names, self.point.per_model(self.point.densities), self.point.num_groups)
 
+    def negligible(self, fraction: float = NEGLIGIBLE) -> tuple[str, ...]:
+        """Kept candidates whose ``|weight|`` is under ``fraction`` of the largest ``|weight|`` in every weight
+        set (every layer group), in ``names`` order."""
+        per = self.point.per_model(self.point.weights)
+        tops = [max(abs(w[s]) for w in per) for s in range(self.point.n_sets)]
+        return tuple(n for n, w in zip(self.names, per) if n in self.kept
+                     and all(abs(x) < fraction * t for x, t in zip(w, tops)))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON data (``from_dict`` reads it back)."""
+        """JSON data (``from_dict`` reads it back; ``negligible`` is derived, for readers of the file)."""
         d = asdict(self)
         d["point"] = asdict(self.point)
         d["weights"], d["densities"] = self.weights(), self.densities()
+        d["negligible"], d["negligible_fraction"] = list(self.negligible()), NEGLIGIBLE
         d["options"], d["info"] = dict(self.options), dict(self.info)
         return d
 

@@ -92,3 +92,28 @@ def test_result_round_trips_through_json(fake_oracle):
     assert d["weights"] == res.weights() and d["densities"] == {"a": 0.4, "b": 0.4, "c": 0.4}
     back = SelectionResult.from_dict(d)
     assert back == res
+
+
+def _result(weights, names=("a", "b", "c", "d"), num_groups=0):
+    point = Point(tuple(weights), num_groups=num_groups)
+    kept = tuple(names[i] for i in point.included())
+    return SelectionResult("evolutionary", "task_arithmetic", names, names, kept,
+                           tuple(n for n in names if n not in kept), (), point, None, 0.5, 8, 0, 1.0)
+
+
+def test_negligible_members_are_kept_but_reported_apart():
+    """Issue 8: an evolutionary 'kept' (weight > 0) is not the same as selected; members under 0.1 x the largest
+    weight are named separately, in the table, the summary line and selection.json."""
+    from glue.select.report import report
+
+    res = _result((0.6, 0.36, 0.05, 0.0))  # c: 0.05 < 0.06
+    assert res.kept == ("a", "b", "c") and res.negligible() == ("c",) and res.negligible(0.05) == ()
+    text = report(res)
+    rows = {ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in text.splitlines() if ln.startswith("| ")}
+    assert rows == {"member": "status", "a": "kept", "b": "kept", "c": "kept, negligible", "d": "dropped"}
+    assert "kept (weight > 0): a, b, c · of which negligible (|weight| under 0.1 x the largest): c · dropped: d" in text
+    assert res.to_dict()["negligible"] == ["c"]
+    # layer groups: small in one group but not in the other is not negligible; negative weights count by size
+    g = _result((0.01, 0.5, 0.5, 0.0, 0.3, 0.3, 0.3, 0.0) + (0.5, 0.5, 0.01, 0.0), num_groups=2)
+    assert g.negligible() == ()
+    assert _result((-0.02, 0.5, 0.5, 0.0)).negligible() == ("a",)
