@@ -3,9 +3,9 @@
     python benchmarks/cluster_pass.py --zoo tiny [--members A B ...] [--delta-from BASE] [--repeat 3]
 
 Each approach runs in a fresh subprocess (imports done before measuring), which reports the wall
-time of the similarity computation and the peak anonymous memory (``RssAnon`` of
-/proc/self/status, sampled in a thread every millisecond; the checkpoint reader uses pread, not
-mmap, so anonymous memory is what the computation holds; ``VmRSS`` is given too, since
+time of the similarity computation and the peak anonymous memory (``glue.record.memory.PeakMemory``,
+glue's one memory probe: ``RssAnon`` of /proc/self/status, sampled in a thread every millisecond; the
+checkpoint reader uses pread, not mmap, so anonymous memory is what the computation holds; ``VmRSS`` is given too, since
 ``from_pretrained`` may map float32 safetensors files instead of copying them). Both approaches group the models by
 architecture first and compare only within a group, as Model-GLUE does:
 
@@ -25,49 +25,12 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's glue, not an installed one
 
 APPROACHES = ("stream", "pairwise")
-
-
-def rss_kib(field: str = "RssAnon") -> int:
-    """A memory field of /proc/self/status (``RssAnon``, ``VmRSS``...) in KiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class PeakSampler:
-    """Sample ``RssAnon`` and ``VmRSS`` every ``interval`` seconds in a daemon thread; peaks in KiB."""
-
-    def __init__(self, interval: float = 0.001):
-        self.interval, self._stop = interval, threading.Event()
-        self.peak, self.peak_rss = rss_kib("RssAnon"), rss_kib("VmRSS")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        self.peak = max(self.peak, rss_kib("RssAnon"))
-        self.peak_rss = max(self.peak_rss, rss_kib("VmRSS"))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
 
 
 def _models(zoo_name: str, members: list[str] | None, delta_from: str | None):
@@ -87,6 +50,7 @@ def worker(args) -> None:
     from glue.cluster import group_by_architecture, zoo_similarity
     from glue.cluster.reference import from_pretrained_state_dict, pairwise_similarity
     from glue.io import read_config
+    from glue.record.memory import PeakMemory
 
     models, base = _models(args.zoo, args.members, args.delta_from)
     if args.worker == "pairwise":  # warm-up load: transformers' lazy imports are not the approach's cost
@@ -99,8 +63,7 @@ def worker(args) -> None:
         return from_pretrained_state_dict(path)
 
     groups = group_by_architecture({n: read_config(p) for n, p in models.items()})
-    baseline = rss_kib("RssAnon")
-    with PeakSampler() as mem:
+    with PeakMemory(interval=0.001) as mem:
         t0 = time.perf_counter()
         if args.worker == "stream":
             sim = zoo_similarity(models, delta_from=base, device=args.device)
@@ -113,8 +76,8 @@ def worker(args) -> None:
                     s = pairwise_similarity({n: models[n] for n in names}, delta_from=base, load=counting_load)
                     mats[tuple(names)] = s.all.tolist()
         seconds = time.perf_counter() - t0
-    print(json.dumps({"approach": args.worker, "seconds": seconds, "baseline_kib": baseline, "peak_kib": mem.peak,
-                      "peak_rss_kib": mem.peak_rss,
+    print(json.dumps({"approach": args.worker, "seconds": seconds, "baseline_mb": mem.start_mb, "peak_mb": mem.peak_mb,
+                      "peak_vmrss_mb": mem.peak_vmrss_mb,
                       "loads": loads, "models": len(models), "groups": [list(g) for g in groups],
                       "matrices": [[list(k), v] for k, v in mats.items()]}))
 
@@ -181,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {a} | {args.device if a == 'stream' else 'cpu'} | {loads} "
               f"| {statistics.median(r['seconds'] for r in runs):.4f} "
               f"| {statistics.median(r['process_seconds'] for r in runs):.2f} "
-              f"| {max(r['peak_kib'] for r in runs) / 1024:.1f} "
-              f"| {max(r['peak_kib'] - r['baseline_kib'] for r in runs) / 1024:.1f} "
-              f"| {max(r['peak_rss_kib'] for r in runs) / 1024:.1f} | {diff:.2e} |")
+              f"| {max(r['peak_mb'] for r in runs):.1f} "
+              f"| {max(r['peak_mb'] - r['baseline_mb'] for r in runs):.1f} "
+              f"| {max(r['peak_vmrss_mb'] for r in runs):.1f} | {diff:.2e} |")
     return 0
 
 

@@ -37,7 +37,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -119,58 +118,24 @@ def mergekit_config(method: str, base: Path, models: list[Path], per_model: dict
 
 
 # -- running ------------------------------------------------------------------------------------------
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def _status_kb(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run_measured(cmd: list[str], env: dict, interval: float = 0.005) -> tuple[float, int, int, float]:
-    """Run ``cmd``; return (wall s, peak RssAnon bytes of its process tree, VmHWM bytes, CPU s)."""
+    """Run ``cmd``; return (wall s, peak RssAnon bytes of its process tree, VmHWM bytes, CPU s), the memory
+    from glue's one probe (``glue.record.memory.PeakMemory`` on the child's process tree)."""
     import resource
+
+    from glue.record.memory import PeakMemory
 
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak, hwm, done = [0], [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            pids = _tree(proc.pid)
-            peak[0] = max(peak[0], sum(_status_kb(p, "RssAnon:") for p in pids))
-            hwm[0] = max(hwm[0], _status_kb(proc.pid, "VmHWM:"))
-            time.sleep(interval)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, _ = proc.communicate()
+    with PeakMemory(interval=interval, pid=proc.pid) as mem:
+        out, _ = proc.communicate()
     wall = time.perf_counter() - t0
-    done.set()
-    th.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.decode()[-3000:]}")
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return wall, peak[0] * 1024, hwm[0] * 1024, cpu
+    return wall, int((mem.peak_mb or 0) * 2**20), int((mem.hwm_mb or 0) * 2**20), cpu
 
 
 def tools(args, env) -> dict[str, callable]:

@@ -11,18 +11,22 @@ Usage::
     with PeakMemory() as mem:
         model = build()
     mem.peak_mb, mem.delta_mb, mem.cuda_peak_mb   # mem.as_dict() -> the record's memory fields
+
+    proc = subprocess.Popen(cmd)                  # another process (and its children): the benchmarks
+    with PeakMemory(pid=proc.pid) as mem:         # comparing glue with mergekit in fresh processes
+        proc.wait()
+
+It is the one memory probe of glue: the recorder, ``benchmarks/cluster_pass.py`` and
+``benchmarks/merge_io.py`` use it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import sys
 import threading
-from pathlib import Path
-
-_STATUS = Path("/proc/self/status")
-
 
 def release_free_memory() -> None:
     """Collect garbage and hand the allocator's free pages back to the OS (glibc ``malloc_trim``), so that
@@ -35,44 +39,74 @@ def release_free_memory() -> None:
         pass
 
 
-def rss_anon_mb() -> float | None:
-    """Current anonymous RSS of this process in MiB (None where /proc is not available)."""
+def status_kb(key: str, pid: int | str = "self") -> int | None:
+    """A field of ``/proc/PID/status`` (``RssAnon``, ``VmRSS``, ``VmHWM``...) in KiB; None where it cannot be
+    read (no /proc, or the process is gone)."""
     try:
-        with open(_STATUS, "rb") as f:
+        with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"RssAnon:"):
-                    return int(line.split()[1]) / 1024  # kB
+                if line.startswith(key.encode() + b":"):
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
 
 
+def rss_anon_mb() -> float | None:
+    """Current anonymous RSS of this process in MiB (None where /proc is not available)."""
+    kb = status_kb("RssAnon")
+    return None if kb is None else kb / 1024
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (read from ``/proc/*/task/*/children``; gone processes are skipped)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 class PeakMemory:
     """Context manager: peak anonymous RSS during the block and its increase over the start (MiB).
+
+    ``pid``: measure that process and its children (RssAnon and VmRSS summed over the tree) instead of
+    this process; CUDA is then not measured.
 
     Attributes (set on exit):
         start_mb: anonymous RSS at entry.
         peak_mb: highest anonymous RSS seen during the block.
         delta_mb: ``peak_mb - start_mb``: what the block itself needed at its worst.
+        peak_vmrss_mb: highest ``VmRSS`` seen (file pages mapped by safetensors included), for comparison.
+        hwm_mb: with ``pid``: that process's own ``VmHWM`` (its lifetime peak of VmRSS) at the last sample.
         cuda_peak_mb: ``torch.cuda.max_memory_allocated()`` over the block (its peak stats are reset at
             entry), or None when torch is not imported or CUDA was never initialised. Never imports
             torch, never initialises CUDA.
     """
 
-    def __init__(self, interval: float = 0.002):
-        self.interval = interval
+    def __init__(self, interval: float = 0.002, pid: int | None = None):
+        self.interval, self.pid = interval, pid
         self.start_mb: float | None = None
         self.peak_mb: float | None = None
         self.delta_mb: float | None = None
+        self.peak_vmrss_mb: float | None = None
+        self.hwm_mb: float | None = None
         self.cuda_peak_mb: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> PeakMemory:
-        cuda = _cuda()
+        cuda = _cuda() if self.pid is None else None
         if cuda is not None:
             cuda.reset_peak_memory_stats()
-        self.start_mb = self.peak_mb = rss_anon_mb()
+        self._see()
+        self.start_mb = self.peak_mb
         if self.start_mb is not None:
             self._thread = threading.Thread(target=self._sample, name="glue-peak-memory", daemon=True)
             self._thread.start()
@@ -80,20 +114,27 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self._see(rss_anon_mb())
+            self._see()
 
-    def _see(self, mb: float | None) -> None:
-        if mb is not None and (self.peak_mb is None or mb > self.peak_mb):
-            self.peak_mb = mb
+    def _see(self) -> None:
+        pids = ["self"] if self.pid is None else process_tree(self.pid)
+        for key, attr in (("RssAnon", "peak_mb"), ("VmRSS", "peak_vmrss_mb")):
+            kbs = [kb for kb in (status_kb(key, p) for p in pids) if kb is not None]
+            mb = sum(kbs) / 1024 if kbs else None
+            if mb is not None and (getattr(self, attr) is None or mb > getattr(self, attr)):
+                setattr(self, attr, mb)
+        hwm = status_kb("VmHWM", self.pid) if self.pid is not None else None
+        if hwm is not None:
+            self.hwm_mb = max(self.hwm_mb or 0.0, hwm / 1024)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._see(rss_anon_mb())
+        self._see()
         if self.start_mb is not None:
             self.delta_mb = self.peak_mb - self.start_mb
-        cuda = _cuda()
+        cuda = _cuda() if self.pid is None else None
         if cuda is not None:
             self.cuda_peak_mb = cuda.max_memory_allocated() / 2**20
 

@@ -43,3 +43,20 @@ def test_an_mmapped_file_read_inside_the_block_is_not_counted(tmp_path):
         mm.close()
     assert grew > 100, f"the file's pages should be resident (VmRSS +{grew:.0f} MB) for this test to mean anything"
     assert mem.delta_mb < 20, mem.as_dict()
+
+
+def test_another_process_tree_is_measured_children_included():
+    """``PeakMemory(pid=...)`` (the benchmarks' mode): a grandchild's 150 MB count in the tree's peak, not in
+    the root's own VmHWM, nor in this process."""
+    import subprocess
+    import sys
+
+    grandchild = "b = b'x' * (150 << 20); import time; time.sleep(0.4)"
+    proc = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                                                   f"{grandchild!r}])"])
+    here = rss_anon_mb()
+    with PeakMemory(pid=proc.pid) as mem:
+        proc.wait()
+    assert mem.peak_mb > 150 and mem.peak_vmrss_mb >= mem.peak_mb, mem.__dict__
+    assert mem.hwm_mb < 100 and mem.cuda_peak_mb is None
+    assert abs(rss_anon_mb() - here) < 50
