@@ -23,7 +23,10 @@ def main(out: str) -> int:
         v = rep.get(name)
         if not v:
             continue
-        model, tok = (RequestMixture.load(f"{out}/{name}"), None) if v["level"] == "request" else load_model(f"{out}/{name}")
+        where = f"{out}/{name}"
+        if v["level"] == "single":  # one expert won every task: model.json names that model
+            where = f"{where}/" + json.load(open(f"{where}/model.json"))["model"]
+        model, tok = (RequestMixture.load(where), None) if v["level"] == "request" else load_model(where)
         t0 = time.time()
         r = evaluate(model, tok, tasks, "test", "lmeval")
         native = v["test"]["scores"]
