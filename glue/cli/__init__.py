@@ -26,6 +26,7 @@ VERBS = {
     "select": "selective merging: pick members and coefficients on the search split, write the merge",
     "cluster": "similarity matrix and clusters of a zoo (Model-GLUE step 1)",
     "mix": "build a mixture of experts from a mixture config (glue or mergekit-moe format)",
+    "recipe": "the Model-GLUE recipe: cluster, merge each cluster, mix the clusters (+ a searched variant)",
     "report": "render results/ZOO/report.md and its plots from the recorded runs",
 }
 

@@ -81,9 +81,6 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     run = EVALUATORS.get(evaluator)
     t0 = time.time()
-    if hasattr(model, "route") and evaluator != "native":  # a request-level mixture (glue.mix.RequestMixture)
-        raise ConfigError("a request-level mixture is scored with the native evaluator (--evaluator native); "
-                          "lm-eval runs one model per call")
     scores, n, per_item = run(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
     return EvalResult(scores, n, time.time() - t0, evaluator, split, per_item)
 

@@ -91,12 +91,19 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
     local = [s for s in specs if s.local]
     real = [s for s in specs if not s.local]
     tm = TaskManager(include_path=str(render_tasks(local)) if local else None, include_defaults=bool(real))
-    max_len = getattr(model.config, "max_position_embeddings", None)
-    if batch_size is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
-        batch_size = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
-    cls = prompt_aware_hflm() if getattr(model, "routes_on_prompt", False) else HFLM
-    lm = cls(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, trust_remote_code=False,
-             max_length=min(max_len, 4096) if max_len else None)
+    def make_lm(model, tokenizer):
+        max_len = getattr(model.config, "max_position_embeddings", None)
+        bs = batch_size
+        if bs is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
+            bs = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
+        cls = prompt_aware_hflm() if getattr(model, "routes_on_prompt", False) else HFLM
+        return cls(pretrained=model, tokenizer=tokenizer, batch_size=bs, trust_remote_code=False,
+                   max_length=min(max_len, 4096) if max_len else None)
+
+    if hasattr(model, "route"):  # a request-level mixture: each request to the expert its context routes to
+        lm = routed_lm(model, [make_lm(m, t) for m, t in model.experts])
+    else:
+        lm = make_lm(model, tokenizer)
     names = {lm_eval_name(s, split): s for s in specs}
     by_shots: dict[int | None, list[str]] = {}
     for lname, s in names.items():  # simple_evaluate takes one few-shot count per call
@@ -163,3 +170,32 @@ def prompt_aware_hflm():
                 return self.model(inps, prompt_mask=mask).logits
 
     return PromptAwareHFLM
+
+
+def routed_lm(mixture, lms):
+    """An lm-eval ``LM`` over a request-level mixture (``glue.mix.RequestMixture``): every request goes to
+    the expert whose index ``mixture.route`` gives for its context (the prompt; all choices of a
+    multiple-choice item share it), and is scored by that expert's own ``HFLM`` (``lms[i]``)."""
+    from lm_eval.api.model import LM
+
+    class RoutedLM(LM):
+        def _split(self, requests, fn: str):
+            choice = mixture.route([r.args[0] for r in requests])
+            out = [None] * len(requests)
+            for e, lm in enumerate(lms):
+                idx = [i for i, c in enumerate(choice) if c == e]
+                if idx:
+                    for i, r in zip(idx, getattr(lm, fn)([requests[i] for i in idx])):
+                        out[i] = r
+            return out
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return self._split(requests, "loglikelihood")
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return self._split(requests, "loglikelihood_rolling")
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return self._split(requests, "generate_until")
+
+    return RoutedLM()

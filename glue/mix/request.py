@@ -12,11 +12,19 @@ Usage::
     mix = RequestMixture.build([ExpertSpec("llama", dir_a, prompts_a), ExpertSpec("qwen", dir_b, prompts_b)])
     mix.route(["12+35=", "sort:3,1,2="])      # -> [0, 1]
     expert_model, expert_tokenizer = mix.experts[i]
+    mix.save("out/mixture")                    # request_mixture.json + gate.safetensors (experts by path)
+    mix = RequestMixture.load("out/mixture")
+
+Saved form: ``request_mixture.json`` (expert names and directories, the router model, layer, pooling,
+the gate's shape, provenance) and ``gate.safetensors``. Expert weights are not copied: each expert is
+named by its directory, written relative to the mixture directory when both share a parent (the
+recipe's cluster models) and absolute otherwise (zoo members in ``$GLUE_CACHE``).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +34,9 @@ from glue.errors import ConfigError
 from glue.mix.modeling import Gate, pool
 from glue.mix.routers import ROUTERS, RouterContext
 from glue.mix.spec import ExpertSpec
+
+REQUEST_FILE = "request_mixture.json"
+GATE_FILE = "gate.safetensors"
 
 
 @dataclass
@@ -40,6 +51,8 @@ class RequestMixture:
     layer: int
     routing: str = "prompt_mean"
     info: dict = field(default_factory=dict)
+
+    sources: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, experts: Sequence[ExpertSpec], router: str = "centroids", *, router_source: int | str = 0,
@@ -81,7 +94,66 @@ class RequestMixture:
                     in g else 0)
         gate.load_state_dict(g)
         return cls(names, loaded, rm, rt, gate.eval(), layer, routing,
-                   {"router": router, "router_source": names[router_source], "layer": layer})
+                   {"router": router, "router_source": names[router_source], "layer": layer},
+                   [str(e.source) for e in experts])
+
+    def save(self, out: str | os.PathLike, record: Mapping | None = None) -> Path:
+        """Write ``request_mixture.json`` and ``gate.safetensors`` into the new directory ``out``."""
+        import json
+
+        from safetensors.torch import save_file
+
+        out = Path(out)
+        if out.exists():
+            raise ConfigError(f"output directory {out} already exists")
+        out.mkdir(parents=True)
+        srcs = []
+        for s in self.sources:
+            p = Path(s).absolute()
+            srcs.append(os.path.relpath(p, out.absolute()) if out.absolute().parent in p.parents else str(p))
+        g = self.gate
+        meta = {"format": "glue_request_mixture", "version": 1, "experts": [{"name": n, "source": s} for n, s in
+                                                                            zip(self.names, srcs)],
+                "router_source": self.info.get("router_source", self.names[0]), "layer": self.layer,
+                "routing": self.routing, "router": self.info.get("router"),
+                "gate": {"in_features": g.proj.in_features if g.proj is not None else int(g.weight.shape[1]),
+                         "num_experts": int(g.weight.shape[0]), "bias": g.bias is not None,
+                         "hidden": g.proj.out_features if g.proj is not None else 0}, "record": dict(record or {})}
+        save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(out / GATE_FILE))
+        (out / REQUEST_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RequestMixture:
+        """Load a saved mixture: every expert from its directory, and the gate."""
+        import json
+
+        from safetensors.torch import load_file
+
+        from glue.io import load_model
+
+        path = Path(path)
+        f = path / REQUEST_FILE
+        if not f.is_file():
+            raise ConfigError(f"{path}: not a saved request-level mixture (no {REQUEST_FILE})")
+        meta = json.loads(f.read_text())
+        if meta.get("format") != "glue_request_mixture":
+            raise ConfigError(f"{f}: format is {meta.get('format')!r}, expected 'glue_request_mixture'")
+        names = [e["name"] for e in meta["experts"]]
+        dirs = [(path / e["source"]).resolve() if not os.path.isabs(e["source"]) else Path(e["source"])
+                for e in meta["experts"]]
+        for n, d in zip(names, dirs):
+            if not d.is_dir():
+                raise ConfigError(f"{f}: expert {n!r}: model directory {d} does not exist")
+        loaded = [load_model(d) for d in dirs]
+        gm = meta["gate"]
+        gate = Gate(gm["in_features"], gm["num_experts"], gm["bias"], gm["hidden"])
+        gate.load_state_dict(load_file(str(path / GATE_FILE)))
+        src = names.index(meta["router_source"])
+        rm, rt = loaded[src]
+        return cls(names, loaded, rm, rt, gate.eval(), int(meta["layer"]), meta["routing"],
+                   {"router": meta.get("router"), "router_source": meta["router_source"], "layer": meta["layer"]},
+                   [str(d) for d in dirs])
 
     @torch.no_grad()
     def route(self, prompts: Sequence[str], batch: int = 256) -> list[int]:

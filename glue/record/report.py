@@ -29,7 +29,8 @@ from glue.record.store import atomic_write, latest, load_records, refresh_result
 from glue.record.tables import family_rank, records_frame, render, task_names
 
 PLOTS = {"average": "Average accuracy per case", "tasks": "Accuracy per case and task",
-         "tradeoffs": "Accuracy vs peak memory and latency"}
+         "tradeoffs": "Accuracy vs peak memory and latency",
+         "recipe": "The recipe per task against the best single model"}
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,34 @@ def figure_tradeoffs(records: list[Record], zoo: str):
     return fig
 
 
-FIGURES = {"average": figure_average, "tasks": figure_tasks, "tradeoffs": figure_tradeoffs}
+def figure_recipe(records: list[Record], zoo: str):
+    """Per task (and the average): each ``recipe-*`` case beside the best single model and the best
+    ``merge``/``mix`` case (best by recorded average), grouped bars."""
+    import numpy as np
+
+    recipes = sorted((r for r in records if r.family == "recipe" and r.average is not None), key=lambda r: r.case)
+    refs = [("best single", References.of(records).best_single)]
+    for fam in ("merge", "mix"):
+        rs = [r for r in records if r.family == fam and r.average is not None and not r.case.startswith("mix-ref-")]
+        refs.append((f"best {fam}", max(rs, key=lambda r: r.average) if rs else None))
+    bars = [(f"{label}: {r.case}", r) for label, r in refs if r is not None] + [(r.case, r) for r in recipes]
+    tasks = task_names(recipes)
+    cols = [*tasks, "average"]
+    fig, (ax,) = _figure(3.0 + 1.1 * len(cols), 4.2)
+    x, w = np.arange(len(cols)), 0.8 / max(1, len(bars))
+    for i, (label, r) in enumerate(bars):
+        vals = [r.scores.get(t, float("nan")) for t in tasks] + [r.average]
+        ax.bar(x + (i - (len(bars) - 1) / 2) * w, vals, w, label=f"{label} ({r.average:.3f})")
+    ax.set_xticks(x, cols, fontsize=9)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="lower left")
+    _title(fig, "The recipe per task against the best single model", zoo, recipes)
+    return fig
+
+
+FIGURES = {"average": figure_average, "tasks": figure_tasks, "tradeoffs": figure_tradeoffs, "recipe": figure_recipe}
+OPTIONAL_FIGURES = {"recipe"}  # drawn only when the zoo has records of that family
 
 
 def png_bytes(fig, dpi: int = 110) -> bytes:
@@ -338,6 +366,8 @@ def write_report(zoo: str, root: Path | None = None, plots: bool = True,
     files: dict[str, Path] = {}
     if plots:
         for key, make in FIGURES.items():
+            if key in OPTIONAL_FIGURES and not any(r.family == key for r in records):
+                continue
             files[key] = out / f"{key}.png"
             atomic_write(files[key], png_bytes(make(records, zoo)))
     md = render_markdown(records, zoo, {k: p.name for k, p in files.items()}, sel)

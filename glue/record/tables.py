@@ -72,7 +72,7 @@ def add_format_arg(parser) -> None:
 # ---- records -> table -------------------------------------------------------------------------------
 
 # case families in display order; any other family sorts after these, alphabetically
-FAMILIES = ("single", "merge", "cluster", "mix")
+FAMILIES = ("single", "merge", "cluster", "mix", "recipe")
 
 # the run settings the benchmark harness adds to every case's config, shown as their own columns
 RUN_SETTINGS = ("split", "evaluator", "limit", "device")

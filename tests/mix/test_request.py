@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from glue.errors import GlueError
+
 from glue.mix import ExpertSpec, MixSpec, build_mixture
 from glue.mix.request import RequestMixture
 from glue.surrogate.skills import split
@@ -29,6 +31,34 @@ def test_request_mixture_of_two_architectures(tiny_dirs):
     for t, routed in (("add", r_add), ("sort", r_sort)):
         expect = [own[("llama", "qwen")[c]].per_item[t][i] for i, c in enumerate(routed)]
         assert res.per_item[t] == expect
+
+
+def test_lm_eval_scores_a_request_mixture_item_by_item_like_native(tiny_dirs):
+    from glue.eval import evaluate
+
+    mix = RequestMixture.build([ExpertSpec("llama", tiny_dirs["tiny_ft_cmp"], prompts("cmp") + prompts("cnt")),
+                                ExpertSpec("qwen", tiny_dirs["tiny_other"], prompts("mul") + prompts("sort"))],
+                               router="centroids")
+    tasks = ["cmp", "cnt", "mul", "sort"]  # mc and gen tasks
+    routed = {t: mix.route([it.prompt for it in split(t, "test")[:24]]) for t in tasks}
+    assert {c for r in routed.values() for c in r} == {0, 1}  # both experts score items
+    native = evaluate(mix, None, tasks, split="test", evaluator="native", limit=24)
+    lm = evaluate(mix, None, tasks, split="test", evaluator="lmeval", limit=24)
+    assert lm.per_item == native.per_item and lm.scores == native.scores
+
+
+def test_saved_request_mixture_round_trips(tiny_dirs, tmp_path):
+    mix = RequestMixture.build([ExpertSpec("llama", tiny_dirs["tiny_ft_add"], prompts("add")),
+                                ExpertSpec("qwen", tiny_dirs["tiny_other"], prompts("sort"))], router="mlp")
+    mix.save(tmp_path / "m")
+    back = RequestMixture.load(tmp_path / "m")
+    ps = [it.prompt for t in ("add", "sort", "cmp") for it in split(t, "search")[:30]]
+    assert back.names == mix.names and back.route(ps) == mix.route(ps)
+    assert [type(m).__name__ for m, _ in back.experts] == ["LlamaForCausalLM", "Qwen2ForCausalLM"]
+    with pytest.raises(GlueError, match="already exists"):
+        mix.save(tmp_path / "m")
+    with pytest.raises(GlueError, match="not a saved request-level mixture"):
+        RequestMixture.load(tmp_path)
 
 
 def test_one_expert_request_mixture_is_the_expert(tiny_dirs):

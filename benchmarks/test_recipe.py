@@ -1,0 +1,88 @@
+"""Recipe cases: ``recipe-paper`` (Model-GLUE's fixed recipe: clusters -> selective merge per cluster ->
+model-level mixture of the cluster models with the paper's prompt-initialised ``hidden`` router) and
+``recipe-searched`` (glue's variant: which models become experts and the router, chosen on ``search``;
+see ``glue.recipe.spec.SearchStep``), https://arxiv.org/abs/2410.05357 Figure 1.
+
+Each case runs ``glue.recipe.run_recipe`` on the run's zoo into a scratch directory and records the
+variant's scores on the run's split, with ``extra``: the experts, mixture level and router, the
+evaluations spent on ``search`` (selection, candidate scoring, mixture search), the references of the
+same run (best single, best merge, oracle routing, per-task ceiling; all chosen on ``search``), the
+router's choices per task, and generation tokens/s (``SPEED_PROMPTS`` search prompts, 16 new tokens,
+each routed to its expert).
+
+Run::
+
+    pytest benchmarks --models surrogate16 --evaluator native -k recipe
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import pytest
+
+from glue.record.provenance import Measurements
+
+SPEED_PROMPTS = 32
+VARIANTS = ("paper", "searched")
+
+
+def generation_speed(variant, zoo) -> float:
+    """Generated tokens/s of ``variant`` on a fixed batch of search prompts, each sent to its expert."""
+    import torch
+
+    from glue.eval import TASKS
+
+    prompts = [it.prompt for t in zoo.tasks for it in TASKS.get(t).items("search")][:: 600 // SPEED_PROMPTS]
+    prompts = prompts[:SPEED_PROMPTS]
+    if variant.level == "request":
+        choice = variant.model.route(prompts)
+        groups = [([p for p, c in zip(prompts, choice) if c == i], *variant.model.experts[i])
+                  for i in range(len(variant.experts))]
+    else:
+        groups = [(prompts, variant.model, variant.tokenizer)]
+    t0 = time.perf_counter()
+    for ps, model, tok in groups:
+        if not ps:
+            continue
+        side, tok.padding_side = tok.padding_side, "left"
+        enc = tok(ps, return_tensors="pt", padding=True)
+        tok.padding_side = side
+        with torch.no_grad():
+            model.generate(**enc, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+    return round(len(prompts) * 16 / (time.perf_counter() - t0), 1)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_recipe(variant, zoo, run_settings, recorder):
+    from glue.recipe.spec import RecipeSpec
+
+    s = run_settings
+    if zoo.kind != "surrogate":
+        pytest.skip("the recipe's router prompts are calib items of surrogate tasks; real-zoo prompts are not wired")
+    spec = RecipeSpec.from_dict({"zoo": zoo.name, "eval": {"split": s.split, "evaluator": s.evaluator,
+                                                          "limit": s.limit, "device": s.device},
+                                 "search": {"enabled": variant == "searched"}})
+    config = {"variant": variant, "recipe": spec.to_dict(), "decided_on": "search (calib for router prompts)",
+              "tasks": list(zoo.tasks)}
+
+    def case() -> Measurements:
+        from glue.recipe.run import run_recipe
+
+        with tempfile.TemporaryDirectory(prefix="glue-recipe-") as d:
+            t0 = time.perf_counter()
+            run = run_recipe(spec, f"{d}/out")
+            built = time.perf_counter() - t0
+            v = run.paper if variant == "paper" else run.searched
+            extra = {"experts": v.experts, "level": v.level, "router": v.router, "search_average": round(v.search.average, 4),
+                     "evaluations": run.evaluations, "clusters": [list(c.members) for c in run.clusters],
+                     "kept": {c.name: list(c.kept) for c in run.clusters},
+                     "references": {k: round(r["average"], 4) for k, r in run.references.items()},
+                     "vs_best_single": round(v.test.average - run.references["best_single"]["average"], 4),
+                     "router_choices": v.routes, "gen_tok_s": generation_speed(v, zoo),
+                     "search_trace_len": len(run.search_trace)}
+        return Measurements(scores=v.test.scores, n=v.test.n, eval_seconds=v.test.seconds,
+                            build_seconds=built - v.test.seconds, extra=extra)
+
+    recorder.run(f"recipe-{variant}", config, case)
