@@ -104,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             raise GlueError(f"no records of zoo {zoo.name} under {results}")
         _log(f"regress: {len(new)} records under {results / zoo.name} ({time.perf_counter() - t0:.0f} s)")
         if a.write_baseline:
-            paths = regress.write_baseline(a.baseline, new)
+            known = regress.load_known(a.baseline)
+            paths = regress.write_baseline(a.baseline, new, known)
             _log("regress: wrote " + ", ".join(str(p) for p in paths) + "; commit them")
-            outcome = regress.check(new, new, tolerance)
+            outcome = regress.check(new, new, tolerance, known)
         else:
-            outcome = regress.check(regress.load_baseline(a.baseline), new, tolerance)
+            outcome = regress.check(regress.load_baseline(a.baseline), new, tolerance, regress.load_known(a.baseline))
     except GlueError as e:
         _log(f"regress: {e}")
         if a.format == "json":

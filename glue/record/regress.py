@@ -21,6 +21,11 @@ Two kinds of checks, both on the latest record per case:
   number is a deterministic function of the code and any move is a change of behaviour.
 
 Records of another zoo fingerprint are never compared: ``ZooDiffers`` says the zoo differs instead.
+
+**Known failures** (``known_failures.csv`` beside the baseline, written by hand: ``check,case,reason``)
+declare a planted fact that is known not to hold, with the reason. It is reported on every run as
+``KNOWN`` (text and JSON, with the reason) instead of failing the run, and like a strict xfail an entry
+whose fact holds again fails the run until its line is removed. It never hides a moved number.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from glue.errors import GlueError
@@ -39,6 +44,7 @@ from glue.record.store import atomic_write, latest
 TOLERANCE = 0.0
 BASELINE_RECORDS = "baseline.jsonl"
 BASELINE_TABLE = "baseline.csv"
+KNOWN_FAILURES = "known_failures.csv"
 HARMFUL_ROLES = ("harmful", "drifted")
 
 
@@ -57,6 +63,7 @@ class Finding:
     new: float | str | None
     ok: bool | None
     message: str
+    known: str | None = None  # a declared known failure: its reason (``ok`` is then False, not counted)
 
 
 @dataclass
@@ -73,7 +80,11 @@ class Outcome:
 
     @property
     def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.ok is False]
+        return [f for f in self.findings if f.ok is False and f.known is None]
+
+    @property
+    def known_failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.ok is False and f.known is not None]
 
     @property
     def ok(self) -> bool:
@@ -82,7 +93,9 @@ class Outcome:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "zoo": self.zoo, "fingerprint": self.fingerprint,
                 "baseline_fingerprint": self.baseline_fingerprint, "tolerance": self.tolerance, "cases": self.cases,
-                "failures": [asdict(f) for f in self.failures], "findings": [asdict(f) for f in self.findings],
+                "failures": [asdict(f) for f in self.failures],
+                "known_failures": [asdict(f) for f in self.known_failures],
+                "findings": [asdict(f) for f in self.findings],
                 "notes": self.notes}
 
     def render(self) -> str:
@@ -91,13 +104,16 @@ class Outcome:
                f"{self.cases} cases, tolerance {self.tolerance:g}"]
         facts = [f for f in self.findings if f.check not in ("moved", "missing", "config")]
         for f in facts:
-            out.append(f"  {'ok  ' if f.ok else 'FAIL' if f.ok is False else 'skip'} {f.check}: {f.message}")
+            tag = "ok  " if f.ok else "skip" if f.ok is None else "KNOWN" if f.known is not None else "FAIL"
+            out.append(f"  {tag} {f.check}: {f.message}" + (f" [known failure: {f.known}]" if f.known else ""))
         compared = [f for f in self.findings if f.check == "moved"]
         out.append(f"  {sum(f.ok is True for f in compared)}/{len(compared)} metrics within tolerance of the baseline")
         out += [f"  FAIL {f.check}: {f.message}" for f in self.failures if f not in facts]
         out += [f"  note: {n}" for n in self.notes]
-        n = len(self.failures)
-        out.append("regress: PASSED" if self.ok else f"regress: FAILED ({n} failure{'s' if n != 1 else ''})")
+        n, k = len(self.failures), len(self.known_failures)
+        known = f" with {k} known failure{'s' if k != 1 else ''} ({', '.join(f.check for f in self.known_failures)})" \
+            if k else ""
+        out.append(f"regress: PASSED{known}" if self.ok else f"regress: FAILED ({n} failure{'s' if n != 1 else ''})")
         return "\n".join(out)
 
 
@@ -210,12 +226,36 @@ def _fmt(v: float | None) -> str:
     return "absent" if v is None else f"{v:.4f}"
 
 
-def check(baseline: list[Record], new: list[Record], tolerance: float = TOLERANCE) -> Outcome:
-    """The planted facts of ``new`` and its comparison with ``baseline`` (see the module docstring)."""
+def apply_known(facts: list[Finding], known: dict[tuple[str, str], str]) -> list[Finding]:
+    """Mark the facts declared in ``known`` (``(check, case) -> reason``): a failing one carries its reason
+    (reported, not counted); one that holds again, or an entry matching no fact, is a failure."""
+    out, seen = [], set()
+    for f in facts:
+        reason = known.get((f.check, f.case))
+        if reason is not None:
+            seen.add((f.check, f.case))
+            if f.ok is False:
+                f = replace(f, known=reason)
+            elif f.ok:
+                out.append(Finding("known-failure-holds", f.case, f.metric, f.baseline, f.new, False,
+                                   f"{f.check} on {f.case} is declared a known failure ({reason}) but holds now: "
+                                   f"remove its line from {KNOWN_FAILURES}"))
+        out.append(f)
+    for check_, case in sorted(set(known) - seen):
+        out.append(Finding("known-failure-unmatched", case, "-", None, None, False,
+                           f"{KNOWN_FAILURES} declares {check_} on {case}, which this run did not check: "
+                           f"remove or fix the line"))
+    return out
+
+
+def check(baseline: list[Record], new: list[Record], tolerance: float = TOLERANCE,
+          known: dict[tuple[str, str], str] | None = None) -> Outcome:
+    """The planted facts of ``new`` (``known``: declared known failures, see ``apply_known``) and its
+    comparison with ``baseline`` (see the module docstring)."""
     if tolerance < 0:
         raise GlueError(f"tolerance must be >= 0, not {tolerance}")
     findings = compare(baseline, new, tolerance)
-    findings = check_facts(new) + findings
+    findings = apply_known(check_facts(new), known or {}) + findings
     base_cases = {r.case for r in baseline}
     extra = sorted({r.case for r in new} - base_cases)
     notes = [f"case(s) not in the baseline, facts only: {', '.join(extra)} (refresh the baseline to compare them)"] \
@@ -246,12 +286,35 @@ def load_baseline(folder: Path) -> list[Record]:
     return out
 
 
-def write_baseline(folder: Path, records: list[Record]) -> list[Path]:
+def load_known(folder: Path) -> dict[tuple[str, str], str]:
+    """``folder/known_failures.csv`` as ``(check, case) -> reason`` (empty without the file).
+
+    Raises:
+        GlueError: a row without the three columns or an empty reason (named with its line number).
+    """
+    path = Path(folder) / KNOWN_FAILURES
+    if not path.is_file():
+        return {}
+    out = {}
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    if not rows or [c.strip() for c in rows[0]] != ["check", "case", "reason"]:
+        raise GlueError(f"{path}:1: the header must be 'check,case,reason'")
+    for i, row in enumerate(rows[1:], 2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) != 3 or not all(c.strip() for c in row):
+            raise GlueError(f"{path}:{i}: a known failure is check,case,reason (all three given), not {row}")
+        out[(row[0].strip(), row[1].strip())] = row[2].strip()
+    return out
+
+
+def write_baseline(folder: Path, records: list[Record], known: dict[tuple[str, str], str] | None = None) -> list[Path]:
     """Write ``baseline.jsonl`` (the latest record per case, by case id) and ``baseline.csv`` (case, metric,
-    value) under ``folder``, atomically. Refuses records of several fingerprints or whose facts fail."""
+    value) under ``folder``, atomically. Refuses records of several fingerprints or whose facts fail
+    (other than the declared ``known`` failures)."""
     recs = latest(records)
     fingerprint_of(recs, "the records")
-    bad = [f for f in check_facts(recs) if f.ok is False]
+    bad = [f for f in apply_known(check_facts(recs), known or {}) if f.ok is False and f.known is None]
     if bad:
         raise GlueError("refusing to write a baseline whose planted facts fail:\n" + "\n".join(f.message for f in bad))
     folder = Path(folder)

@@ -179,3 +179,28 @@ def test_the_script_exits_0_1_2_and_prints_json_only_on_stdout(tmp_path, records
     assert "the zoo differs" in json.loads(out)["error"] and "the zoo differs" in err
     assert main(["--records", str(tmp_path / "empty"), "--baseline", str(baseline)]) == 2
     assert "no records of zoo ci" in capsys.readouterr().err
+
+
+def test_a_declared_known_failure_is_reported_not_counted_and_fails_once_it_holds(tmp_path, records):
+    from glue.record.regress import load_known
+
+    broken = records({"recipe-paper": {"add": 0.9, "rev": 0.3}})  # recipe 0.6 = best single: the fact fails
+    known = {("recipe-above-best-single", "recipe-paper"): "the router sends every prompt to one expert"}
+    out = check(broken, broken, known=known)
+    assert out.ok and [(f.check, f.known) for f in out.known_failures] == [
+        ("recipe-above-best-single", "the router sends every prompt to one expert")]
+    assert "KNOWN recipe-above-best-single: recipe-paper" in out.render()
+    assert "PASSED with 1 known failure (recipe-above-best-single)" in out.render()
+    assert out.to_dict()["known_failures"][0]["case"] == "recipe-paper"
+    holds = check(records(), records(), known=known)  # fixed: the entry must go
+    assert failures(holds) == [("known-failure-holds", "recipe-paper", "average")]
+    stale = check(records(), records(), known={("clusters-are-families", "cluster-t0.5"): "x"})
+    assert failures(stale) == [("known-failure-unmatched", "cluster-t0.5", "-")]
+    moved = check(broken, records({"recipe-paper": {"add": 0.8, "rev": 0.3}}), known=known)  # never hides a move
+    assert ("moved", "recipe-paper", "acc.add") in failures(moved)
+    write_baseline(tmp_path / "ci", broken, known)  # a declared failure does not block the baseline
+    (tmp_path / "ci" / "known_failures.csv").write_text("check,case,reason\nrecipe-above-best-single,recipe-paper,r\n")
+    assert load_known(tmp_path / "ci") == {("recipe-above-best-single", "recipe-paper"): "r"}
+    (tmp_path / "ci" / "known_failures.csv").write_text("check,case,reason\nrecipe-above-best-single,recipe-paper\n")
+    with pytest.raises(GlueError, match=r"known_failures.csv:2: a known failure is check,case,reason"):
+        load_known(tmp_path / "ci")
