@@ -92,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             if (results / zoo.name / "runs").is_dir() and any((results / zoo.name / "runs").iterdir()):
                 raise GlueError(f"{results / zoo.name / 'runs'} already holds records: give an empty --results "
                                 f"folder (a recorded case would be skipped, not measured again)")
+            baseline = None if a.write_baseline else regress.load_baseline(a.baseline)  # before minutes of work
             build_zoo(zoo.name)
+            if baseline:  # another zoo build: say so now, not after the slice
+                from glue.surrogate.lock import zoo_fingerprint
+
+                regress.require_same_zoo(baseline, zoo_fingerprint(zoo))
             rc = run_slice(zoo.name, results, float(zoo.extra.get("cluster_threshold", 0.95)), a.jobs)
             if rc:
                 _log(f"regress: the slice's cases did not all run (pytest exit {rc}); records under {results}")

@@ -54,7 +54,9 @@ class ZooDiffers(GlueError):
 
 @dataclass(frozen=True)
 class Finding:
-    """One check: a planted fact or a compared metric. ``ok`` None: not checked (says why in ``message``)."""
+    """One check: a planted fact or a compared metric. ``ok`` None: not checked (says why in ``message``).
+    For a compared metric ``baseline``/``new`` are its two values; for a fact, ``baseline`` is the reference
+    (the best single model's average) and ``new`` the checked value."""
 
     check: str  # a fact name, or "moved", "missing", "config"
     case: str
@@ -183,20 +185,27 @@ def check_facts(records: list[Record]) -> list[Finding]:
 
 # ---- baseline comparison ----------------------------------------------------------------------------
 
+def require_same_zoo(baseline: list[Record], fingerprint: str | None) -> None:
+    """Raise ``ZooDiffers`` unless ``baseline`` was measured on zoo weights of ``fingerprint``."""
+    fb = fingerprint_of(baseline, "the baseline records")
+    if baseline and fb != fingerprint:
+        raise ZooDiffers(
+            f"the zoo differs: the baseline was measured on zoo {baseline[0].zoo!r} fingerprint {fb}, this run on "
+            f"fingerprint {fingerprint}. Accuracies of different weights are not compared. If the zoo changed on "
+            f"purpose (a recipe or training change), refresh the baseline with `make regress-baseline` and commit "
+            f"it; otherwise this machine builds other weights than the baseline's (see `glue zoo verify` and the "
+            f"kernels in the records' provenance)")
+
+
 def compare(baseline: list[Record], new: list[Record], tolerance: float = TOLERANCE) -> list[Finding]:
     """Every metric of every baseline case against the new records (latest per case).
 
     Raises:
         ZooDiffers: the two sides were measured on different zoo fingerprints.
     """
-    fb, fn = fingerprint_of(baseline, "the baseline records"), fingerprint_of(new, "the new records")
-    if baseline and new and fb != fn:
-        raise ZooDiffers(
-            f"the zoo differs: the baseline was measured on zoo {baseline[0].zoo!r} fingerprint {fb}, this run on "
-            f"fingerprint {fn}. Accuracies of different weights are not compared. If the zoo changed on purpose "
-            f"(a recipe or training change), refresh the baseline with `make regress-baseline` and commit it; "
-            f"otherwise this machine builds other weights than the baseline's (see `glue zoo verify` and the "
-            f"kernels in the records' provenance)")
+    fn = fingerprint_of(new, "the new records")
+    if new:
+        require_same_zoo(baseline, fn)
     now = {r.case: r for r in latest(new)}
     out = []
     for b in latest(baseline):
