@@ -11,7 +11,7 @@ within 1e-3 relative (max |a-b| / max |b| per layer), logits of both checkpoints
 ``MixtralForCausalLM`` (float32, eager experts) allclose. Median of ``--runs``.
 
     python3 -m venv /tmp/mkvenv && /tmp/mkvenv/bin/pip install -q torch==2.13.0 && \\
-        /tmp/mkvenv/bin/pip install -q mergekit==0.1.5
+        /tmp/mkvenv/bin/pip install -q mergekit==0.1.5     # its own venv, never a glue dependency
     PYTHONPATH=$PWD python benchmarks/mix_parity.py --mergekit-bin /tmp/mkvenv/bin --runs 3
 """
 
@@ -21,6 +21,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,13 +90,21 @@ def main() -> None:
                                               experts_implementation="eager")(ids).logits
     lb = AutoModelForCausalLM.from_pretrained(scratch / "out-glue", dtype=torch.float32,
                                               experts_implementation="eager")(ids).logits
-    med = {t: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for t, v in res.items()}
-    lines = [f"mergekit-moe 0.1.5 vs glue mix, 4 experts x 208 MB bf16, gate_mode hidden, median of {a.runs} "
-             f"(fresh processes, shared 2-core machine)", "",
-             "| tool | wall s | peak RssAnon MiB | wall / mergekit-moe | RssAnon / mergekit-moe |", "|---|---|---|---|---|"]
-    for t, (w, m) in med.items():
-        lines.append(f"| {t} | {w:.2f} | {m / 2**20:.0f} | {w / med['mergekit-moe'][0]:.2f} | "
-                     f"{m / med['mergekit-moe'][1]:.2f} |")
+    med = {t: [statistics.median(x[i] for x in v) for i in (0, 1, 3)] for t, v in res.items()}
+    ref = med["mergekit-moe"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    lines = [f"mergekit-moe 0.1.5 vs glue mix (commit {commit}), 4 experts x 208 MB bf16, gate_mode hidden, "
+             f"median of {a.runs} (fresh processes, the tools alternating, shared 2-core machine, load average "
+             f"{os.getloadavg()[0]:.1f} at the end)", "",
+             "| tool | wall s | peak RssAnon MiB | CPU s | wall / mergekit-moe | RssAnon / mergekit-moe | "
+             "CPU / mergekit-moe |", "|---|---|---|---|---|---|---|"]
+    for t, (w, m, c) in med.items():
+        lines.append(f"| {t} | {w:.2f} | {m / 2**20:.0f} | {c:.2f} | {w / ref[0]:.2f} | {m / ref[1]:.2f} | "
+                     f"{c / ref[2]:.2f} |")
+    lines += ["", "Per run:", "", "| run | tool | wall s | peak RssAnon MiB | CPU s |", "|---|---|---|---|---|"]
+    lines += [f"| {r + 1} | {t} | {v[r][0]:.2f} | {v[r][1] / 2**20:.0f} | {v[r][3]:.2f} |"
+              for r in range(a.runs) for t, v in res.items()]
     lines += ["", f"- tensor names differing: {missing or 'none'}",
               f"- expert and shared tensors bit-identical: {same} / {len(others)}",
               f"- gate rows: max relative difference {gate_rel:.2e} over {len(gates)} layers",

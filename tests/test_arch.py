@@ -1,6 +1,6 @@
 """glue.arch: the one architecture-compatibility rule of merge planning, clustering, selection and mixture."""
 
-from glue.arch import architecture_key, class_key, describe_architecture, differences, group_by_architecture, mismatch
+from glue.arch import ARCH_FIELDS, ONE_CONFIG_FIELDS, architecture_key, class_key, describe_architecture, differences, group_by_architecture, mismatch
 
 LLAMA = {"architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2,
          "num_attention_heads": 2}
@@ -31,3 +31,18 @@ def test_a_class_name_alone_checks_the_class_only():
 def test_groups_keep_first_appearance_order():
     cfgs = {"a": LLAMA, "q": {**LLAMA, "architectures": ["Qwen2ForCausalLM"]}, "b": LLAMA}
     assert group_by_architecture(cfgs) == [["a", "b"], ["q"]]
+
+
+def test_one_config_key_normalises_spellings_and_the_merge_key_ignores_it():
+    """head_dim derived = explicit; rope in transformers-5 and legacy spelling agree; rope_theta matters only for
+    the stricter key (a mixture's), never for the merge/cluster key."""
+    strict = ARCH_FIELDS + ONE_CONFIG_FIELDS
+    new = {**LLAMA, "head_dim": 16, "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}}
+    legacy = {**LLAMA, "rope_theta": 10000.0, "rope_scaling": None}
+    assert architecture_key(new, strict) == architecture_key(legacy, strict)
+    assert dict(architecture_key(legacy, strict))["rope"] == "rope_theta=10000.0 rope_type=default"
+    long = {**LLAMA, "rope_parameters": {"rope_theta": 10000.0, "rope_type": "linear", "factor": 4.0}}
+    assert mismatch(architecture_key(new, strict), architecture_key(long, strict), "a", "b") == (
+        "a and b differ in rope (rope_theta=10000.0 rope_type=default vs rope_theta=10000.0 rope_type=linear factor=4.0)")
+    assert architecture_key(new) == architecture_key(long) == architecture_key(LLAMA)
+    assert mismatch(architecture_key(LLAMA, strict), architecture_key(long, strict), "a", "b") is None  # unknown rope

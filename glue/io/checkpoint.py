@@ -184,12 +184,22 @@ class Checkpoint:
             raise CheckpointError(f"tensor {name!r} missing from checkpoint {self.path}") from None
 
     # -- data -------------------------------------------------------------------------------------
+    def locate(self, name: str) -> tuple[int, int, int]:
+        """``(fd, offset, nbytes)`` of tensor ``name``'s raw bytes (C order, ``self.dtype(name)``), for a
+        copy that never reads them into memory (``PlannedWriter.copy_part``)."""
+        e = self._entry(name)
+        return self._fd(e.file), e.start, e.end - e.start
+
+    def _fd(self, file: Path) -> int:
+        fd = self._fds.get(file)
+        if fd is None:
+            fd = self._fds[file] = os.open(file, os.O_RDONLY)
+        return fd
+
     def read(self, name: str, dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> torch.Tensor:
         """Read one tensor (shape ``self.shape(name)``) into fresh anonymous memory."""
         e = self._entry(name)
-        fd = self._fds.get(e.file)
-        if fd is None:
-            fd = self._fds[e.file] = os.open(e.file, os.O_RDONLY)
+        fd = self._fd(e.file)
         n = e.end - e.start
         raw = torch.empty(n, dtype=torch.uint8)  # uninitialised: the read fills every byte
         got = _pread_full(fd, raw.numpy(), e.start) if n else 0

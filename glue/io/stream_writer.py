@@ -27,11 +27,15 @@ _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 class _Slot:
-    __slots__ = ("fd_index", "offset", "nbytes", "shape", "dtype", "done")
+    __slots__ = ("fd_index", "offset", "nbytes", "shape", "dtype", "parts")
 
     def __init__(self, fd_index: int, offset: int, nbytes: int, shape: tuple[int, ...], dtype: torch.dtype):
         self.fd_index, self.offset, self.nbytes, self.shape, self.dtype = fd_index, offset, nbytes, shape, dtype
-        self.done = False
+        self.parts: list[tuple[int, int]] = []  # byte ranges written so far
+
+    @property
+    def done(self) -> bool:
+        return sum(b - a for a, b in self.parts) == self.nbytes
 
 
 def _nbytes(shape: Sequence[int], dtype: torch.dtype) -> int:
@@ -100,19 +104,60 @@ class PlannedWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         """Write planned tensor ``name``; its shape and dtype must be the planned ones."""
-        slot = self._slots.get(name)
-        if slot is None:
-            raise KeyError(f"tensor {name!r} is not in the plan")
-        if slot.done:
-            raise ValueError(f"tensor {name!r} written twice")
+        slot = self._slot(name)
         if tuple(tensor.shape) != slot.shape or tensor.dtype != slot.dtype:
             raise ValueError(f"tensor {name!r}: planned {slot.shape} {slot.dtype}, got {tuple(tensor.shape)} "
                              f"{tensor.dtype}")
+        self.write_part(name, 0, tensor)
+
+    def write_part(self, name: str, start: int, tensor: torch.Tensor) -> None:
+        """Write ``tensor``'s bytes (C order, the planned dtype) at byte ``start`` of planned tensor ``name``:
+        a tensor stacked/concatenated along its first dimension is written part by part, without
+        assembling it in memory."""
+        slot = self._slot(name)
+        if tensor.dtype != slot.dtype:
+            raise ValueError(f"tensor {name!r}: planned {slot.dtype}, got a part of {tensor.dtype}")
         data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        view, pos = memoryview(data), 0
-        while pos < slot.nbytes:
-            pos += os.pwrite(self._fds[slot.fd_index], view[pos:], slot.offset + pos)
-        slot.done = True
+        view, n = memoryview(data), len(data)
+        self._claim(name, slot, start, n)
+        pos = 0
+        while pos < n:
+            pos += os.pwrite(self._fds[slot.fd_index], view[pos:], slot.offset + start + pos)
+
+    def copy_part(self, name: str, start: int, src_fd: int, src_offset: int, nbytes: int) -> None:
+        """Copy ``nbytes`` of file ``src_fd`` from ``src_offset`` to byte ``start`` of planned tensor
+        ``name`` inside the kernel (``os.copy_file_range``; a read and a write where the file systems
+        do not support it): the bytes never enter this process's memory. The caller guarantees that
+        the source bytes are already in the planned dtype."""
+        slot = self._slot(name)
+        self._claim(name, slot, start, nbytes)
+        fd, done = self._fds[slot.fd_index], 0
+        while done < nbytes:
+            try:
+                got = os.copy_file_range(src_fd, fd, nbytes - done, src_offset + done, slot.offset + start + done)
+            except OSError:
+                got = 0
+            if got == 0:  # unsupported here (or a short source): plain read + write
+                buf = os.pread(src_fd, min(nbytes - done, 1 << 26), src_offset + done)
+                if not buf:
+                    raise ValueError(f"tensor {name!r}: source ended {nbytes - done} bytes early")
+                got = os.pwrite(fd, buf, slot.offset + start + done)
+            done += got
+
+    def _slot(self, name: str) -> _Slot:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise KeyError(f"tensor {name!r} is not in the plan")
+        return slot
+
+    @staticmethod
+    def _claim(name: str, slot: _Slot, start: int, n: int) -> None:
+        end = start + n
+        if start < 0 or end > slot.nbytes:
+            raise ValueError(f"tensor {name!r}: bytes {start}..{end} outside its {slot.nbytes} planned bytes")
+        if any(a < end and start < b for a, b in slot.parts):
+            raise ValueError(f"tensor {name!r} written twice (bytes {start}..{end})")
+        slot.parts.append((start, end))
 
     def close(self) -> None:
         """Close the shards and write the index (several shards); fail if a planned tensor is missing."""

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,49 +208,72 @@ def mixtral_config(spec: MixSpec, cfg: dict):
     return MixtralConfig(**d)
 
 
-def mixtral_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, Callable]]:
-    """``(output name, fn(read) -> Tensor)`` in the transformers 5 fused Mixtral layout; ``read(src, name)``
-    returns a source tensor (``src``: ``SHARED``, an expert index or ``"gate"``)."""
+ZEROS = "zeros"
+"""Part source of an all-zero tensor (part ``(ZEROS, shape)``): the gate of a dense layer in the Mixtral layout."""
+
+
+def mixtral_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, tuple | None, list[tuple]]]:
+    """``(output name, shape, parts)`` in the transformers 5 fused Mixtral layout. An output is its parts
+    concatenated in C order (stacked/concatenated along the first dimension) and reshaped to ``shape``
+    (``None``: the single part's shape). A part is ``(source, tensor name)`` with source ``SHARED``, an
+    expert index or ``"gate"``, or ``(ZEROS, shape)``."""
     E, d, L = len(spec.experts), spec.dense_layers, cfg["num_hidden_layers"]
-    out: list[tuple[str, Callable]] = []
-    for n in names:
-        if ".mlp." not in n:
-            out.append((n, lambda read, n=n: read(SHARED, n)))
+    H, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    out: list[tuple[str, tuple | None, list[tuple]]] = [(n, None, [(SHARED, n)]) for n in names if ".mlp." not in n]
     for i in range(L):
         p = f"model.layers.{i}.mlp."
         srcs = [SHARED] * E if i < d else list(range(E))
-        out.append((p + "experts.gate_up_proj", lambda read, p=p, s=srcs: torch.stack(
-            [torch.cat([read(x, p + "gate_proj.weight"), read(x, p + "up_proj.weight")], 0) for x in s])))
-        out.append((p + "experts.down_proj", lambda read, p=p, s=srcs: torch.stack(
-            [read(x, p + "down_proj.weight") for x in s])))
-        out.append((p + "gate.weight", (lambda read, p=p: read("gate", p + "gate.weight")) if i >= d else
-                    (lambda read, H=cfg["hidden_size"]: torch.zeros(E, H))))
+        out.append((p + "experts.gate_up_proj", (E, 2 * inter, H),
+                    [(x, p + w) for x in srcs for w in ("gate_proj.weight", "up_proj.weight")]))
+        out.append((p + "experts.down_proj", (E, H, inter), [(x, p + "down_proj.weight") for x in srcs]))
+        out.append((p + "gate.weight", (E, H), [("gate", p + "gate.weight")] if i >= d else [(ZEROS, (E, H))]))
     return out
 
 
 # -- to disk (streaming) --------------------------------------------------------------------------------
 class Sources:
-    """Reads source tensors by ``(source, name)``: ``SHARED``, an expert index or ``"gate"``. Checkpoints
-    are read one tensor at a time; ``meta=True`` returns shape-only tensors (planning reads no weight)."""
+    """Source tensors by ``(source, name)``: ``SHARED``, an expert index or ``"gate"`` (``ZEROS``: name is
+    a shape). Checkpoints are read one tensor at a time, or copied without reading (``write``)."""
 
-    def __init__(self, experts: list, shared, gates: Mapping[str, Tensor], meta: bool = False):
-        self.experts, self.shared, self.gates, self.meta = experts, shared, gates, meta
+    def __init__(self, experts: list, shared, gates: Mapping[str, Tensor]):
+        self.experts, self.shared, self.gates = experts, shared, gates
 
     def _src(self, src):
         return self.shared if src == SHARED else self.gates if src == "gate" else self.experts[src]
 
-    def __call__(self, src, name: str) -> Tensor:
+    def shape(self, src, name) -> tuple[int, ...]:
+        if src == ZEROS:
+            return tuple(name)
         s = self._src(src)
-        if self.meta:
-            shape = s.shape(name) if hasattr(s, "shape") and not isinstance(s, Mapping) else s[name].shape
-            return torch.empty(shape, device="meta")
-        return s.read(name) if hasattr(s, "read") else s[name]
+        return tuple(s.shape(name) if hasattr(s, "locate") else s[name].shape)
+
+    def __call__(self, src, name) -> Tensor:
+        if src == ZEROS:
+            return torch.zeros(name)
+        s = self._src(src)
+        return s.read(name) if hasattr(s, "locate") else s[name]
+
+    def write(self, writer, out: str, parts: list[tuple], dtype: torch.dtype) -> None:
+        """Write output ``out`` part by part: a checkpoint tensor already in ``dtype`` is copied file to
+        file by the kernel (never read into memory), anything else is converted and written."""
+        pos = 0
+        for src, name in parts:
+            s = None if src == ZEROS else self._src(src)
+            if hasattr(s, "locate") and s.dtype(name) == dtype:
+                fd, offset, nbytes = s.locate(name)
+                writer.copy_part(out, pos, fd, offset, nbytes)
+            else:
+                t = self(src, name).to(dtype)
+                nbytes = t.numel() * t.element_size()
+                writer.write_part(out, pos, t)
+            pos += nbytes
 
 
 def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overwrite: bool = False,
                  record: Mapping | None = None) -> Path:
     """Write the mixture of ``spec`` to ``out`` (atomic): validation first (no weight read), then the
-    shared model and the gates, then every output tensor read from its source one at a time.
+    shared model and the gates, then every output tensor from its sources one at a time (a source
+    tensor already in the output dtype is copied file to file, never read into memory).
 
     The shared model is read from its directory when ``spec.shared`` is one (bfloat16 for the
     ``hidden`` router, as mergekit-moe loads it), otherwise merged in memory from the experts."""
@@ -287,16 +310,16 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
         if is_mixtral_exportable(spec):
             items, out_cfg = mixtral_plan(spec, names, cfg), mixtral_config(spec, cfg)
         else:
-            items = [(o, lambda read, s=s, n=n: read(s, n)) for o, s, n in output_plan(spec, names, cfg)]
-            items += [(k, lambda read, k=k: read("gate", k)) for k in gates]
+            items = [(o, None, [(s, n)]) for o, s, n in output_plan(spec, names, cfg)]
+            items += [(k, None, [("gate", k)]) for k in gates]
             out_cfg = mixture_config(spec, cfg)
-        probe, read = Sources(cks, shared, gates, meta=True), Sources(cks, shared, gates)
-        entries = [(n, tuple(fn(probe).shape), odt) for n, fn in items]
+        sources = Sources(cks, shared, gates)
+        entries = [(n, shape or sources.shape(*parts[0]), odt) for n, shape, parts in items]
         with atomic_dir(out, overwrite=overwrite) as tmp:
             writer = PlannedWriter(tmp, entries)
             try:
-                for n, fn in items:
-                    writer.write(n, fn(read).to(odt).contiguous())
+                for n, _, parts in items:
+                    sources.write(writer, n, parts, odt)
                 writer.close()
             except BaseException:
                 writer.abort()

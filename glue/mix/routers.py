@@ -85,25 +85,49 @@ def gate_inputs(ctx: RouterContext, prompts: Sequence[str], batch: int = 256) ->
     post-processor), right-padded; token routing uses the mean over prompt tokens."""
     how = "prompt_mean" if ctx.routing == "token" else ctx.routing
     layers = ctx.model.model.layers
+    mods = [layers[i].mlp if ctx.gate_point == "mlp_input" else layers[i] for i in ctx.gate_layers]
     out: list[list[Tensor]] = [[] for _ in ctx.gate_layers]
     for s in range(0, len(prompts), batch):
         enc = ctx.tokenizer(list(prompts[s : s + batch]), return_tensors="pt", padding=True)
-        caught: dict[int, Tensor] = {}
-        hooks = []
-        for g, i in enumerate(ctx.gate_layers):
-            mod = layers[i].mlp if ctx.gate_point == "mlp_input" else layers[i]
-            hooks.append(mod.register_forward_pre_hook(
-                lambda m, args, kwargs, g=g: caught.__setitem__(g, (args[0] if args else kwargs["hidden_states"])),
-                with_kwargs=True))
-        try:
-            dev = next(ctx.model.parameters()).device
-            ctx.model(input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev))
-        finally:
-            for h in hooks:
-                h.remove()
+        caught = module_inputs(ctx.model, mods, enc["input_ids"], enc["attention_mask"])
         for g in range(len(ctx.gate_layers)):
             out[g].append(pool(caught[g].float(), enc["attention_mask"].to(caught[g].device), how).cpu())
     return torch.stack([torch.cat(o) for o in out])
+
+
+class _Enough(Exception):
+    """Raised by the last input hook: the rest of the forward pass is not needed."""
+
+
+@torch.no_grad()
+def module_inputs(model: torch.nn.Module, modules: Sequence[torch.nn.Module], input_ids: Tensor,
+                  attention_mask: Tensor) -> list[Tensor]:
+    """The hidden states entering each of ``modules`` (decoder layers or their MLPs, in forward order)
+    during ``model(input_ids, attention_mask)``: ``[B, T, H]`` each. The forward pass stops as soon as
+    the last one is caught, so layers after it (and the LM head) are never computed; what is caught is
+    bit-identical to a full pass."""
+    caught: list[Tensor | None] = [None] * len(modules)
+
+    def hook(g):
+        def fn(m, args, kwargs):
+            caught[g] = args[0] if args else kwargs["hidden_states"]
+            if all(c is not None for c in caught):
+                raise _Enough
+
+        return fn
+
+    hooks = [m.register_forward_pre_hook(hook(g), with_kwargs=True) for g, m in enumerate(modules)]
+    dev = next(model.parameters()).device
+    try:
+        model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev))
+    except _Enough:
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    if any(c is None for c in caught):
+        raise RuntimeError("module_inputs: a module was not called by the forward pass")
+    return caught  # type: ignore[return-value]
 
 
 def _labelled(ctx: RouterContext) -> tuple[Tensor, Tensor]:
@@ -133,10 +157,8 @@ def mergekit_tokenize(tokenizer, prompts: Sequence[str]):
 def mergekit_hidden(model: torch.nn.Module, tokenizer, prompts: Sequence[str], average: bool) -> Tensor:
     """mergekit-moe's per-layer prompt vector ``[L, H]`` (float32) from a bfloat16 copy of ``model``."""
     enc = mergekit_tokenize(tokenizer, prompts)
-    dev = next(model.parameters()).device
-    out = model(input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev),
-                output_hidden_states=True)
-    hs = torch.stack(out.hidden_states[:-1])  # [L, N, T, H], the input of every layer
+    # = mergekit's output.hidden_states[:-1] (the input of every layer), without the last layer and the head
+    hs = torch.stack(module_inputs(model, list(model.model.layers), enc["input_ids"], enc["attention_mask"]))
     hs = hs.sum(dim=2) / hs.shape[2] if average else hs[:, :, -1, :]
     return (hs.sum(dim=1) / hs.shape[1]).float()
 

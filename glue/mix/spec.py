@@ -3,7 +3,8 @@
 ``check_mixture(spec)`` reads only the experts' ``config.json`` files (or the state dicts' shapes) and
 raises ``ConfigError`` naming the field: unknown level/router/routing (valid names listed), top-k out of
 range, ``dense_layers`` >= the number of layers, an expert without prompts under a router that needs
-them, experts of different shapes (``check_compatible``), a shared model of another shape.
+them, experts of different architectures or configs (``check_compatible``, the rule of ``glue.arch``), a
+shared model of another architecture.
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ from typing import Any
 
 from torch import Tensor
 
+from glue.arch import ARCH_FIELDS, ONE_CONFIG_FIELDS, architecture_key, mismatch
 from glue.errors import ConfigError
 
 ModelInput = str | os.PathLike | Mapping[str, Tensor]
-
-SHAPE_FIELDS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "head_dim", "vocab_size", "hidden_act", "rms_norm_eps", "attention_bias",
-                "mlp_bias", "tie_word_embeddings", "rope_parameters")
-"""config.json fields that must agree between the experts of one in-model mixture."""
 
 SUPPORTED_MODEL_TYPES = ("llama",)
 """Architectures an in-model mixture is built from (decoder layers as Llama's). Other architectures
@@ -91,34 +88,24 @@ def expert_config(e: ExpertSpec) -> dict:
 
 
 def check_compatible(configs: Mapping[str, dict], what: str = "experts") -> dict:
-    """The one architecture check of glue.mix: every config in ``configs`` (label -> config.json) is a
-    supported decoder of the same shape. Returns the first config; raises ``ConfigError`` naming the
-    member and the field that differs."""
+    """Every config in ``configs`` (label such as ``"expert 'add'"`` -> config.json) is a supported decoder,
+    and all share one architecture and one config by the rule of ``glue.arch`` (``ARCH_FIELDS +
+    ONE_CONFIG_FIELDS``: the experts' layers run under a single config.json). Returns the first config;
+    raises ``ConfigError`` naming both members, every field that differs and both values."""
     items = list(configs.items())
     ref_name, ref = items[0]
+    ref_key = architecture_key(ref, ARCH_FIELDS + ONE_CONFIG_FIELDS)
     for name, cfg in items:
         mt = cfg.get("model_type")
         if mt not in SUPPORTED_MODEL_TYPES:
-            raise ConfigError(f"{what}: {name!r} is a {mt!r} model; an in-model mixture takes "
+            raise ConfigError(f"{what}: {name} is a {mt!r} model; an in-model mixture takes "
                               f"{', '.join(SUPPORTED_MODEL_TYPES)} experts (use the request-level mixture, "
                               f"glue.mix.RequestMixture, to combine other architectures)")
-        for f in SHAPE_FIELDS:
-            a, b = _norm_field(ref, f), _norm_field(cfg, f)
-            if a != b:
-                raise ConfigError(f"{what}: {name!r} has {f}={b!r} but {ref_name!r} has {f}={a!r}: the experts of "
-                                  f"one in-model mixture must have the same shape")
+        why = mismatch(ref_key, architecture_key(cfg, ARCH_FIELDS + ONE_CONFIG_FIELDS), ref_name, name)
+        if why:
+            raise ConfigError(f"{what}: {why}; the experts of one in-model mixture (and its shared model) must "
+                              f"have the same architecture and config (glue.arch)")
     return ref
-
-
-def _norm_field(cfg: dict, f: str):
-    if f == "head_dim":
-        return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    if f == "num_key_value_heads":
-        return cfg.get(f) or cfg.get("num_attention_heads")
-    if f == "rope_parameters":
-        rp = cfg.get("rope_parameters") or {}
-        return rp.get("rope_theta", cfg.get("rope_theta")), rp.get("rope_type", "default")
-    return cfg.get(f)
 
 
 def check_mixture(spec: MixSpec) -> dict:
@@ -154,7 +141,7 @@ def check_mixture(spec: MixSpec) -> dict:
             if not e.prompts:
                 raise ConfigError(f"experts[{e.name!r}].prompts: router {router.name!r} needs prompts for every "
                                   f"expert (positive_prompts in mergekit-moe YAML); this expert has none")
-    cfg = check_compatible({e.name: expert_config(e) for e in spec.experts})
+    cfg = check_compatible({f"expert {e.name!r}": expert_config(e) for e in spec.experts})
     L = cfg["num_hidden_layers"]
     if not isinstance(spec.dense_layers, int) or not 0 <= spec.dense_layers < L:
         raise ConfigError(f"dense_layers: {spec.dense_layers!r} is out of range; the experts have {L} layers, so "
@@ -171,5 +158,5 @@ def check_mixture(spec: MixSpec) -> dict:
             raise ConfigError(f"shared: {str(sh)!r} is neither an expert name ({', '.join(names)}), a model "
                               f"directory, nor a merge {{method: ...}}")
         shared_cfg = expert_config(ExpertSpec("shared", sh))
-        check_compatible({names[0]: cfg, "shared": shared_cfg})
+        check_compatible({f"expert {names[0]!r}": cfg, "the shared model": shared_cfg}, "shared")
     return cfg

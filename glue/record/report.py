@@ -145,16 +145,59 @@ def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | Non
     best = scored.loc[scored.groupby("family", sort=False)["average"].idxmax()]
     out += ["## Best case per family", "", render(best[["family", "case"] + [c for c in _SHOWN if c in best][:2]]), ""]
     tasks = task_names(records)
+    details: list[str] = []
     for family, part in df.groupby("family", sort=False):
+        fam = [r for r in records if r.family == family]
+        long = long_extras(fam)
         cols = ["case", *[c for c in _SHOWN[:2] if c in part], *tasks, *_SHOWN[2:],
-                *[c for c in part if c.startswith("extra.")], "commit"]
+                *[c for c in part if c.startswith("extra.") and c[6:] not in long], "commit"]
         part = part.assign(commit=part["commit"] + part["dirty"].map({True: "+dirty"}).fillna(""))
-        part = part[cols].dropna(axis=1, how="all")
+        part = _integral_as_int(part[cols].dropna(axis=1, how="all"))
+        part = part.rename(columns={c: c[6:] for c in part if c.startswith("extra.") and c[6:] not in part})
         out += [f"## {family} ({len(part)} cases)", "", *_family_note(family, records), render(part), ""]
+        if long:
+            details += [f"### {family}", "", *_details(fam, long), ""]
+    if details:
+        out += ["## Details", "", "Per case, the fields too long for the tables above. Every field of every "
+                "case, its config included, is in [results.csv](results.csv).", "", *details]
     if plots:
         out += ["## Plots", ""] + [f"![{PLOTS.get(k, k)}]({f})" for k, f in plots.items()] + [""]
     out += ["## Provenance", "", _provenance(records), ""]
     return "\n".join(out)
+
+
+LONG_TEXT = 32
+"""An ``extra`` field holding a dict or list, or text longer than this, goes to the report's Details
+section instead of a table column."""
+
+
+def long_extras(records: list[Record]) -> list[str]:
+    """The ``extra`` keys of ``records`` too long for a table cell (``LONG_TEXT``), in first-seen order."""
+    keys = dict.fromkeys(k for r in records for k in r.extra)
+    return [k for k in keys if any(isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) > LONG_TEXT)
+                                   for v in (r.extra.get(k) for r in records))]
+
+
+def _details(records: list[Record], keys: list[str]) -> list[str]:
+    """One bullet per case: ``- `case`: key: a=1, b=2; key: text``."""
+    def text(v) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={text(x)}" for k, x in v.items())
+        if isinstance(v, list):
+            return ", ".join(text(x) for x in v)
+        return format(v, ".3f") if isinstance(v, float) else str(v)
+
+    return [f"- `{r.case}`: " + "; ".join(f"{k}: {text(r.extra[k])}" for k in keys if r.extra.get(k) is not None)
+            for r in records if any(r.extra.get(k) is not None for k in keys)]
+
+
+def _integral_as_int(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns holding whole numbers of 1000 and more (parameter counts) shown without decimals."""
+    for c in df:
+        v = df[c]
+        if pd.api.types.is_float_dtype(v) and v.notna().any() and (v.dropna() % 1 == 0).all() and v.abs().max() >= 1000:
+            df = df.assign(**{c: v.map(lambda x: "" if pd.isna(x) else str(int(x)))})
+    return df
 
 
 MIX_REFERENCES = {"mix-ref-best_single": "best single expert (chosen on search)",

@@ -83,6 +83,28 @@ def test_hidden_gate_equals_an_independent_computation(layer, experts, tiny_dirs
     assert not torch.allclose(g[0], wrong, atol=2e-2)
 
 
+def test_layer_inputs_stop_early_and_equal_a_full_pass(tiny_dirs):
+    """``module_inputs`` (what ``hidden`` and the fitted routers read) equals ``output_hidden_states[:-1]``
+    bit for bit, and never runs the last layer's MLP or the LM head."""
+    from glue.io import load_model
+    from glue.mix.routers import module_inputs
+
+    m, tok = load_model(tiny_dirs["tiny_ft_add"])
+    m = m.to(torch.bfloat16).eval()
+    tok.padding_side = "left"
+    enc = tok(["12+35=", "7+8="], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        full = m(**enc, output_hidden_states=True).hidden_states[:-1]
+    ran = []
+    hooks = [mod.register_forward_hook(lambda *a, name=name: ran.append(name))
+             for name, mod in (("last mlp", m.model.layers[-1].mlp), ("head", m.lm_head))]
+    got = module_inputs(m, list(m.model.layers), enc["input_ids"], enc["attention_mask"])
+    for h in hooks:
+        h.remove()
+    assert len(got) == len(full) and all(torch.equal(a, b) for a, b in zip(got, full))
+    assert ran == []
+
+
 def test_centroids_route_calib_prompts_to_their_expert(experts):
     """The nearest-centroid gate sends most of each expert's own prompts to it (on the prompts it was
     fitted on; the benchmarks measure held-out agreement)."""

@@ -62,8 +62,55 @@ def test_unknown_level_or_router_lists_valid_names(kw, valid, ex, no_weight_read
 
 def test_experts_of_different_shapes(ex, make_llama, no_weight_reads):
     wide = make_llama("wide", hidden=48)
-    with pytest.raises(ConfigError, match="'wide' has hidden_size=48"):
+    with pytest.raises(ConfigError, match=r"experts: expert 'add' and expert 'wide' differ in hidden_size \(32 vs 48\)"):
         build_mixture(MixSpec("block_level", "random", ex + [ExpertSpec("wide", wide)]))
+
+
+def _edited_copy(src, dst, **changes):
+    """A copy of checkpoint ``src`` whose config.json has ``changes`` applied (weights untouched)."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        elif k == "rope_theta":
+            cfg["rope_parameters"] = {**cfg.get("rope_parameters", {}), "rope_theta": v}
+        else:
+            cfg[k] = v
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(rope_theta=500000.0), r"rope \(rope_theta=10000\.0 rope_type=default vs rope_theta=500000\.0 rope_type=default\)"),
+    (dict(rms_norm_eps=1e-5), r"rms_norm_eps \(1e-06 vs 1e-05\)"),
+    (dict(hidden_act="gelu"), r"hidden_act \(silu vs gelu\)"),
+])
+def test_experts_that_cannot_share_one_config(change, expected, ex, tmp_path, no_weight_reads):
+    """Same tensor shapes, but the mixture would run this expert under the other's config: refused."""
+    odd = _edited_copy(ex[0].source, tmp_path / "odd", **change)
+    with pytest.raises(ConfigError, match=r"expert 'add' and expert 'odd' differ in " + expected):
+        build_mixture(MixSpec("model_level", "random", ex + [ExpertSpec("odd", odd)]))
+
+
+def test_unknown_fields_and_equivalent_spellings_are_not_differences(ex, tmp_path):
+    """A config without head_dim/rope fields (older transformers) mixes with one that spells them out."""
+    from glue.mix import check_compatible
+    from glue.mix.spec import expert_config
+
+    old = _edited_copy(ex[0].source, tmp_path / "old", head_dim=None, rope_parameters=None, hidden_act=None)
+    cfgs = {"expert 'add'": expert_config(ex[0]), "expert 'old'": expert_config(ExpertSpec("old", old))}
+    assert check_compatible(cfgs) is cfgs["expert 'add'"]
+
+
+def test_shared_model_of_another_architecture_is_named(ex, make_llama, no_weight_reads):
+    deep = make_llama("deep", layers=3)
+    with pytest.raises(ConfigError, match=r"shared: expert 'add' and the shared model differ in "
+                                          r"intermediate_size \(128 vs 64\), num_hidden_layers \(2 vs 3\)"):
+        build_mixture(MixSpec("model_level", "random", ex, shared=str(deep)))
 
 
 def test_other_architecture_points_to_request_mixture(ex, tiny_dirs, no_weight_reads):

@@ -96,3 +96,24 @@ def test_figures_draw_one_series_per_case_and_task(record_cases):
     grid = figure_tasks(recs, "tiny").axes[0].images[0].get_array()
     tasks = list(dict.fromkeys(t for r in recs for t in r.scores))
     assert grid.shape == (len(recs), len(tasks) + 1)
+
+
+def test_long_extra_fields_go_to_details_and_tables_stay_readable(provenance):
+    """A dict/list or long text in ``extra`` leaves the family table for the Details section (rendered as
+    ``key: a=1, b=2``); short extras stay columns (without the ``extra.`` prefix), whole numbers without
+    decimals; results.csv is linked for everything else."""
+    cfg = {"split": "test", "evaluator": "native"}
+    recs = [make_record("mix-a", "tiny", cfg, Measurements({"add": 0.5}, extra={
+                "route": {"add": "ft_a", "mul": "ft_b"}, "total_params": 2114432, "gen_tok_s": 165.2,
+                "note": "x" * 40}), provenance),
+            make_record("mix-b", "tiny", cfg, Measurements({"add": 0.7}, extra={"total_params": 1000}), provenance)]
+    md = render_markdown(recs, "tiny")
+    table = [ln for ln in md.split("## mix (2 cases)")[1].split("## Details")[0].splitlines() if ln.startswith("|")]
+    assert table[0].startswith("| case | average | add |") and "| total_params | gen_tok_s |" in table[0]
+    assert "| mix-a | 0.500 | 0.500 |" in table[3] and "| 2114432 | 165.200 |" in table[3], table
+    assert not any("{" in ln or "route" in ln or "x" * 40 in ln for ln in table)
+    details = md.split("## Details")[1].split("## Provenance")[0]
+    assert "[results.csv](results.csv)" in details and "### mix" in details
+    assert f"- `mix-a`: route: add=ft_a, mul=ft_b; note: {'x' * 40}" in details and "mix-b" not in details
+    plain = render_markdown(recs[1:], "tiny")
+    assert "## Details" not in plain and "| 1000 |" in plain
