@@ -1,7 +1,7 @@
 """The recipe's report: ``report.json`` (every number of the run), ``report.md`` (clusters, what each
 cluster kept and dropped, the router's choices per task, and the per-task table of the recipe beside
-the references) and ``tasks.png`` (per task: best single, best merge, the paper recipe, the searched
-recipe, oracle routing)."""
+the references) and ``tasks.png`` (per task: best single, best merge, the paper recipe, the paper's
+experts with the router chosen on search, the searched recipe, oracle routing)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 __all__ = ["COLUMNS", "per_task_rows", "render", "tasks_png", "write_report"]
 
 COLUMNS = (("best_single", "best single"), ("best_merge", "best merge"), ("best_mixture", "best mixture (recorded)"),
-           ("paper", "paper recipe"), ("searched", "searched recipe"), ("oracle", "oracle routing"),
+           ("paper", "paper recipe"), ("paper_routed", "paper experts, router on search"),
+           ("searched", "searched recipe"), ("oracle", "oracle routing"),
            ("ceiling_test", "ceiling (test)"))
 
 
@@ -21,7 +22,7 @@ def per_task_rows(d: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     tasks = d["tasks"]
     cols, data = [], {}
     for key, label in COLUMNS:
-        if key in ("paper", "searched"):
+        if key in ("paper", "paper_routed", "searched"):
             v = d.get(key)
             scores = v["test"]["scores"] if v and v.get("test") else None
         else:
@@ -56,11 +57,13 @@ def render(d: dict[str, Any]) -> str:
     out.append(_table(["cluster", "members", "kept", "dropped", "search"],
                       [[c["name"], ", ".join(c["members"]), ", ".join(c["kept"]), ", ".join(c["dropped"]) or "-",
                         c["search_score"]] for c in d["clusters"]]))
-    for key in ("paper", "searched"):
+    titles = {"paper": "Paper recipe", "paper_routed": "Paper recipe's experts, router chosen on search",
+              "searched": "Searched recipe"}
+    for key, title in titles.items():
         v = d.get(key)
         if not v:
             continue
-        out += ["", f"## {key.capitalize()} recipe: {', '.join(v['experts'])}", "",
+        out += ["", f"## {title}: {', '.join(v['experts'])}", "",
                 f"Level {v['level']} ({v['level_reason']}); router {v['router']}; search {v['search']['average']:.4f}, "
                 f"test {v['test']['average']:.4f}.",
                 *([f"Left out: " + "; ".join(f"{e} ({why})" for e, why in v["left_out"].items())] if v["left_out"] else []),

@@ -132,6 +132,12 @@ class RecipeRun:
     evaluations: dict[str, int]
     seconds: dict[str, float]
     tasks: tuple[str, ...] = ()
+    paper_routed: Variant | None = None
+
+    @property
+    def variants(self) -> dict[str, Variant]:
+        """The mixtures made, by name (``paper``, ``paper_routed``, ``searched``)."""
+        return {v.name: v for v in (self.paper, self.paper_routed, self.searched) if v is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "tasks": list(self.tasks), "threshold": self.threshold,
@@ -140,6 +146,7 @@ class RecipeRun:
                                    "search": _scores(c.search), "test": _scores(c.test)}
                                for n, c in self.candidates.items()},
                 "paper": self.paper.to_dict() if self.paper else None,
+                "paper_routed": self.paper_routed.to_dict() if self.paper_routed else None,
                 "searched": self.searched.to_dict() if self.searched else None,
                 "search_trace": self.search_trace, "references": self.references,
                 "evaluations": self.evaluations, "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
@@ -278,7 +285,7 @@ def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
     seconds["score_candidates"] = time.perf_counter() - t0
     say("search scores: " + ", ".join(f"{n} {c.average:.3f}" for n, c in cands.items()))
 
-    paper = searched = None
+    paper = searched = paper_routed = None
     trace: list[dict[str, Any]] = []
     mix_evals = 0
     t0 = time.perf_counter()
@@ -286,23 +293,23 @@ def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
         paper = _variant("paper", [cm.name for cm in clusters], spec.mixture.router, prep, cands, say)
         mix_evals += 1
         if spec.search.enabled:
-            searched, trace = _search(prep, cands, clusters, say)
+            searched, paper_routed, trace = _search(prep, cands, clusters, paper, say)
             mix_evals += len(trace)
     seconds["mixture_search"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    for v in (paper, searched):
-        if v is not None:
+    for v in (paper, paper_routed, searched):
+        if v is not None and v.test is None:
             v.test = _test(v, prep)
             say(f"{v.name}: test {v.test.average:.4f} (search {v.search.average:.4f}) with "
                 f"{', '.join(v.experts)} [{v.level}, {v.router}]")
     refs = _references(prep, clusters, cands, paper, scores)
     seconds["test"] = time.perf_counter() - t0
     evals = {"merge_search": merge_evals, "candidate_search": scores.count["search"], "mixture_search": mix_evals,
-             "test": scores.count["test"] + sum(v is not None for v in (paper, searched))}
+             "test": scores.count["test"] + sum(v is not None for v in (paper, paper_routed, searched))}
     evals["search_total"] = evals["merge_search"] + evals["candidate_search"] + evals["mixture_search"]
     return RecipeRun(spec, prep.threshold, clusters, cands, paper, searched, trace, refs, evals, seconds,
-                     prep.eval.tasks)
+                     prep.eval.tasks, paper_routed)
 
 
 def _candidate(name: str, source: Path, kind: str, members, scores: _Scores) -> Candidate:
@@ -412,9 +419,11 @@ def _variant(name: str, experts: Sequence[str], router: str, prep: Prepared, can
     return v
 
 
-def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[ClusterModel],
-            say: Progress) -> tuple[Variant, list[dict[str, Any]]]:
-    """The searched variant (``SearchStep``): nested expert sets by search ceiling x routers, scored on search."""
+def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[ClusterModel], paper: Variant,
+            say: Progress) -> tuple[Variant, Variant | None, list[dict[str, Any]]]:
+    """The searched variant (``SearchStep``): nested expert sets by search ceiling x routers, scored on
+    search; and ``paper_routed``, the paper's experts with the router best on search (the spec's router
+    included; None with a single cluster)."""
     s, tasks = prep.spec.search, prep.eval.tasks
     pool, seen = [], set()
     for n, c in cands.items():  # a singleton cluster and its member are one model: keep the cluster's name
@@ -427,14 +436,15 @@ def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[C
         return sum(max(cands[n].search.scores[t] for n in names) for t in tasks) / len(tasks)
 
     order = [max(pool, key=lambda n: (cands[n].average, -pool.index(n)))]
-    sets = [[cm.name for cm in clusters]] if len(clusters) > 1 else []  # the paper's experts, every router
+    paper_sets = len(clusters) > 1
+    sets = [[cm.name for cm in clusters]] if paper_sets else []  # the paper's experts with every router first
     while len(order) < min(s.max_experts, len(pool)):
         rest = [n for n in pool if n not in order]
         nxt = max(rest, key=lambda n: (ceiling(order + [n]), cands[n].average, -pool.index(n)))
         order.append(nxt)
         sets.append(list(order))
-    best, trace, done = None, [], set()
-    for experts in sets:
+    best, paper_best, trace, done = None, paper, [], {(tuple(paper.experts), paper.router)}
+    for k, experts in enumerate(sets):
         for router in s.routers:
             used = tuple(e for e, ts in _assign(experts, cands, tasks).items() if ts)
             if (used, router) in done:  # an added expert that wins no task changes nothing
@@ -445,7 +455,17 @@ def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[C
                           "search": round(v.search.average, 4)})
             if best is None or v.search.average > best.search.average + 1e-12:
                 best = v
-    return best, trace
+            if k == 0 and paper_sets and v.search.average > paper_best.search.average + 1e-12:
+                paper_best = v
+    if paper_best is not paper:
+        paper_best.name = "paper_routed"
+        if paper_best is best:  # one model, two names: the searched variant gets its own copy of the record
+            best = replace(best, name="searched")
+    elif paper_sets:
+        paper_best = replace(paper, name="paper_routed")
+    else:
+        paper_best = None
+    return best, paper_best, trace
 
 
 def _test(v: Variant, prep: Prepared) -> EvalResult:
@@ -535,9 +555,7 @@ def _best_recorded_mixture(prep: Prepared) -> dict[str, Any] | None:
 def _save_variants(run: RecipeRun, tmp: Path) -> None:
     import json
 
-    for v in (run.paper, run.searched):
-        if v is None:
-            continue
+    for v in run.variants.values():
         d = tmp / v.name
         rec = {"recipe": v.to_dict(), "zoo": run.spec.zoo}
         if v.level == "request":

@@ -40,7 +40,7 @@ def test_clusters_are_the_planted_families_and_each_is_selectively_merged(tiny_r
 
 def test_output_directory_is_complete_and_repeatable(tiny_run):
     run, out = tiny_run
-    for f in ("recipe.yaml", "report.json", "report.md", "tasks.png", "paper", "searched", "clusters"):
+    for f in ("recipe.yaml", "report.json", "report.md", "tasks.png", "paper", "paper_routed", "searched", "clusters"):
         assert (out / f).exists(), f
     assert RecipeSpec.from_dict(yaml.safe_load((out / "recipe.yaml").read_text())) == run.spec
     d = json.loads((out / "report.json").read_text())
@@ -104,6 +104,10 @@ def test_searched_variant_is_the_best_on_search_of_its_trace(tiny_run):
     assert run.searched.search.average == pytest.approx(max(r["search"] for r in run.search_trace), abs=1e-4)
     assert len(run.search_trace) <= 3 * 2
     assert run.search_trace[0]["experts"] == run.paper.experts  # the paper's experts, with each router first
+    on_paper_set = [r["search"] for r in run.search_trace if r["experts"] == run.paper.experts]
+    assert run.paper_routed.experts == run.paper.experts
+    assert run.paper_routed.search.average == pytest.approx(max(on_paper_set + [run.paper.search.average]), abs=1e-4)
+    assert set(run.variants) == {"paper", "paper_routed", "searched"}
 
 
 def test_model_level_is_a_loadable_checkpoint_scoring_as_in_memory(tiny_zoo, tmp_path):
