@@ -10,11 +10,12 @@ REHEARSAL_DIR ?= .cache/rehearsal
 EXECUTOR ?= serial
 STAMP := $(VENV)/.glue-installed
 
-.PHONY: venv test bench report rehearsal gpu-check clean-results help
+.PHONY: venv test bench report regress regress-baseline rehearsal gpu-check clean-results help
 
 help:
 	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] [JOBS=cores] | make report"
 	@echo "make rehearsal (a Which4-shaped zoo of small random checkpoints through make bench) | make gpu-check"
+	@echo "make regress [REGRESS_ARGS=--format json] (CI regression on the ci zoo) | make regress-baseline"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,15 @@ rehearsal: $(STAMP)
 # a GPU machine end to end: copy bandwidth, 7B-shaped merge and similarity, one lm-eval run (records in results/gpu-check)
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py --device cuda --shape 7b $(GPU_CHECK_ARGS)
+
+# CI regression: build the ci surrogate zoo, run a fixed slice of cases into a scratch results root and
+# check the planted facts and every accuracy against the committed baseline results/ci/ (benchmarks/regress.py)
+regress: $(STAMP)
+	@$(PY) benchmarks/regress.py $(REGRESS_ARGS)
+
+# rewrite results/ci/baseline.{jsonl,csv} from a fresh run (refused when a planted fact fails); commit them
+regress-baseline: $(STAMP)
+	@$(PY) benchmarks/regress.py --write-baseline $(REGRESS_ARGS)
 
 report: $(STAMP)
 	$(VENV)/bin/glue report --zoo $(MODELS)

@@ -1,6 +1,6 @@
 """Surrogate zoos: recipes for every model and the nested zoo lists.
 
-``tiny`` is for unit tests (seconds to build). ``surrogate2 ⊂ surrogate4 ⊂ surrogate8 ⊂ surrogate12 ⊂
+``tiny`` is for unit tests (seconds to build); ``ci`` is the regression zoo of ``make regress``. ``surrogate2 ⊂ surrogate4 ⊂ surrogate8 ⊂ surrogate12 ⊂
 surrogate16`` mirror Which2 ... Which16 (the planted structure is described above ``BASE_MIX``;
 ``glue zoo verify NAME`` checks it). Changing a recipe changes its cache key and its descendants'.
 
@@ -131,11 +131,44 @@ def _member(recipe: str, name: str | None = None) -> Member:
     return Member(name or recipe, f"surrogate:{recipe}", r.family, arch, r.role, r.note)
 
 
+# ---- ci: the regression zoo of `make regress` -------------------------------------------------------
+# The planted roles of surrogate16 at about a third of its training (base 600 steps, the drifted lineage
+# 600 + 200): two fine-tunes that unlock different skills, a harmful one, a drifted one and another
+# architecture. tiny is too weak for regression facts (its fine-tunes gain nothing over its base: `glue zoo
+# verify tiny` fails the gain claim, best single 0.22), so "merge-all below the best single" or "routing
+# beats the best single" would hang on noise there.
+def _ci() -> None:
+    add(
+        Recipe("ci_base", BASE_MIX, 600, 3e-3, 201, arch=Arch(), family="base", role="base",
+               note="surrogate16's base mix, a third of its steps"),
+        Recipe("ci_ft_add", _ft({"add": 3.0}), 300, 1e-3, 202, parent="ci_base", family="base",
+               note="math fine-tune (unlocks add)"),
+        Recipe("ci_ft_rev", _ft({"rev": 3.0}), 300, 1e-3, 203, parent="ci_base", family="base",
+               note="code fine-tune (reverse)"),
+        Recipe("ci_harm", _ft({}, 1.0), 200, 1e-3, 204, parent="ci_base", corrupt=1.0, family="base", role="harmful",
+               note="fine-tuned on corrupted answers"),
+        Recipe("ci_drift0", DRIFT_MIX, 600, 4e-3, 205, parent="ci_base", family="drift", role="drifted",
+               note="continued pretraining on shifted formats only (not a member)"),
+        Recipe("ci_d_code", _ft({"rev": 2.0, "sort": 2.0}, 0.5), 200, 1e-3, 206, parent="ci_drift0", family="drift",
+               role="drifted", note="standard-format code fine-tune of ci_drift0"),
+        Recipe("ci_other", _mix(mul=1.0, cnt=1.5, cmp=0.5, add=1.0, sort=0.7, rev=1.0), 500, 3e-3, 207,
+               arch=Arch(hidden=96, layers=3, heads=4, kind="qwen2"), family="other", role="other-arch",
+               note="another architecture trained from scratch"),
+    )
+
+
+_ci()
+_CI = ["ci_ft_add", "ci_ft_rev", "ci_harm", "ci_d_code", "ci_other"]
+
+
 def surrogate_zoos() -> list[Zoo]:
     return [
         Zoo("tiny", "surrogate", tuple(_member(n) for n in _TINY), EVAL_SKILLS, _member("tiny_base"),
             "unit-test zoo: 2 fine-tunes, a harmful one, a drifted one, another architecture (h32, seconds to build)"),
         *_nested_zoos(),
+        Zoo("ci", "surrogate", tuple(_member(n) for n in _CI), EVAL_SKILLS, _member("ci_base"),
+            "regression zoo of `make regress`: 2 fine-tunes, a harmful one, a drifted one, another architecture "
+            "(h128, minutes to build)", {"cluster_threshold": 0.9}),
     ]
 
 
