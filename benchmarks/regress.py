@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ZOO = "ci"
 BASELINE = ROOT / "results" / "ci"
 SLICE = ("test_single or (test_merge and (linear-all or linear-average)) or test_cluster "
-         "or model_level-centroids-prompt_mean-k1-d0 or test_mix_reference or (test_recipe and paper and not paper_routed)")
+         "or model_level-centroids-prompt_mean-k1-d0 or test_mix_reference or (test_recipe and paper)")
 """The ``pytest -k`` expression of the slice (with ``--thresholds`` = the zoo's cluster threshold)."""
 
 

@@ -62,6 +62,7 @@ class Candidate:
     members: tuple[str, ...]
     search: EvalResult
     test: EvalResult | None = None
+    cluster: str = ""  # the cluster it is (a cluster model) or belongs to (a member): its weight family
 
     @property
     def average(self) -> float:
@@ -279,9 +280,11 @@ def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
     cands: dict[str, Candidate] = {}
     for cm in clusters:
         cands[cm.name] = _candidate(cm.name, cm.source, "cluster", cm.kept, scores)
+        cands[cm.name].cluster = cm.name
         cm.search_score = cands[cm.name].average
     for m in zoo.members:
         cands[m.name] = _candidate(m.name, resolve(m), "member", (m.name,), scores)
+        cands[m.name].cluster = next((cm.name for cm in clusters if m.name in cm.members), "")
     seconds["score_candidates"] = time.perf_counter() - t0
     say("search scores: " + ", ".join(f"{n} {c.average:.3f}" for n, c in cands.items()))
 
@@ -381,11 +384,13 @@ def _variant(name: str, experts: Sequence[str], router: str, prep: Prepared, can
                     {used[0]: list(tasks)}, unused, None, model=model, tokenizer=tok)
     else:
         archs = {cands[e].architecture for e in used}
+        families = {cands[e].cluster for e in used}
         level = x.level
-        if level == "auto":
-            level = "model_level" if len(archs) == 1 else "request"
-            reason = ("auto: every expert shares one architecture" if len(archs) == 1 else
-                      f"auto: the experts span {len(archs)} architectures")
+        if level == "auto":  # an in-model mixture shares embeddings, final norm and head: one weight family only
+            level = "model_level" if len(archs) == 1 and len(families) == 1 else "request"
+            reason = ("auto: every expert is of one architecture and one cluster (weight family)" if level == "model_level"
+                      else f"auto: the experts span {len(archs)} architecture(s) and {len(families)} clusters "
+                           f"(weight families), so each keeps its own embeddings and head")
         elif level == "model_level" and len(archs) > 1:
             raise ConfigError(f"mixture.level: model_level needs one architecture, but the experts span "
                               f"{len(archs)} ({', '.join(sorted(archs))}); use level request or auto")

@@ -34,8 +34,9 @@ MIXTURE_LEVELS = ("auto", "request", "model_level")
 """How the cluster models are mixed: ``request`` routes each request (its prompt) to one whole cluster
 model, each with its own embeddings, head and tokenizer, any architecture (``glue.mix.RequestMixture``);
 ``model_level`` is glue's in-model model-level mixture (``glue.mix``, one architecture; embeddings, final
-norm and head from the strongest cluster model on ``search``); ``auto`` = ``model_level`` when every
-expert shares one architecture, else ``request`` (the report says which was used and why)."""
+norm and head from the strongest expert on ``search``); ``auto`` = ``model_level`` when every expert is of
+one architecture and one cluster (weight family: sharing one model's embeddings and head is sound only
+there), else ``request`` (the report says which was used and why)."""
 
 
 @dataclass(frozen=True)

@@ -114,9 +114,13 @@ def test_model_level_is_a_loadable_checkpoint_scoring_as_in_memory(tiny_zoo, tmp
     from glue.eval import evaluate
     from glue.io import load_model
 
-    run = run_recipe(spec(mixture={"level": "auto"}, search={"enabled": False}), tmp_path / "o", progress=None)
+    run = run_recipe(spec(mixture={"level": "auto"}, search={"enabled": False}), tmp_path / "a", progress=None)
+    v = run.paper  # one architecture (Llama), two clusters: an in-model mixture would share one family's embeddings
+    assert len({run.candidates[e].architecture for e in v.experts}) == 1 and len(v.experts) == 2
+    assert v.level == "request" and "2 clusters (weight families)" in v.level_reason
+    run = run_recipe(spec(mixture={"level": "model_level"}, search={"enabled": False}), tmp_path / "o", progress=None)
     v = run.paper
-    assert v.level == "model_level" and "auto: every expert shares one architecture" in v.level_reason
+    assert v.level == "model_level" and v.level_reason.startswith("set in the spec")
     model, tok = load_model(tmp_path / "o" / "paper")
     assert type(model).__name__ == "GlueMixtureForCausalLM"
     assert evaluate(model, tok, TASK_SET, "test", "native", LIMIT).scores == v.test.scores
