@@ -4,6 +4,7 @@ names, a default) without importing torch (``glue --help`` and argument errors s
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 
@@ -55,3 +56,17 @@ class LazyModule:
 def lazy_module(name: str) -> LazyModule:
     """``name`` imported on first use (see ``LazyModule``)."""
     return LazyModule(name)
+
+
+def no_grad(fn: Callable) -> Callable:
+    """``@torch.no_grad()`` for a module that imports torch lazily: the decorator runs at import time,
+    torch only when ``fn`` is called."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper

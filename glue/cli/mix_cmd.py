@@ -27,15 +27,18 @@ def _mix(args) -> int:
         raise ConfigError("usage: glue mix CONFIG.yaml --out DIR (or glue mix --list)")
     import time
 
+    from glue.mix.config import load_mix_config
+    from glue.mix.spec import check_mixture
+
+    t0 = time.perf_counter()
+    spec, fmt = load_mix_config(args.config)
+    check_mixture(spec)  # every field and the experts' config.json, before torch is imported
     import torch
 
     from glue.mix.build import is_mixtral_exportable, save_mixture
-    from glue.mix.config import load_mix_config
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    spec, fmt = load_mix_config(args.config)
     out = save_mixture(spec, args.out, overwrite=args.overwrite)
     kind = "MixtralForCausalLM" if is_mixtral_exportable(spec) else "GlueMixtureForCausalLM"
     print(f"mixed {len(spec.experts)} experts ({fmt} config {args.config}): {spec.level}, router {spec.router}, "

@@ -26,29 +26,18 @@ from pathlib import Path
 import torch
 
 from glue.errors import CheckpointError, OutputError
+from glue.io.hfconfig import CONFIG_FILE, read_config  # noqa: F401  (re-exported)
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
-CONFIG_FILE = "config.json"
 
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
-
-
-def read_config(path: str | os.PathLike) -> dict:
-    """Return the parsed ``config.json`` of a model directory, or raise ``CheckpointError`` naming it."""
-    f = Path(path) / CONFIG_FILE
-    if not f.is_file():
-        raise CheckpointError(f"missing {f}: not a Hugging Face model directory")
-    try:
-        return json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"corrupt {f}: {e}") from None
 
 
 class _Entry:

@@ -21,11 +21,15 @@ Usage::
     save_mixture(spec, "out/")                 # to disk
 """
 
-from glue.mix.build import MixtureBuild, active_params, build_mixture, save_mixture
-from glue.mix.levels import LEVELS, Level
-from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM, top_k_weights
-from glue.mix.routers import ROUTERS, Router, RouterContext
-from glue.mix.spec import ExpertSpec, MixSpec, check_compatible, check_mixture
+from glue.lazy import lazy_exports
+
+# lazy: `glue mix` validates a config (spec, levels, routers: no torch) before the build imports torch
+__getattr__ = lazy_exports(__name__, {
+    "MixtureBuild": "build", "active_params": "build", "build_mixture": "build", "save_mixture": "build",
+    "LEVELS": "levels", "Level": "levels",
+    "GlueMixtureConfig": "modeling", "GlueMixtureForCausalLM": "modeling", "top_k_weights": "modeling",
+    "ROUTERS": "routers", "Router": "routers", "RouterContext": "routers",
+    "ExpertSpec": "spec", "MixSpec": "spec", "check_compatible": "spec", "check_mixture": "spec"})
 
 __all__ = ["LEVELS", "ROUTERS", "ExpertSpec", "GlueMixtureConfig", "GlueMixtureForCausalLM", "Level", "MixSpec",
            "MixtureBuild", "Router", "RouterContext", "active_params", "build_mixture", "check_compatible",

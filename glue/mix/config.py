@@ -126,7 +126,7 @@ def from_mergekit(raw: dict, where: str = "config") -> MixSpec:
 
 
 def _stored_dtype(model_dir: str) -> str:
-    from glue.io.checkpoint import read_config
+    from glue.io.hfconfig import read_config
 
     try:
         cfg = read_config(model_dir)

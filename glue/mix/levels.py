@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from glue.mix.modeling import ROUTING_INPUTS
+from glue.mix.pooling import ROUTING_INPUTS
 from glue.registry import Registry
 
 SHARED = "shared"

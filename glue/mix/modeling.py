@@ -44,10 +44,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import (LlamaDecoderLayer, LlamaMLP, LlamaRMSNorm,
                                                       LlamaRotaryEmbedding)
 
+from glue.mix.pooling import ROUTING_INPUTS, pool  # noqa: F401  (re-exported)
+
 LEVEL_NAMES = ("ffn_level", "block_level", "model_level")
-ROUTING_INPUTS = ("token", "prompt_mean", "prompt_last", "sequence_mean")
-"""How a gate reads its input: per token (ffn_level only), the mean or the last of the prompt tokens'
-hidden states, or the official whole-sequence mean (padding and continuation included)."""
 
 
 @strict
@@ -103,23 +102,6 @@ def top_k_weights(logits: Tensor, k: int) -> Tensor:
     top, idx = torch.topk(p, k, dim=-1)
     top = top / top.sum(dim=-1, keepdim=True)
     return torch.zeros_like(p).scatter(-1, idx, top)
-
-
-def pool(h: Tensor, prompt_mask: Tensor | None, how: str) -> Tensor:
-    """Pool ``h [B, T, H]`` to ``[B, H]``: ``prompt_mean``/``prompt_last`` over the tokens where
-    ``prompt_mask [B, T]`` is 1 (all tokens when None); ``sequence_mean`` = ``h.mean(1)`` (official)."""
-    if how == "sequence_mean" or (prompt_mask is None and how == "prompt_mean"):
-        return h.mean(dim=1)
-    B, T, _ = h.shape
-    m = torch.ones(B, T, dtype=torch.bool, device=h.device) if prompt_mask is None else prompt_mask.bool()
-    if how == "prompt_mean":
-        w = m.to(h.dtype)
-        return (h * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
-    if how == "prompt_last":
-        pos = torch.arange(T, device=h.device).expand(B, T)
-        last = torch.where(m, pos, torch.full_like(pos, -1)).max(dim=1).values.clamp(min=0)
-        return h[torch.arange(B, device=h.device), last]
-    raise ValueError(f"pooling {how!r} not in {ROUTING_INPUTS[1:]}")
 
 
 def _rows(x, rows: Tensor | None):

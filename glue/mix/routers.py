@@ -30,12 +30,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-
-from glue.mix.modeling import pool
+from glue.lazy import lazy_module, no_grad
+from glue.mix.pooling import pool
 from glue.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy_module("torch")  # imported on first use: `glue mix` validates a config without torch
 
 
 @dataclass
@@ -77,7 +81,7 @@ ROUTERS: Registry[Router] = Registry("router")
 
 
 # -- shared helpers --------------------------------------------------------------------------------------
-@torch.no_grad()
+@no_grad
 def gate_inputs(ctx: RouterContext, prompts: Sequence[str], batch: int = 256) -> Tensor:
     """The gate inputs of ``prompts`` as the mixture pools them at inference: ``[G, N, H]`` float32.
 
@@ -99,7 +103,7 @@ class _Enough(Exception):
     """Raised by the last input hook: the rest of the forward pass is not needed."""
 
 
-@torch.no_grad()
+@no_grad
 def module_inputs(model: torch.nn.Module, modules: Sequence[torch.nn.Module], input_ids: Tensor,
                   attention_mask: Tensor) -> list[Tensor]:
     """The hidden states entering each of ``modules`` (decoder layers or their MLPs, in forward order)
@@ -153,7 +157,7 @@ def mergekit_tokenize(tokenizer, prompts: Sequence[str]):
         tokenizer.padding_side, tokenizer.pad_token_id = side, pad
 
 
-@torch.no_grad()
+@no_grad
 def mergekit_hidden(model: torch.nn.Module, tokenizer, prompts: Sequence[str], average: bool) -> Tensor:
     """mergekit-moe's per-layer prompt vector ``[L, H]`` (float32) from a bfloat16 copy of ``model``."""
     enc = mergekit_tokenize(tokenizer, prompts)

@@ -13,14 +13,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from glue.arch import ARCH_FIELDS, ONE_CONFIG_FIELDS, architecture_key, mismatch
 from glue.errors import ConfigError
 
-ModelInput = str | os.PathLike | Mapping[str, Tensor]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+ModelInput = "str | os.PathLike | Mapping[str, Tensor]"
 
 SUPPORTED_MODEL_TYPES = ("llama",)
 """Architectures an in-model mixture is built from (decoder layers as Llama's). Other architectures
@@ -82,7 +83,7 @@ def expert_config(e: ExpertSpec) -> dict:
         if e.config is None:
             raise ConfigError(f"expert {e.name!r}: a state-dict source needs its config (ExpertSpec.config)")
         return dict(e.config)
-    from glue.io.checkpoint import read_config
+    from glue.io.hfconfig import read_config
 
     return read_config(e.source)
 

@@ -97,3 +97,56 @@ def test_a_bad_merge_config_fails_before_torch_is_imported(case, tmp_path):
     assert phrase in "\n".join(message)
     assert json.loads(last) == {"code": 2, "heavy": []}
     assert not (tmp_path / "out").exists()
+
+
+_LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 100}
+_TWO = "experts:\n  - {name: a, model: a, prompts: [x]}\n  - {name: b, model: b, prompts: [y]}\n"
+BAD_MIX_CONFIGS = {  # config body -> a phrase of the error; a and b hold a 2-layer Llama config.json, c a wider one
+    "unknown level": ("level: blok_level\nrouter: centroids\n" + _TWO, "blok_level"),
+    "unknown router": ("level: block_level\nrouter: hiden\n" + _TWO, "hiden"),
+    "unknown routing": ("level: block_level\nrouter: centroids\nrouting: token\n" + _TWO, "routing: 'token'"),
+    "top_k too large": ("level: ffn_level\nrouter: centroids\ntop_k: 3\n" + _TWO, "top_k: 3 is out of range"),
+    "top_k zero": ("level: ffn_level\nrouter: centroids\ntop_k: 0\n" + _TWO, "top_k: 0 is out of range"),
+    "dense_layers too many": ("level: model_level\nrouter: centroids\ndense_layers: 2\n" + _TWO,
+                              "dense_layers: 2 is out of range"),
+    "expert without prompts": ("level: model_level\nrouter: hidden\nexperts:\n  - {name: a, model: a}\n"
+                               "  - {name: b, model: b, prompts: [y]}\n", "needs prompts for every expert"),
+    "experts of different shapes": ("level: ffn_level\nrouter: random\nexperts:\n  - {model: a}\n  - {model: c}\n",
+                                     "hidden_size"),
+    "unknown key": ("level: ffn_level\nrouter: random\ntopk: 2\nexperts: [{model: a}]\n", "unknown key(s) ['topk']"),
+    "mergekit-moe unsupported": ("base_model: a\ngate_mode: hidden\nexperts:\n  - {source_model: a, positive_prompts: [x],"
+                                 " noise_scale: 0.1}\n", "'noise_scale' is not supported"),
+    "mergekit-moe gate_mode": ("base_model: a\ngate_mode: uniform_random\nexperts: [{source_model: a}]\n",
+                               "gate_mode 'uniform_random' is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MIX_CONFIGS))
+def test_a_bad_mix_config_fails_before_torch_is_imported(case, tmp_path):
+    """Issue 15 item 2 for ``glue mix``: names, ranges, prompts and the experts' config.json are checked
+    before torch or transformers is imported, and nothing is written."""
+    body, phrase = BAD_MIX_CONFIGS[case]
+    for d, cfg in (("a", _LLAMA), ("b", _LLAMA), ("c", {**_LLAMA, "hidden_size": 64})):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "bad.yaml").write_text(body)
+    p = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), "mix", str(tmp_path / "bad.yaml"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    *message, last = p.stderr.strip().splitlines()
+    assert phrase in "\n".join(message)
+    assert json.loads(last) == {"code": 2, "heavy": []}
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_valid_mix_config_gets_past_validation_to_torch(tmp_path):
+    """The probe sees the import when validation passes (the build then finds no weights: exit 2)."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "config.json").write_text(json.dumps(_LLAMA))
+    (tmp_path / "ok.yaml").write_text("level: block_level\nrouter: centroids\n" + _TWO)
+    p = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), "mix", str(tmp_path / "ok.yaml"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    last = json.loads(p.stderr.strip().splitlines()[-1])
+    assert last["code"] == 2 and "torch" in last["heavy"]
+    assert not (tmp_path / "out").exists()
