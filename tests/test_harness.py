@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 CUSTOM_CASE = '''
 def test_merge_fake(zoo, run_settings, recorder):
     rec = recorder.run("merge-fake-mean", {"method": "fake", "members": [m.name for m in zoo.members]},
-                       lambda: {"scores": {t: 0.5 for t in zoo.tasks}, "build_seconds": 0.1, "extra": {"k": 2}})
+                       lambda: {"scores": {t: 0.5 for t in zoo.tasks}, "n": {t: 10 for t in zoo.tasks}, "build_seconds": 0.1, "extra": {"k": 2}})
     assert rec.average == 0.5 and rec.config["evaluator"] == run_settings.evaluator
 '''
 

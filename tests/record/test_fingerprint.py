@@ -14,7 +14,7 @@ from glue.record.store import load_records
 
 
 def test_a_record_carries_its_zoo_fingerprint_and_older_records_read_as_none(provenance):
-    r = make_record("single-a", "tiny", {}, Measurements({"add": 1.0}), provenance, zoo_fingerprint="0123456789abcdef")
+    r = make_record("single-a", "tiny", {}, Measurements({"add": 1.0}, {"add": 10}), provenance, zoo_fingerprint="0123456789abcdef")
     d = json.loads(r.to_json())
     assert d["zoo_fingerprint"] == "0123456789abcdef" and Record.from_dict(d) == r
     d.pop("zoo_fingerprint")  # a record written before fingerprints existed
@@ -27,7 +27,7 @@ def test_a_case_recorded_on_other_weights_is_not_already_recorded(tmp_path, prov
     from glue.record import recorder
 
     monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
-    fn = lambda: {"scores": {"add": 0.5}}  # noqa: E731
+    fn = lambda: {"scores": {"add": 0.5}, "n": {"add": 10}}  # noqa: E731
     a = Recorder("tiny", EvalSpec(), root=tmp_path, provenance=provenance, zoo_fingerprint="a" * 16)
     a.measure("single-x", {}, fn)
     assert a.recorded("single-x", {}) is not None
@@ -39,7 +39,7 @@ def test_a_case_recorded_on_other_weights_is_not_already_recorded(tmp_path, prov
 
 def test_same_fingerprint_keeps_the_newest_records_fingerprint_and_counts_the_rest(provenance):
     def rec(case, fp, t):
-        r = make_record(case, "tiny", {}, Measurements({"add": 0.5}), replace(provenance, time=t), zoo_fingerprint=fp)
+        r = make_record(case, "tiny", {}, Measurements({"add": 0.5}, {"add": 10}), replace(provenance, time=t), zoo_fingerprint=fp)
         return r
 
     recs = [rec("single-a", "f1", "2025-01-01T00:00:00Z"), rec("single-b", "f1", "2025-01-02T00:00:00Z"),

@@ -49,7 +49,7 @@ def test_an_interrupted_run_resumes_with_the_missing_cases_only(tmp_path, proven
             if stop_after is not None and i == stop_after:
                 return  # "interrupted"
             if rec.recorded(case, cfg) is None:
-                rec.measure(case, cfg, lambda c=case: ran.append(c) or {"scores": {"add": 1.0}})
+                rec.measure(case, cfg, lambda c=case: ran.append(c) or {"scores": {"add": 1.0}, "n": {"add": 10}})
 
     settings = EvalSpec(evaluator="native", limit=4)
     run(Recorder("tiny", settings, root=root, provenance=provenance), stop_after=2)
@@ -111,3 +111,20 @@ def test_bad_case_ids_and_configs_fail_before_measuring(tmp_path, provenance):
     with pytest.raises(ConfigError, match="zoo name 'a/b'"):
         load_records("a/b", tmp_path)
     assert load_records("tiny", tmp_path) == []
+
+
+def test_a_record_without_item_counts_or_with_a_foreign_config_hash_is_refused(tmp_path, provenance):
+    """Issue 8: a score is data of record only with the evaluator's item count, and the record's
+    ``config_hash`` must be the digest of its config; otherwise nothing is written."""
+    from dataclasses import replace
+
+    from glue.record.provenance import Measurements, make_record
+
+    good = make_record("single-a", "tiny", {"member": "a"}, Measurements({"add": 0.5}, {"add": 10}), provenance)
+    for bad, phrase in ((replace(good, n={}), "carry no item count"), (replace(good, n={"add": 0}), "carry no item count"),
+                        (replace(good, config_hash="0" * 64), "is not the digest of its config")):
+        with pytest.raises(StoreError, match=phrase):
+            store.append(bad, tmp_path)
+    assert not (tmp_path / "tiny").exists() or not list((tmp_path / "tiny").rglob("*.jsonl"))
+    store.append(good, tmp_path)
+    assert len(_lines(tmp_path)[1]) == 1

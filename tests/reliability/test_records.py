@@ -34,7 +34,7 @@ def test_the_recorder_refuses_a_case_another_process_holds(tmp_path, provenance)
     held = rec.claim("single-x", {"member": "x"})
     assert not isinstance(held, str)
     assert rec.claim("single-x", {"member": "x"}).startswith("being measured by pid ")
-    rec.measure("single-x", {"member": "x"}, lambda: {"scores": {"add": 0.5}})
+    rec.measure("single-x", {"member": "x"}, lambda: {"scores": {"add": 0.5}, "n": {"add": 10}})
     held.release()
     assert rec.claim("single-x", {"member": "x"}) == "recorded by another process meanwhile"
 
