@@ -27,12 +27,22 @@ Usage::
     PYTHONPATH=$PWD python benchmarks/merge_io.py                     # parity, then memory/time
     PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-perf         # parity only (seconds)
     PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-parity --runs 3
+    PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-parity --skip-perf --startup   # start-up times only
+
+(c) Start-up (``--startup``): wall time of ``python -c pass``, ``glue --help``, ``glue zoo list`` and a
+config error of ``glue merge`` / ``glue mix``, medians of at least 5 runs after a warm-up round.
+
+Every figure of (b) and (c) is also written as a record (provenance: commit, machine, versions) into the
+run store's ``merge_io`` pseudo-zoo (``results/merge_io/runs/``, ``$GLUE_RESULTS``; ``--no-record`` to
+skip); the report's first line is generated from the same provenance. (b) also times the merge phase
+(glue's own timing line) against the floor of reading every input once and writing the output once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -118,9 +128,11 @@ def mergekit_config(method: str, base: Path, models: list[Path], per_model: dict
 
 
 # -- running ------------------------------------------------------------------------------------------
-def run_measured(cmd: list[str], env: dict, interval: float = 0.005) -> tuple[float, int, int, float]:
+def run_measured(cmd: list[str], env: dict, interval: float = 0.005,
+                 output: list | None = None) -> tuple[float, int, int, float]:
     """Run ``cmd``; return (wall s, peak RssAnon bytes of its process tree, VmHWM bytes, CPU s), the memory
-    from glue's one probe (``glue.record.memory.PeakMemory`` on the child's process tree)."""
+    from glue's one probe (``glue.record.memory.PeakMemory`` on the child's process tree). ``output``, when
+    given, receives the child's stdout+stderr text."""
     import resource
 
     from glue.record.memory import PeakMemory
@@ -133,6 +145,8 @@ def run_measured(cmd: list[str], env: dict, interval: float = 0.005) -> tuple[fl
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.decode()[-3000:]}")
+    if output is not None:
+        output.append(out.decode(errors="replace"))
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return wall, int((mem.peak_mb or 0) * 2**20), int((mem.hwm_mb or 0) * 2**20), cpu
@@ -248,17 +262,28 @@ def perf(args) -> str:
                                 "bfloat16"),
     }
     results: dict[tuple[str, str], list[tuple[float, int, int, float]]] = {}
+    phases: dict[str, list[tuple[float, float, float]]] = {}  # method -> (glue merge phase, read, write) per run
     for method in args.methods:
         cfg = scratch / f"{method}.yaml"
         cfg.write_text(yaml.safe_dump(cfgs[method], sort_keys=False))
+        inputs = [Path(m["model"]) for m in cfgs[method]["models"]] + (
+            [Path(cfgs[method]["base_model"])] if "base_model" in cfgs[method] else [])
         for r in range(args.runs):
             for tool in args.tools:
                 out = scratch / f"out-{tool}"
                 shutil.rmtree(out, ignore_errors=True)
-                res = run_measured(run[tool](cfg, out), env)
+                text: list[str] = []
+                res = run_measured(run[tool](cfg, out), env, output=text)
                 results.setdefault((method, tool), []).append(res)
-                print(f"{method:7s} {tool:12s} run {r + 1}: {res[0]:6.2f} s, RssAnon {res[1] / 2**20:7.0f} MiB, "
-                      f"VmHWM {res[2] / 2**20:7.0f} MiB, CPU {res[3]:6.2f} s", file=sys.stderr, flush=True)
+                line = f"{method:7s} {tool:12s} run {r + 1}: {res[0]:6.2f} s, RssAnon {res[1] / 2**20:7.0f} MiB, " \
+                       f"VmHWM {res[2] / 2**20:7.0f} MiB, CPU {res[3]:6.2f} s"
+                if tool == "glue":  # glue's own timing of the merge phase (read, compute, write; no start-up)
+                    phase = float(_MERGE_PHASE.search(text[0]).group(1))
+                    out_bytes = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+                    fl = io_floor(inputs, out_bytes, scratch / "floor")
+                    phases.setdefault(method, []).append((phase, *fl))
+                    line += f"; merge phase {phase:.2f} s, floor {fl[0] + fl[1]:.2f} s (read {fl[0]:.2f} + write {fl[1]:.2f})"
+                print(line, file=sys.stderr, flush=True)
                 shutil.rmtree(out, ignore_errors=True)
     lines = ["| merge (4 x 208 MB bf16) | tool | wall s | CPU s | peak RssAnon MiB | VmHWM MiB | wall / mergekit | "
              "RssAnon / mergekit |", "|---|---|---|---|---|---|---|---|"]
@@ -272,7 +297,110 @@ def perf(args) -> str:
                        f"{anon / statistics.median(x[1] for x in mk):.2f}")
             lines.append(f"| {method} | {tool} | {wall:.2f} | {cpu:.2f} | {anon / 2**20:.0f} | {hwm / 2**20:.0f} | "
                          f"{rel[0]} | {rel[1]} |")
+            if args.record:
+                extra = {"wall_s": wall, "cpu_s": cpu, "rss_anon_mib": anon / 2**20, "vmhwm_mib": hwm / 2**20,
+                         "wall_vs_mergekit": float(rel[0]) if rel[0] else None,
+                         "rss_anon_vs_mergekit": float(rel[1]) if rel[1] else None,
+                         "runs": [list(x) for x in results[(method, tool)]]}
+                if tool == "glue" and phases.get(method):
+                    ph = phases[method]
+                    extra |= {"merge_phase_s": statistics.median(x[0] for x in ph),
+                              "floor_read_s": statistics.median(x[1] for x in ph),
+                              "floor_write_s": statistics.median(x[2] for x in ph)}
+                    extra["merge_phase_vs_floor"] = extra["merge_phase_s"] / (extra["floor_read_s"] + extra["floor_write_s"])
+                record(f"io-{method}-{tool}", {"method": method, "tool": tool, "runs": args.runs,
+                                               "checkpoints": "4 x 208 MB bf16 (hidden 1024, 8 layers)"}, extra)
+    if phases:
+        lines += ["", "Merge phase (glue's own timing line: read, compute, write; no start-up) against the floor of "
+                  "reading every input file once and writing the output bytes once (fsynced, as glue's writer does), "
+                  "measured right after each glue run:", "",
+                  "| merge | glue merge phase s | floor read s | floor write s | floor s | phase / floor |",
+                  "|---|---|---|---|---|---|"]
+        for method, ph in phases.items():
+            m, r, w = (statistics.median(x[i] for x in ph) for i in range(3))
+            lines.append(f"| {method} | {m:.2f} | {r:.2f} | {w:.2f} | {r + w:.2f} | {m / (r + w):.2f} |")
     return "\n".join(lines)
+
+
+_MERGE_PHASE = re.compile(r"device \S+, ([0-9.]+) s")
+
+
+def io_floor(inputs: list[Path], out_bytes: int, scratch: Path) -> tuple[float, float]:
+    """(read s, write s): every safetensors file of ``inputs`` read once into one reused buffer, then
+    ``out_bytes`` written once to a new file and fsynced: what any merge must at least do."""
+    files = [f for d in inputs for f in sorted(d.glob("*.safetensors"))]
+    buf = bytearray(max(f.stat().st_size for f in files))
+    t0 = time.perf_counter()
+    for f in files:
+        with open(f, "rb", buffering=0) as fh:
+            view, n = memoryview(buf), 0
+            while k := fh.readinto(view[n:]):
+                n += k
+    t1 = time.perf_counter()
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / "floor.bin"
+    data = memoryview(bytearray(out_bytes))
+    with open(out, "wb", buffering=0) as fh:
+        fh.write(data)
+        os.fsync(fh.fileno())
+    t2 = time.perf_counter()
+    out.unlink()
+    return t1 - t0, t2 - t1
+
+
+STARTUP = {  # command -> argv of `python -m glue` (files written into the scratch directory first)
+    "python -c pass": None,
+    "glue --help": ["--help"],
+    "glue zoo list": ["zoo", "list"],
+    "glue merge (config error)": ["merge", "bad-merge.yaml", "--out", "out-bad"],
+    "glue mix (config error)": ["mix", "bad-mix.yaml", "--out", "out-bad"],
+}
+
+
+def startup(args) -> str:
+    """Wall time of commands that need no tensors, median of ``--runs`` (at least 5), warm file cache."""
+    env, scratch = _env(), Path(args.scratch) / "startup"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "bad-merge.yaml").write_text("method: linaer\nmodels: [a, b]\n")
+    (scratch / "bad-mix.yaml").write_text("level: blok_level\nrouter: centroids\nexperts: [{model: a}]\n")
+    runs = max(args.runs, 5)
+    times: dict[str, list[float]] = {k: [] for k in STARTUP}
+    for _ in range(runs + 1):  # the first round warms the file cache and is not counted
+        for name, argv in STARTUP.items():
+            cmd = [args.python, "-c", "pass"] if argv is None else [args.python, "-m", "glue", *argv]
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, cwd=scratch, capture_output=True)
+            times[name].append(time.perf_counter() - t0)
+    lines = ["| command | median wall s | min | max |", "|---|---|---|---|"]
+    for name, ts in times.items():
+        ts = ts[1:]
+        lines.append(f"| {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} |")
+        if args.record:
+            record(f"io-startup-{re.sub(r'[^a-z]+', '_', name.lower()).strip('_')}", {"command": name, "runs": runs},
+                   {"wall_s": statistics.median(ts), "runs": ts})
+    return "\n".join(lines)
+
+
+def record(case: str, config: dict, extra: dict) -> None:
+    """One record in the run store's ``merge_io`` pseudo-zoo (``results/merge_io/``, ``$GLUE_RESULTS``),
+    with provenance (commit, machine, versions)."""
+    sys.path.insert(0, str(REPO))
+    from glue.record import store
+    from glue.record.provenance import Measurements, collect_provenance, make_record
+
+    store.append(make_record(case, "merge_io", config, Measurements(extra=extra), collect_provenance()))
+
+
+def header() -> str:
+    """The report's first lines, from this run's provenance (commit, CPU, cores, memory)."""
+    sys.path.insert(0, str(REPO))
+    from glue.record.provenance import collect_provenance
+
+    p = collect_provenance()
+    m = p.machine
+    return (f"Measured {p.time[:10]} at commit {p.short_commit}{' (dirty tree)' if p.dirty else ''} on "
+            f"{m['cores']} cores of {m['cpu']}, {m['ram_gb']} GB, {m['gpu'] or 'CPU only'}; records in "
+            f"results/merge_io/runs/.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,10 +414,17 @@ def main(argv: list[str] | None = None) -> int:
                     choices=["glue", "mergekit", "mergekit-j1", "naive"])
     ap.add_argument("--skip-parity", action="store_true")
     ap.add_argument("--skip-perf", action="store_true")
+    ap.add_argument("--startup", action="store_true", help="also time start-up: --help, zoo list, config errors")
+    ap.add_argument("--no-record", dest="record", action="store_false",
+                    help="do not write the perf figures as records (results/merge_io/, $GLUE_RESULTS)")
     args = ap.parse_args(argv)
     Path(args.scratch).mkdir(parents=True, exist_ok=True)
     if not (Path(args.mergekit_bin) / "mergekit-yaml").is_file():
         ap.error(f"no mergekit-yaml in {args.mergekit_bin}; install mergekit (see --help) or pass --mergekit-bin")
+    print(header() + "\n", flush=True)
+    if args.startup:
+        print(f"## Start-up: wall time of commands that need no tensors, medians of {max(args.runs, 5)} runs\n")
+        print(startup(args) + "\n", flush=True)
     if not args.skip_parity:
         print("## Parity: glue merge vs mergekit-yaml, same mergekit config\n")
         print(parity(args) + "\n", flush=True)
