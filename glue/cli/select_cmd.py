@@ -4,6 +4,8 @@ glue select --list"""
 
 from __future__ import annotations
 
+import os
+
 import sys
 from typing import TYPE_CHECKING
 
@@ -46,6 +48,9 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, help="score only the first N items of each task (smoke runs)")
     p.add_argument("--device", default="cpu", help="torch device for merges and models (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes scoring the merges of one greedy round / one CMA-ES generation at once, each on one "
+                        "thread, same result as 1 (default 1; 0 = one per core; CPU only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no line per evaluation on stderr")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
     p.set_defaults(func=_select)
@@ -84,7 +89,7 @@ def _select(args) -> int:
 
     check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)
     print(header(sel), flush=True)
-    result = run_selection(sel, progress=None if args.quiet else _progress)
+    result = run_selection(sel, progress=None if args.quiet else _progress, workers=args.workers or os.cpu_count() or 1)
     print(report(result))
     written = write_selection(sel, result, args.out, overwrite=args.overwrite)
     m = written.merge

@@ -90,13 +90,12 @@ def evolutionary(problem: Problem, search: Search) -> Outcome:
         with _private_numpy_rng(rng):
             xs = es.ask()
         take = min(lam, problem.trials - done)
-        scores = []
-        for x in xs[:take]:
-            point = decode(x, problem)
-            s = search.merge(point, round=generation)
+        points = [decode(x, problem) for x in xs[:take]]  # one generation's trials: scored as one batch
+        first = search.evaluations
+        scores = search.merge_many(points, [{"round": generation}] * take)
+        for k, (point, s) in enumerate(zip(points, scores)):
             if s is not None and (best_score is None or s > best_score):
-                best_score, best_point, best_trial = s, point, search.evaluations - 1
-            scores.append(s)
+                best_score, best_point, best_trial = s, point, first + k
         done += take
         if take < lam:
             break

@@ -43,13 +43,23 @@ class ZooOracle:
         base: the base model directory (used only by methods that need one).
         model_names: labels of the models (default: directory names).
         single_cache: a shared cache of single-model scores (``SingleCache``).
+        workers: processes that score a batch of independent merges (``score_many``: one greedy round,
+            one CMA-ES generation) at once, each on one torch thread; 1 = in this process. CPU only:
+            the workers are forked from this process (its loaded candidates are shared copy-on-write).
     """
 
     def __init__(self, models: Sequence[str | os.PathLike], spec: EvalSpec, *, method: str,
                  base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
-                 model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None):
+                 model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None,
+                 workers: int = 1):
         if not spec.tasks:
             raise ConfigError("ZooOracle: the evaluation spec names no tasks")
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers: {workers!r}; a number of processes >= 1")
+        if workers > 1 and (str(spec.device) != "cpu" or not hasattr(os, "fork")):
+            raise ConfigError(f"workers: {workers} parallel evaluations need forked CPU processes; device is "
+                              f"{spec.device!r} (use workers=1)")
+        self.workers = workers
         device = spec.device
         m = get_method(method)
         self.method, self.params = m.name, dict(params or {})
@@ -89,17 +99,53 @@ class ZooOracle:
         return evaluate_spec(self.build(what), self.tokenizer, self.eval_spec, split=split)
 
     # -- the Oracle protocol ----------------------------------------------------------------------------
+    def _key(self, point: Point) -> tuple:
+        s = self.eval_spec
+        return ("merge", self.method, json.dumps(self.params, sort_keys=True, default=str), self.seed,
+                tuple(str(p.resolve()) for p in self.paths), str(Path(self.base).resolve()) if self.base else None,
+                point.weights, point.densities, point.num_groups, s.tasks, s.split, s.evaluator, s.limit)
+
     def score(self, point: Point) -> float:
         """The search average of ``point``, kept in ``single_cache`` too (under a ``"merge"`` key): strategies
         that share a prefix of decisions evaluate some merges alike, and a score is a deterministic
         function of the key (seeded merge, one evaluation), so it is computed once."""
-        s = self.eval_spec
-        key = ("merge", self.method, json.dumps(self.params, sort_keys=True, default=str), self.seed,
-               tuple(str(p.resolve()) for p in self.paths), str(Path(self.base).resolve()) if self.base else None,
-               point.weights, point.densities, point.num_groups, s.tasks, s.split, s.evaluator, s.limit)
+        key = self._key(point)
         if key not in self.single_cache:
             self.single_cache[key] = self.evaluate(point).average
         return self.single_cache[key]
+
+    def score_many(self, points: Sequence[Point]) -> list[float | BaseException]:
+        """``score`` of each point (or the failure it raised, as ``glue.select.search.Failed``), the ones not
+        in the cache computed by ``workers`` forked processes; equal to scoring them one by one (each
+        score is a deterministic function of its point: seeded merge, one evaluation, one thread)."""
+        from glue.select.search import FAILURES, Failed
+
+        keys = [self._key(pt) for pt in points]
+        todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.single_cache}.values())
+        if self.workers > 1 and len(todo) > 1:
+            import multiprocessing
+
+            global _FORKED
+            _FORKED = (self, [points[i] for i in todo])
+            try:
+                with multiprocessing.get_context("fork").Pool(min(self.workers, len(todo))) as pool:
+                    got = pool.map(_score_forked, range(len(todo)), chunksize=1)
+            finally:
+                _FORKED = None
+        else:
+            got = []
+            for i in todo:
+                try:
+                    got.append(self.evaluate(points[i]).average)
+                except FAILURES as e:
+                    got.append(Failed(f"{type(e).__name__}: {e}"))
+        failed = {}
+        for i, g in zip(todo, got):
+            if isinstance(g, BaseException):
+                failed[keys[i]] = g
+            else:
+                self.single_cache[keys[i]] = g
+        return [failed[k] if k in failed else self.single_cache[k] for k in keys]
 
     def single(self, i: int) -> float:
         s = self.eval_spec
@@ -129,3 +175,18 @@ class ZooOracle:
             with Checkpoint(self.paths[what]) as ck:
                 self._mlp[what] = {t: ck.read(t).to(torch.float32) for t in ck.names() if kind_of(t, ck.shape(t)) == "mlp"}
         return self._mlp[what]
+
+
+_FORKED: tuple[ZooOracle, list[Point]] | None = None
+"""The oracle and points of the batch being scored by forked workers (inherited at fork, never pickled)."""
+
+
+def _score_forked(k: int) -> float | BaseException:
+    from glue.select.search import FAILURES, Failed
+
+    oracle, points = _FORKED
+    torch.set_num_threads(1)
+    try:
+        return oracle.evaluate(points[k]).average
+    except FAILURES as e:
+        return Failed(f"{type(e).__name__}: {e}")

@@ -211,19 +211,20 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
                      dict(params or {}), final, search, num_layers)
 
 
-def oracle(sel: Selection, single_cache=None, split: str = "search"):
-    """The ``ZooOracle`` scoring merges of ``sel``'s candidates on ``split``."""
+def oracle(sel: Selection, single_cache=None, split: str = "search", workers: int = 1):
+    """The ``ZooOracle`` scoring merges of ``sel``'s candidates on ``split`` (``workers``: see ``ZooOracle``)."""
     from glue.select.oracle import ZooOracle
 
     return ZooOracle(list(sel.dirs.values()), sel.search.replace(split=split), method=sel.method.name,
                      base=sel.base, params=sel.params, seed=sel.seed, model_names=list(sel.dirs),
-                     single_cache=single_cache)
+                     single_cache=single_cache, workers=workers)
 
 
-def run_selection(sel: Selection, single_cache=None, progress=None) -> SelectionResult:
+def run_selection(sel: Selection, single_cache=None, progress=None, workers: int = 1) -> SelectionResult:
     """Run ``sel.strategy`` on the search split. ``single_cache``: see ``glue.select.oracle.SingleCache``;
-    ``progress``: called with each ``Evaluation`` row as it is made."""
-    return run_strategy(sel.strategy, sel.problem, oracle(sel, single_cache), progress)
+    ``progress``: called with each ``Evaluation`` row as it is made; ``workers``: processes scoring the
+    independent merges of a greedy round or a CMA-ES generation at once (same result as 1)."""
+    return run_strategy(sel.strategy, sel.problem, oracle(sel, single_cache, workers=workers), progress)
 
 
 def final_merge(sel: Selection, result: SelectionResult) -> tuple[MergeSpec, list[str]]:

@@ -30,6 +30,10 @@ DEFAULT_TRIALS = 60
 
 
 FAILURES: tuple[type[BaseException], ...] = (GlueError, RuntimeError, ArithmeticError)
+
+
+class Failed(Exception):
+    """An evaluation that failed in another process, its message already ``"Type: message"``."""
 """Exceptions that make one evaluation a failed trial (bad merge arguments, e.g. CMA-ES weights that
 all clip to 0 under ``normalize``; a device error; a numeric error) instead of ending the search.
 Anything else is a bug and propagates."""
@@ -248,6 +252,27 @@ class Search:
                          candidate=self.names[candidate] if candidate is not None else None,
                          coefficient=coefficient, weights=point.weights, densities=point.densities)
 
+    def merge_many(self, points: Sequence[Point], rows: Sequence[Mapping[str, Any]]) -> list[float | None]:
+        """Scores of independent merges (the coefficients of one greedy round, the trials of one CMA-ES
+        generation), ``rows[k]`` holding ``round``/``candidate``/``coefficient`` of ``points[k]``. An oracle
+        with ``score_many`` scores them in parallel; the trace is written in the given order, as a serial
+        run writes it (``seconds`` of a row is then its share of the batch's wall time)."""
+        many = getattr(self.oracle, "score_many", None)
+        if many is None or len(points) < 2:
+            return [self.merge(pt, **row) for pt, row in zip(points, rows)]
+        t0 = time.perf_counter()
+        results = many(points)
+        each = (time.perf_counter() - t0) / len(points)
+        out = []
+        for pt, row, res in zip(points, rows, results):
+            score = res if not isinstance(res, BaseException) else None
+            error = None if score is not None else str(res) if isinstance(res, Failed) else f"{type(res).__name__}: {res}"
+            out.append(self._record(score, each, error,
+                                    kind="merge", round=row.get("round"),
+                                    candidate=self.names[row["candidate"]] if row.get("candidate") is not None else None,
+                                    coefficient=row.get("coefficient"), weights=pt.weights, densities=pt.densities))
+        return out
+
     def similarity(self, current: Point | int, i: int) -> float:
         self.similarities += 1
         return float(self.oracle.similarity(current, i))
@@ -257,11 +282,14 @@ class Search:
         error = None
         try:
             score = float(fn())
-            if not math.isfinite(score):
-                score, error = None, f"non-finite score {score!r}"
         except FAILURES as e:
             score, error = None, f"{type(e).__name__}: {e}"
-        self.rows.append(Evaluation(len(self.rows), score=score, seconds=time.perf_counter() - t0, error=error, **row))
+        return self._record(score, time.perf_counter() - t0, error, **row)
+
+    def _record(self, score: float | None, seconds: float, error: str | None, **row: Any) -> float | None:
+        if score is not None and not math.isfinite(score):
+            score, error = None, f"non-finite score {score!r}"
+        self.rows.append(Evaluation(len(self.rows), score=score, seconds=seconds, error=error, **row))
         if self.progress is not None:
             self.progress(self.rows[-1])
         return score

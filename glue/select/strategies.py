@@ -184,9 +184,10 @@ def greedy(problem: Problem, search: Search, *, grid: Callable[[int], Sequence[f
         considered.append(cand)
         r = len(rounds) + 1
         round_best, round_c = None, None
-        for c in grid(len(models)):
-            s = search.merge(_point(problem, models + [cand], coefficients + [c]), round=r, candidate=cand,
-                             coefficient=c)
+        cs = list(grid(len(models)))  # the round's merges are independent: scored as one batch
+        got = search.merge_many([_point(problem, models + [cand], coefficients + [c]) for c in cs],
+                                [{"round": r, "candidate": cand, "coefficient": c} for c in cs])
+        for c, s in zip(cs, got):
             if s is not None and (round_best is None or s >= round_best):
                 round_best, round_c = s, c
         accepted = round_best is not None and round_best >= best

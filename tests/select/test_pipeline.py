@@ -214,3 +214,34 @@ def test_problem_from_prepare(tiny_zoo):
     assert oracle(lm).eval_spec.evaluator == "native" and oracle(lm).eval_spec.split == "search"
     with pytest.raises(UnknownNameError):
         prepare(tiny_zoo, "coefficient", "nope")
+
+
+@pytest.mark.parametrize("strategy, method", [("coefficient", "dare_ties"), ("evolutionary", "linear")])
+def test_parallel_evaluations_give_the_serial_result(strategy, method, tiny_zoo):
+    """Issue 16 item 2: the merges of a greedy round / the trials of a CMA-ES generation scored by 2 forked
+    workers give the same result and the same trace (every score, in the same order) as one process."""
+    def run(workers):
+        sel = prepare(tiny_zoo, strategy, method, limit=6, tasks=["add", "cmp"], trials=6, seed=3)
+        return run_selection(sel, workers=workers)
+
+    serial, parallel = run(1), run(2)
+    assert [(r.kind, r.round, r.candidate, r.coefficient, r.weights, r.score) for r in parallel.trace] == \
+           [(r.kind, r.round, r.candidate, r.coefficient, r.weights, r.score) for r in serial.trace]
+    assert parallel.to_dict() | {"trace": None, "seconds": None} == serial.to_dict() | {"trace": None, "seconds": None}
+    assert len({r.score for r in serial.trace if r.kind == "merge"}) > 1  # the merges differ: a real comparison
+
+
+def test_a_failed_merge_in_a_worker_is_recorded_like_a_serial_failure(tiny_zoo, monkeypatch):
+    from glue.select.oracle import ZooOracle
+    from glue.select.search import Point
+
+    sel = prepare(tiny_zoo, "coefficient", "linear", limit=2, tasks=["add"])
+    o = ZooOracle(list(sel.dirs.values()), sel.search, method="linear", workers=2)
+    n = len(sel.dirs)
+    zero = Point((0.0,) * n)  # all weights 0 under normalize: the merge fails
+    ok = Point((1.0,) + (0.0,) * (n - 1))
+    got = o.score_many([zero, ok, zero])
+    assert isinstance(got[0], Exception) and isinstance(got[2], Exception) and isinstance(got[1], float)
+    assert got[1] == o.score(ok)
+    with pytest.raises(Exception, match="workers: 2 parallel evaluations need forked CPU"):
+        ZooOracle(list(sel.dirs.values()), sel.search.replace(device="cuda"), method="linear", workers=2)
