@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="device of the stream approach (the pairwise one is CPU)")
     p.add_argument("--repeat", type=int, default=1, help="runs per approach; the table gives the median time")
     p.add_argument("--approaches", nargs="+", choices=APPROACHES, default=list(APPROACHES))
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="do not write the figures as records (results/cluster_pass/, $GLUE_RESULTS)")
     p.add_argument("--worker", choices=APPROACHES, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,6 +149,20 @@ def main(argv: list[str] | None = None) -> int:
               f"| {max(r['peak_mb'] for r in runs):.1f} "
               f"| {max(r['peak_mb'] - r['baseline_mb'] for r in runs):.1f} "
               f"| {max(r['peak_vmrss_mb'] for r in runs):.1f} | {diff:.2e} |")
+        if args.record:
+            from glue.record.recorder import record_figures
+
+            record_figures("cluster_pass", f"pass-{a}", {"zoo": args.zoo, "members": args.members,
+                                                         "delta_from": args.delta_from, "device": args.device,
+                                                         "repeat": max(1, args.repeat), "approach": a},
+                           {"similarity_s": statistics.median(r["seconds"] for r in runs),
+                            "process_s": statistics.median(r["process_seconds"] for r in runs),
+                            "peak_rss_anon_mib": max(r["peak_mb"] for r in runs),
+                            "rss_anon_over_baseline_mib": max(r["peak_mb"] - r["baseline_mb"] for r in runs),
+                            "peak_vmrss_mib": max(r["peak_vmrss_mb"] for r in runs), "checkpoints_read": runs[0]["loads"],
+                            "max_abs_diff_vs_stream": diff, "pairs": pairs, "groups": sizes})
+    if args.record:
+        print("\n(records: results/cluster_pass/runs/, $GLUE_RESULTS)")
     return 0
 
 

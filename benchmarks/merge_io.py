@@ -382,13 +382,11 @@ def startup(args) -> str:
 
 
 def record(case: str, config: dict, extra: dict) -> None:
-    """One record in the run store's ``merge_io`` pseudo-zoo (``results/merge_io/``, ``$GLUE_RESULTS``),
-    with provenance (commit, machine, versions)."""
+    """One record in the run store's ``merge_io`` pseudo-zoo (``results/merge_io/``, ``$GLUE_RESULTS``)."""
     sys.path.insert(0, str(REPO))
-    from glue.record import store
-    from glue.record.provenance import Measurements, collect_provenance, make_record
+    from glue.record.recorder import record_figures
 
-    store.append(make_record(case, "merge_io", config, Measurements(extra=extra), collect_provenance()))
+    record_figures("merge_io", case, config, extra)
 
 
 def header() -> str:

@@ -130,3 +130,15 @@ class Recorder:
 
 def _call(f: Callable[[], Any]) -> Any:
     return f()
+
+
+def record_figures(zoo: str, case: str, config: dict, extra: dict, root: Path | None = None) -> Record:
+    """Append one record of a standalone benchmark's figures (no scores: ``extra`` holds them) to the run
+    store, with this process's provenance: ``benchmarks/merge_io.py`` (pseudo-zoo ``merge_io``) and
+    ``benchmarks/cluster_pass.py`` (``cluster_pass``) write their tables through it."""
+    from glue.record import store
+    from glue.record.provenance import Measurements, collect_provenance, make_record
+
+    rec = make_record(case, zoo, config, Measurements(extra=extra), collect_provenance())
+    store.append(rec, root)
+    return rec

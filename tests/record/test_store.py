@@ -128,3 +128,14 @@ def test_a_record_without_item_counts_or_with_a_foreign_config_hash_is_refused(t
     assert not (tmp_path / "tiny").exists() or not list((tmp_path / "tiny").rglob("*.jsonl"))
     store.append(good, tmp_path)
     assert len(_lines(tmp_path)[1]) == 1
+
+
+def test_standalone_benchmark_figures_are_records_with_provenance(tmp_path):
+    """Issue 8 item 8: merge_io / cluster_pass write their figures through the store (no scores)."""
+    from glue.record.recorder import record_figures
+
+    rec = record_figures("merge_io", "io-linear-glue", {"method": "linear", "tool": "glue"}, {"wall_s": 2.1}, tmp_path)
+    (back,) = load_records("merge_io", tmp_path)
+    assert back.case == "io-linear-glue" and back.extra == {"wall_s": 2.1} and back.scores == {}
+    assert back.provenance.commit == rec.provenance.commit and back.provenance.machine["cores"]
+    assert "io-linear-glue" in (tmp_path / "merge_io" / "results.csv").read_text()
