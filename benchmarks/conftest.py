@@ -261,6 +261,16 @@ class CaseRecorder:
             pytest.skip(f"already recorded {case_id} at {p.short_commit} on {p.time[:19]}Z "
                         f"(config {prev.config_hash[:8]}); --rerun measures it again")
 
+    def skip_if_siblings_measured(self, prefix: str, why: str) -> None:
+        """Skip when another live worker holds a claim on a case starting with ``prefix`` (cases that share
+        one expensive computation, such as the recipe run, go to the worker that does it: it measures the
+        siblings next, in the same order; ``glue.record.store.held_claims``)."""
+        from glue.record.store import held_claims
+
+        busy = held_claims(self._recorder.zoo, prefix, self._recorder.root)
+        if busy:
+            pytest.skip(f"{', '.join(busy)} being measured by another worker, which {why}")
+
     def run(self, case_id: str, config: dict, fn):
         self.skip_if_recorded(case_id, config)
         claim = self._recorder.claim(case_id, config)  # concurrent runs measure each case once

@@ -196,6 +196,25 @@ def _clean_claims(d: Path, min_age: float = 60.0) -> None:
             os.close(fd)
 
 
+def held_claims(zoo: str, prefix: str, root: Path | None = None) -> list[str]:
+    """Cases starting with ``prefix`` whose claim another live process holds now (a case measured by
+    another worker: cases that share one expensive computation go to the worker already doing it)."""
+    d = zoo_dir(zoo, root) / CLAIMS_DIR
+    held = []
+    for path in sorted(d.glob(f"{prefix}*.claim")) if d.is_dir() else ():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # released meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(path.name.split(".", 1)[0])
+        finally:
+            os.close(fd)  # closing drops the shared lock we may have taken
+    return held
+
+
 def claim_holder(zoo: str, case: str, commit: str, config_hash: str, root: Path | None = None) -> str:
     """Who holds the claim of a case, as text for a skip message (best effort)."""
     key = hashlib.sha256(f"{commit}\0{config_hash}".encode()).hexdigest()[:16]

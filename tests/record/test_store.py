@@ -139,3 +139,16 @@ def test_standalone_benchmark_figures_are_records_with_provenance(tmp_path):
     assert back.case == "io-linear-glue" and back.extra == {"wall_s": 2.1} and back.scores == {}
     assert back.provenance.commit == rec.provenance.commit and back.provenance.machine["cores"]
     assert "io-linear-glue" in (tmp_path / "merge_io" / "results.csv").read_text()
+
+
+def test_held_claims_names_the_cases_being_measured_now(tmp_path):
+    """What lets a worker leave the recipe cases to the worker running the shared recipe run."""
+    from glue.record.store import claim_case, held_claims
+
+    assert held_claims("tiny", "recipe-", tmp_path) == []
+    c = claim_case("tiny", "recipe-paper", "abc", "0" * 64, tmp_path)
+    other = claim_case("tiny", "merge-linear-all", "abc", "0" * 64, tmp_path)
+    assert held_claims("tiny", "recipe-", tmp_path) == ["recipe-paper"]
+    c.release()
+    other.release()
+    assert held_claims("tiny", "recipe-", tmp_path) == []
