@@ -114,6 +114,17 @@ def _bench_zoo(config):
     return _zoo(config.getoption("--models"), config.getoption("--allow-code-execution"))
 
 
+LONGEST_FIRST = ("test_recipe.py", "test_merge.py", "test_cluster.py", "test_mix.py", "test_single.py")
+"""Case files in the order the cases run: the longest work first (the recipe's shared run, then the merge
+searches), so that parallel workers end together instead of one finishing a long case alone at the end.
+Scores do not depend on the order (every cached score is a deterministic function of its key)."""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the order inside a file is kept
+
+
 def pytest_configure(config):
     try:
         zoo = _bench_zoo(config)
