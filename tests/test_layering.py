@@ -14,7 +14,7 @@ GLUE = Path(__file__).resolve().parents[1] / "glue"
 # Lowest first. A package may import packages of its own layer or below, never above; inside a layer
 # the order given is the allowed direction (a package imports only those listed before it).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("core", ["errors", "kernels", "paths", "safety", "lazy", "registry", "arch"]),
+    ("core", ["errors", "kernels", "paths", "safety", "lazy", "yamlfile", "registry", "arch"]),
     ("io", ["io"]),
     ("math and assembly", ["merge", "cluster", "mix"]),
     ("data and evaluation", ["zoo", "eval", "surrogate"]),

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 
 from glue.errors import ConfigError, GlueError, UnknownNameError
 from glue.merge.base import METHODS, get_method, resolve_args
@@ -304,14 +303,10 @@ def load_config(path: str | os.PathLike, members: MemberResolver | None = None) 
 
     ``members`` finds the directory of a zoo member named in a config with ``zoo:`` (the harness passes
     ``glue.zoo.member_dir``; this package knows directories only)."""
+    from glue.yamlfile import read_yaml
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"merge config {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
-    return parse_config(data, source=str(p), root=p.parent, members=members)
+    return parse_config(read_yaml(p, "merge config"), source=str(p), root=p.parent, members=members)
 
 
 def parse_config(data: Any, source: str = "<config>", root: str | os.PathLike = ".",

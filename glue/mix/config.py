@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from glue.errors import ConfigError
 from glue.mix.spec import ExpertSpec, MixSpec
@@ -43,13 +42,10 @@ GATE_MODES = {"hidden": ("hidden", {}), "hidden_last": ("hidden", {}), "hidden_a
 
 def load_mix_config(path: str | Path) -> tuple[MixSpec, str]:
     """Read ``path``; return ``(spec, format)`` with format ``glue`` or ``mergekit-moe``."""
+    from glue.yamlfile import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"mixture config {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = read_yaml(path, "mixture config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a mixture config is a mapping of keys, got {type(raw).__name__}")
     if "base_model" in raw or "gate_mode" in raw or any(isinstance(e, dict) and "source_model" in e

@@ -158,17 +158,9 @@ class RecipeSpec:
     @classmethod
     def load(cls, path) -> RecipeSpec:
         """Read a recipe YAML (or JSON) file."""
-        import yaml
+        from glue.yamlfile import read_yaml
 
-        try:
-            text = open(path).read()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the recipe spec: {e.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_yaml(path, "recipe spec"), str(path))
 
 
 def _text(e: Exception) -> str:

@@ -61,15 +61,10 @@ def load_zoo_yaml(path: str | os.PathLike) -> Zoo:
         members:
           - {name: a, source: /models/a, family: llama2}
     """
-    import yaml
+    from glue.yamlfile import read_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"zoo file {p} does not exist")
-    try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    d = read_yaml(p, "zoo file") or {}
     if not isinstance(d, dict):
         raise ConfigError(f"{p}: top level must be a mapping with fields name, members, tasks, base")
     unknown = set(d) - {"name", "members", "tasks", "base", "description"}

@@ -46,5 +46,5 @@ def test_load_names_the_file(tmp_path):
     f.write_text("zoo: tiny\nmixture: {router: nope}\n")
     with pytest.raises(GlueError, match=r"r\.yaml.*unknown router 'nope'"):
         RecipeSpec.load(f)
-    with pytest.raises(ConfigError, match="cannot read the recipe spec"):
+    with pytest.raises(ConfigError, match=r"recipe spec .*missing\.yaml does not exist"):
         RecipeSpec.load(tmp_path / "missing.yaml")
