@@ -40,7 +40,7 @@ ModelInput = str | os.PathLike | Mapping[str, Tensor]
 
 
 class InMemoryMerger:
-    """Resident float32 copies of N models (and the base) and merges of them.
+    """Resident copies of N models (and the base), in their stored dtype, and merges of them (float32 math).
 
     Args:
         models: model directories or state dicts (one kind or mixed).
@@ -50,7 +50,8 @@ class InMemoryMerger:
         vocab_policy: ``error`` or ``truncate`` (see ``glue.merge.plan.VOCAB_POLICIES``).
         model_names: labels for messages (default: directory names, or ``#i``).
 
-    Memory: N (+1) float32 copies of the model, kept for the merger's lifetime.
+    Memory: N (+1) copies of the model in its stored dtype (bf16 for real zoos: half of float32 copies), kept
+    for the merger's lifetime.
     """
 
     def __init__(self, models: Sequence[ModelInput], base: ModelInput | None = None, *,
@@ -75,12 +76,14 @@ class InMemoryMerger:
         self._base = loaded[len(models)] if base is not None else None
 
     def _load(self, src: Checkpoint | Mapping[str, Tensor], p: TensorPlan, label: str) -> Tensor:
+        # kept in the stored dtype (bf16 checkpoints: half the memory of float32 copies); the methods compute
+        # in float32 from it, as the streaming executor does, so the merge is the same bit for bit
         if isinstance(src, Checkpoint):
-            t = read_input(src, p, self.device).to(torch.float32)
+            t = read_input(src, p, self.device)
         else:
             t = src[p.name].detach()
             t = t[: p.rows] if p.rows is not None else t
-            t = t.to(device=self.device, dtype=torch.float32, copy=True)
+            t = t.to(device=self.device, copy=True)
         check_finite(t, p.name, label)  # once, at load: merges then trust their inputs
         return t
 

@@ -204,3 +204,12 @@ def test_cuda_merge_equals_cpu_merge(family, read_sd, tmp_path):
         for n in a:
             torch.testing.assert_close(a[n], b[n], rtol=1e-5, atol=1e-6)
 
+
+
+def test_inmemory_keeps_bf16_inputs_in_bf16(family_bf16):
+    """Issue 13 (noticed): resident candidates in their stored dtype, half the memory of float32 copies for
+    bf16 zoos; the merges stay bit-identical to the streaming executor (the test above, stored=bfloat16)."""
+    base, fts = family_bf16
+    m = InMemoryMerger(fts, base=base)
+    assert {t.dtype for sd in m._models for t in sd.values()} == {torch.bfloat16}
+    assert all(t.dtype == torch.float32 for t in m.merge(MergeSpec("linear", weights=[1, 1, 1])).values())
