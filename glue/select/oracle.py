@@ -118,8 +118,6 @@ class ZooOracle:
         """``score`` of each point (or the failure it raised, as ``glue.select.search.Failed``), the ones not
         in the cache computed by ``workers`` forked processes; equal to scoring them one by one (each
         score is a deterministic function of its point: seeded merge, one evaluation, one thread)."""
-        from glue.select.search import FAILURES, Failed
-
         keys = [self._key(pt) for pt in points]
         todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.single_cache}.values())
         if self.workers > 1 and len(todo) > 1:
@@ -133,12 +131,7 @@ class ZooOracle:
             finally:
                 _FORKED = None
         else:
-            got = []
-            for i in todo:
-                try:
-                    got.append(self.evaluate(points[i]).average)
-                except FAILURES as e:
-                    got.append(Failed(f"{type(e).__name__}: {e}"))
+            got = [_score_or_failure(self, points[i]) for i in todo]
         failed = {}
         for i, g in zip(todo, got):
             if isinstance(g, BaseException):
@@ -182,11 +175,16 @@ _FORKED: tuple[ZooOracle, list[Point]] | None = None
 
 
 def _score_forked(k: int) -> float | BaseException:
-    from glue.select.search import FAILURES, Failed
-
     oracle, points = _FORKED
     torch.set_num_threads(1)
+    return _score_or_failure(oracle, points[k])
+
+
+def _score_or_failure(oracle: ZooOracle, point: Point) -> float | BaseException:
+    """The search average of ``point``, or the failure (``Failed``) that makes it a failed trial."""
+    from glue.select.search import FAILURES, Failed
+
     try:
-        return oracle.evaluate(points[k]).average
+        return oracle.evaluate(point).average
     except FAILURES as e:
         return Failed(f"{type(e).__name__}: {e}")

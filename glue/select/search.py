@@ -30,13 +30,13 @@ DEFAULT_TRIALS = 60
 
 
 FAILURES: tuple[type[BaseException], ...] = (GlueError, RuntimeError, ArithmeticError)
+"""Exceptions that make one evaluation a failed trial (bad merge arguments, e.g. CMA-ES weights that
+all clip to 0 under ``normalize``; a device error; a numeric error) instead of ending the search.
+Anything else is a bug and propagates."""
 
 
 class Failed(Exception):
     """An evaluation that failed in another process, its message already ``"Type: message"``."""
-"""Exceptions that make one evaluation a failed trial (bad merge arguments, e.g. CMA-ES weights that
-all clip to 0 under ``normalize``; a device error; a numeric error) instead of ending the search.
-Anything else is a bug and propagates."""
 
 
 # ---- merge points -----------------------------------------------------------------------------------
