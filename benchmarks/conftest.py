@@ -68,6 +68,12 @@ def pytest_addoption(parser):
                      "see glue.record.executor)")
     g.addoption("--ray-address", default=None,
                 help="with --executor ray: the Ray cluster (default $RAY_ADDRESS, else a local Ray on this machine)")
+    g.addoption("--search-workers", type=int, default=1,
+                help="merge cases: score the merges of one greedy round / one CMA-ES generation N at a time "
+                     "(default 1); the scores and records do not depend on it (glue.select.oracle.ZooOracle)")
+    g.addoption("--search-pool", choices=("fork", "ray"), default="fork",
+                help="where --search-workers run: fork = processes forked on the case's machine (CPU), ray = Ray "
+                     "actors, a CPU or GPU each, on the run's Ray cluster (with --executor ray: the same cluster)")
     g.addoption("--trials", type=int, default=60,
                 help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
 
@@ -139,6 +145,8 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
     if (config.getoption("--threads") or 1) < 1:
         raise pytest.UsageError(f"--threads must be at least 1, not {config.getoption('--threads')}")
+    if config.getoption("--search-workers") < 1:
+        raise pytest.UsageError(f"--search-workers must be at least 1, not {config.getoption('--search-workers')}")
     if config.getoption("--trials") < 1:
         raise pytest.UsageError(f"--trials must be at least 1, not {config.getoption('--trials')}")
     from glue.cluster.clustering import CLUSTER_METHODS
@@ -160,7 +168,8 @@ def pytest_generate_tests(metafunc):
 
 # the options a case run on a Ray worker gets from the driver (everything that shapes a case's config)
 _FORWARDED = ("--models", "--evaluator", "--split", "--limit", "--device", "--rerun", "--thresholds",
-              "--cluster-method", "--threads", "--trials", "--allow-code-execution")
+              "--cluster-method", "--threads", "--trials", "--allow-code-execution", "--search-workers",
+              "--search-pool")
 
 
 def _forwarded_args(config) -> list[str]:

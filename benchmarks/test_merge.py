@@ -131,7 +131,8 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
     def case() -> Measurements:
         t0 = time.perf_counter()
         hits = single_scores.hits
-        result = run_selection(sel, single_cache=single_scores)
+        result = run_selection(sel, single_cache=single_scores, workers=pytestconfig.getoption("--search-workers"),
+                               pool=pytestconfig.getoption("--search-pool"))
         strategy_seconds = time.perf_counter() - t0
         written = write_selection(sel, result, tmp_path / "merged", test_split=s.split)
         extra = {"evaluations": result.evaluations, "failures": result.failures, "search_score": result.search_score,

@@ -50,7 +50,10 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--workers", type=int, default=1,
                    help="processes scoring the merges of one greedy round / one CMA-ES generation at once, each on one "
-                        "thread, same result as 1 (default 1; 0 = one per core; CPU only)")
+                        "thread, same result as 1 (default 1; 0 = one per core)")
+    p.add_argument("--pool", choices=("fork", "ray"), default="fork",
+                   help="where --workers run: fork = processes on this machine (CPU only, default); ray = Ray "
+                        "actors, one CPU or GPU each, on $RAY_ADDRESS or a local Ray (pip install 'glue[ray]')")
     p.add_argument("--quiet", "-q", action="store_true", help="no line per evaluation on stderr")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
     p.set_defaults(func=_select)
@@ -89,7 +92,8 @@ def _select(args) -> int:
 
     check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)
     print(header(sel), flush=True)
-    result = run_selection(sel, progress=None if args.quiet else _progress, workers=args.workers or os.cpu_count() or 1)
+    result = run_selection(sel, progress=None if args.quiet else _progress, workers=args.workers or os.cpu_count() or 1,
+                           pool=args.pool)
     print(report(result))
     written = write_selection(sel, result, args.out, overwrite=args.overwrite)
     m = written.merge

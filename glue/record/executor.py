@@ -110,6 +110,7 @@ def run_on_ray(nodeids: Sequence[str], args: Sequence[str], *, device: str, addr
     address = address or os.environ.get("RAY_ADDRESS") or None
     ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
              configure_logging=False)
+    env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address  # a case's own Ray work (--search-pool ray) joins it
     try:
         task = ray.remote(run_case).options(max_retries=max_retries, **case_resources(device))
         refs = {task.remote(n, list(args), str(Path(cwd).resolve()), env): n for n in nodeids}

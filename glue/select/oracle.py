@@ -25,6 +25,9 @@ from glue.io import Checkpoint, load_model, read_config
 from glue.merge import InMemoryMerger, LayerGroups, MergeSpec, get_method
 from glue.select.search import Point
 
+POOLS = ("fork", "ray")
+"""Where ``ZooOracle``'s workers score a batch: forked processes here, or Ray actors (``glue.select.raypool``)."""
+
 SingleCache = MutableMapping[tuple, float]
 """Search scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo
 fact that every strategy run on the same models can share (the paper reads it from a cached table);
@@ -44,22 +47,29 @@ class ZooOracle:
         model_names: labels of the models (default: directory names).
         single_cache: a shared cache of single-model scores (``SingleCache``).
         workers: processes that score a batch of independent merges (``score_many``: one greedy round,
-            one CMA-ES generation) at once, each on one torch thread; 1 = in this process. CPU only:
-            the workers are forked from this process (its loaded candidates are shared copy-on-write).
+            one CMA-ES generation) at once, each on one torch thread; 1 = in this process.
+        pool: where the workers run (``POOLS``): ``"fork"``, processes forked from this one on this machine
+            (CPU only; the loaded candidates are shared copy-on-write); ``"ray"``, Ray actors that each load
+            the candidates once, on a CPU or a GPU of a Ray cluster (``glue.select.raypool``).
     """
 
     def __init__(self, models: Sequence[str | os.PathLike], spec: EvalSpec, *, method: str,
                  base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
                  model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None,
-                 workers: int = 1):
+                 workers: int = 1, pool: str = "fork"):
         if not spec.tasks:
             raise ConfigError("ZooOracle: the evaluation spec names no tasks")
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers: {workers!r}; a number of processes >= 1")
-        if workers > 1 and (str(spec.device) != "cpu" or not hasattr(os, "fork")):
-            raise ConfigError(f"workers: {workers} parallel evaluations need forked CPU processes; device is "
-                              f"{spec.device!r} (use workers=1)")
-        self.workers = workers
+        if pool not in POOLS:
+            raise ConfigError(f"pool: {pool!r}; one of {', '.join(POOLS)}")
+        if workers > 1 and pool == "fork" and (str(spec.device) != "cpu" or not hasattr(os, "fork")):
+            raise ConfigError(f"workers: {workers} parallel evaluations in forked processes need the CPU; device is "
+                              f"{spec.device!r} (use workers=1, or pool='ray': a GPU per Ray actor)")
+        self.workers, self.pool = workers, pool
+        self._ray_args = dict(models=list(models), spec=spec, method=method, base=base, params=params, seed=seed,
+                              model_names=model_names)
+        self._ray = None
         device = spec.device
         m = get_method(method)
         self.method, self.params = m.name, dict(params or {})
@@ -120,7 +130,13 @@ class ZooOracle:
         score is a deterministic function of its point: seeded merge, one evaluation, one thread)."""
         keys = [self._key(pt) for pt in points]
         todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.single_cache}.values())
-        if self.workers > 1 and len(todo) > 1:
+        if self.workers > 1 and len(todo) > 1 and self.pool == "ray":
+            if self._ray is None:
+                from glue.select.raypool import RayScorers
+
+                self._ray = RayScorers(self._ray_args, self.workers)
+            got = self._ray.map([points[i] for i in todo])
+        elif self.workers > 1 and len(todo) > 1:
             import multiprocessing
 
             global _FORKED
@@ -139,6 +155,12 @@ class ZooOracle:
             else:
                 self.single_cache[keys[i]] = g
         return [failed[k] if k in failed else self.single_cache[k] for k in keys]
+
+    def close(self) -> None:
+        """Release the Ray actors (``pool="ray"``), if any were started."""
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
 
     def single(self, i: int) -> float:
         s = self.eval_spec

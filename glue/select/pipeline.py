@@ -211,20 +211,27 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
                      dict(params or {}), final, search, num_layers)
 
 
-def oracle(sel: Selection, single_cache=None, split: str = "search", workers: int = 1):
-    """The ``ZooOracle`` scoring merges of ``sel``'s candidates on ``split`` (``workers``: see ``ZooOracle``)."""
+def oracle(sel: Selection, single_cache=None, split: str = "search", workers: int = 1, pool: str = "fork"):
+    """The ``ZooOracle`` scoring merges of ``sel``'s candidates on ``split`` (``workers``, ``pool``: see
+    ``ZooOracle``)."""
     from glue.select.oracle import ZooOracle
 
     return ZooOracle(list(sel.dirs.values()), sel.search.replace(split=split), method=sel.method.name,
                      base=sel.base, params=sel.params, seed=sel.seed, model_names=list(sel.dirs),
-                     single_cache=single_cache, workers=workers)
+                     single_cache=single_cache, workers=workers, pool=pool)
 
 
-def run_selection(sel: Selection, single_cache=None, progress=None, workers: int = 1) -> SelectionResult:
+def run_selection(sel: Selection, single_cache=None, progress=None, workers: int = 1,
+                  pool: str = "fork") -> SelectionResult:
     """Run ``sel.strategy`` on the search split. ``single_cache``: see ``glue.select.oracle.SingleCache``;
     ``progress``: called with each ``Evaluation`` row as it is made; ``workers``: processes scoring the
-    independent merges of a greedy round or a CMA-ES generation at once (same result as 1)."""
-    return run_strategy(sel.strategy, sel.problem, oracle(sel, single_cache, workers=workers), progress)
+    independent merges of a greedy round or a CMA-ES generation at once, ``pool``: forked here or Ray
+    actors (``glue.select.oracle.POOLS``); the result is the same as with 1."""
+    o = oracle(sel, single_cache, workers=workers, pool=pool)
+    try:
+        return run_strategy(sel.strategy, sel.problem, o, progress)
+    finally:
+        o.close()
 
 
 def final_merge(sel: Selection, result: SelectionResult) -> tuple[MergeSpec, list[str]]:

@@ -56,14 +56,15 @@ def test_forwarded_options_rebuild_the_case_config():
     class Cfg:
         opts = {"--models": "tiny", "--evaluator": "native", "--split": "test", "--limit": 4, "--device": "cpu",
                 "--rerun": False, "--thresholds": [0.5, 0.9], "--cluster-method": "greedy", "--threads": None,
-                "--trials": 8, "--allow-code-execution": False}
+                "--trials": 8, "--allow-code-execution": False, "--search-workers": 2, "--search-pool": "ray"}
 
         def getoption(self, name):
             return self.opts[name]
 
     assert conftest._forwarded_args(Cfg()) == ["--models", "tiny", "--evaluator", "native", "--split", "test",
                                                "--limit", "4", "--device", "cpu", "--thresholds", "0.5,0.9",
-                                               "--cluster-method", "greedy", "--trials", "8"]
+                                               "--cluster-method", "greedy", "--trials", "8",
+                                               "--search-workers", "2", "--search-pool", "ray"]
 
 
 def _bench_conftest():
