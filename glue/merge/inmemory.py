@@ -50,13 +50,19 @@ class InMemoryMerger:
         vocab_policy: ``error`` or ``truncate`` (see ``glue.merge.plan.VOCAB_POLICIES``).
         model_names: labels for messages (default: directory names, or ``#i``).
 
-    Memory: N (+1) copies of the model in its stored dtype (bf16 for real zoos: half of float32 copies), kept
-    for the merger's lifetime.
+        resident: True (default) keeps the N (+1) models in memory; False keeps none: every merge reads each
+            tensor of every input from its checkpoint when it merges that tensor (the OS page cache keeps what
+            fits), for zoos whose candidates do not fit the device (Which16: 16 x 13.5 GB in bf16). The merges
+            are the same bit for bit; the inputs are read once at construction to check them as a resident
+            load does. State-dict inputs are always resident (they are in memory already).
+
+    Memory: resident, N (+1) copies of the model in its stored dtype (bf16 for real zoos: half of float32
+    copies), kept for the merger's lifetime; not resident, N (+1) copies of one tensor at a time.
     """
 
     def __init__(self, models: Sequence[ModelInput], base: ModelInput | None = None, *,
                  device: str | torch.device = "cpu", vocab_policy: str = "error",
-                 model_names: Sequence[str] | None = None):
+                 model_names: Sequence[str] | None = None, resident: bool = True):
         if not models:
             raise ConfigError("InMemoryMerger needs at least one model")
         self.device = check_device(device)
@@ -69,11 +75,21 @@ class InMemoryMerger:
                        Source.from_state_dict(o, lab) for o, lab in zip(opened, labels)]
             ref = len(models) if base is not None else 0
             self.plan: list[TensorPlan] = plan_merge(sources, ref=ref, vocab_policy=vocab_policy)
-            loaded = [{p.name: self._load(o, p, lab) for p in self.plan if p.merged} for o, lab in zip(opened, labels)]
+            loaded = []
+            for x, o, lab in zip(inputs, opened, labels):
+                if resident or isinstance(o, Mapping):
+                    loaded.append({p.name: self._load(o, p, lab) for p in self.plan if p.merged})
+                else:
+                    for p in self.plan:  # checked once as a resident load checks them; read again per merge
+                        if p.merged:
+                            self._load(o, p, lab)
+                    loaded.append(_OnDisk(x, {p.name: p for p in self.plan}, self.device))
         layers = [layer_of(p.name) for p in self.plan]
         self._num_layers = 1 + max((x for x in layers if x is not None), default=-1)
+        self.resident = resident
         self._models = loaded[: len(models)]
         self._base = loaded[len(models)] if base is not None else None
+        self._shapes = {p.name: (p.rows, *p.shape[1:]) if p.rows is not None else tuple(p.shape) for p in self.plan}
 
     def _load(self, src: Checkpoint | Mapping[str, Tensor], p: TensorPlan, label: str) -> Tensor:
         # kept in the stored dtype (bf16 checkpoints: half the memory of float32 copies); the methods compute
@@ -107,9 +123,14 @@ class InMemoryMerger:
         pos = {n: self._position(n) for n in self.names}
         for name in self.names:  # validate every tensor's arguments before the first merge
             spec.args_for(name, len(self._models), use_base, self.model_names, pos[name])
-        for name in self.names:
-            yield name, spec.merge(name, [m[name] for m in self._models],
-                                   self._base[name] if use_base else None, self.model_names, t=pos[name])
+        with contextlib.ExitStack() as stack:
+            models = [stack.enter_context(m) if isinstance(m, _OnDisk) else m for m in self._models]
+            base = self._base if use_base else None
+            if isinstance(base, _OnDisk):
+                base = stack.enter_context(base)
+            for name in self.names:
+                yield name, spec.merge(name, [m[name] for m in models], base[name] if base is not None else None,
+                                       self.model_names, t=pos[name])
 
     def _position(self, name: str) -> float:
         """Layer position ``t`` of tensor ``name`` (gradients), as the executor computes it."""
@@ -133,12 +154,32 @@ class InMemoryMerger:
             if p.merged and p.name not in target:
                 raise ConfigError(f"the target model has no tensor {p.name!r} (it has {len(target)} tensors, "
                                   f"e.g. {next(iter(target), '(none)')!r})")
-            if p.merged and tuple(target[p.name].shape) != tuple(self._models[0][p.name].shape):
+            if p.merged and tuple(target[p.name].shape) != self._shapes[p.name]:
                 raise ConfigError(f"tensor {p.name!r}: the target model has shape {tuple(target[p.name].shape)}, "
-                                  f"the merge gives {tuple(self._models[0][p.name].shape)}")
+                                  f"the merge gives {self._shapes[p.name]}")
         for name, t in self.iter_merged(spec):
             target[name].copy_(t)
         return model
+
+
+class _OnDisk:
+    """A checkpoint read tensor by tensor while a merge runs (``InMemoryMerger(resident=False)``):
+    ``with it:`` opens the file, ``it[name]`` reads one input tensor as a resident load would."""
+
+    def __init__(self, path: str | os.PathLike, plans: Mapping[str, TensorPlan], device: torch.device):
+        self.path, self.plans, self.device = path, plans, device
+        self._ck: Checkpoint | None = None
+
+    def __enter__(self) -> _OnDisk:
+        self._ck = Checkpoint(self.path).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        ck, self._ck = self._ck, None
+        ck.__exit__(*exc)
+
+    def __getitem__(self, name: str) -> Tensor:
+        return read_input(self._ck, self.plans[name], self.device)
 
 
 def _default_label(m: ModelInput, i: int) -> str:

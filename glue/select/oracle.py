@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
@@ -35,6 +36,31 @@ and of merges, keyed by ("merge", method, params, seed, model directories, base,
 split, evaluator, limit)."""
 
 
+def fits_in_memory(dirs: Sequence[str | os.PathLike], device: str | torch.device,
+                   share: float = 0.6) -> tuple[bool, str]:
+    """``(fits, why)``: whether the weight files of ``dirs`` (their stored size) take at most ``share`` of the
+    memory free on ``device`` now (CUDA: ``torch.cuda.mem_get_info``; CPU: ``MemAvailable``), leaving the
+    rest to the scored model and its activations."""
+    need = sum(f.stat().st_size for d in dirs for f in Path(d).glob("*.safetensors"))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free = torch.cuda.mem_get_info(dev)[0]
+    else:
+        free = _mem_available()
+    why = f"candidates {need / 2**30:.1f} GiB, {dev.type} memory free {free / 2**30:.1f} GiB (keep <= {share:.0%})"
+    return need <= share * free, why
+
+
+def _mem_available() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
 class ZooOracle:
     """Search scores and similarities of merges of ``models`` (see the module docstring).
 
@@ -51,12 +77,15 @@ class ZooOracle:
         pool: where the workers run (``POOLS``): ``"fork"``, processes forked from this one on this machine
             (CPU only; the loaded candidates are shared copy-on-write); ``"ray"``, Ray actors that each load
             the candidates once, on a CPU or a GPU of a Ray cluster (``glue.select.raypool``).
+        resident: keep the candidates in memory (True) or read them from their checkpoints at every merge
+            (False: ``InMemoryMerger(resident=False)``, same merges bit for bit); None (default) keeps them
+            when they fit (``fits_in_memory``) and says so on stderr when they do not.
     """
 
     def __init__(self, models: Sequence[str | os.PathLike], spec: EvalSpec, *, method: str,
                  base: str | os.PathLike | None = None, params: dict | None = None, seed: int | None = None,
                  model_names: Sequence[str] | None = None, single_cache: SingleCache | None = None,
-                 workers: int = 1, pool: str = "fork"):
+                 workers: int = 1, pool: str = "fork", resident: bool | None = None):
         if not spec.tasks:
             raise ConfigError("ZooOracle: the evaluation spec names no tasks")
         if not isinstance(workers, int) or workers < 1:
@@ -67,8 +96,9 @@ class ZooOracle:
             raise ConfigError(f"workers: {workers} parallel evaluations in forked processes need the CPU; device is "
                               f"{spec.device!r} (use workers=1, or pool='ray': a GPU per Ray actor)")
         self.workers, self.pool = workers, pool
-        self._ray_args = dict(models=list(models), spec=spec, method=method, base=base, params=params, seed=seed,
-                              model_names=model_names)
+        self._ray_args = dict(models=[str(Path(p).resolve()) for p in models], spec=spec, method=method,
+                              base=str(Path(base).resolve()) if base else None, params=params, seed=seed,
+                              model_names=model_names, resident=resident)  # each Ray actor's own oracle
         self._ray = None
         device = spec.device
         m = get_method(method)
@@ -77,8 +107,14 @@ class ZooOracle:
         self.paths = [Path(p) for p in models]
         self.eval_spec = spec
         self.base = base if m.needs_base else None
+        if resident is None:
+            resident, why = fits_in_memory([*self.paths, *([self.base] if self.base else [])], device)
+            if not resident:
+                print(f"glue select: {why}: the candidates stay on disk and every merge reads them (same merges, "
+                      f"more I/O)", file=sys.stderr, flush=True)
+        self.resident = resident
         self.merger = InMemoryMerger(self.paths, base=self.base, device=device,
-                                     model_names=model_names)
+                                     model_names=model_names, resident=resident)
         self.model, self.tokenizer = load_model(self.paths[0], device=device)
         self.num_layers = int(read_config(self.paths[0]).get("num_hidden_layers", 0))
         self.single_cache = single_cache if single_cache is not None else {}

@@ -75,7 +75,12 @@ class RayScorers:
             ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         need = case_resources(str(oracle_args["spec"].device))
-        check_free(ray, need, n)
+        self.actors = []
+        try:
+            check_free(ray, need, n)
+        except ConfigError:
+            self.close()
+            raise
         actor = ray.remote(**need)(_Scorer)
         self.actors = [actor.remote(oracle_args) for _ in range(n)]
 

@@ -40,6 +40,39 @@ def test_state_dicts_and_directories_give_the_same_merge(family, read_sd):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("method, kw", [("linear", {"weights": [0.2, 0.3, 0.5]}),
+                                        ("ties", {"weights": [0.2, 0.3, 0.5], "densities": [0.6] * 3}),
+                                        ("dare_ties", {"weights": [0.5] * 3, "densities": [0.5] * 3, "seed": 3}),
+                                        ("task_arithmetic", {"weights": [0.7, 0.2, 0.4]})])
+def test_inputs_on_disk_give_the_resident_merge_bit_for_bit(family, resident, method, kw):
+    """``resident=False`` (issue 13: Which16's candidates do not fit a GPU) reads every input tensor from its
+    checkpoint per merge, keeps none, and merges exactly as the resident merger does."""
+    from glue.merge.inmemory import _OnDisk
+
+    base, fts = family
+    mem, disk = InMemoryMerger(fts, base=base), InMemoryMerger(fts, base=base, resident=False)
+    assert all(isinstance(m, _OnDisk) for m in [*disk._models, disk._base])  # no tensor kept
+    a, b = mem.merge(method, **kw), disk.merge(method, **kw)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], mem._models[0][k].float()) for k in a)  # a real merge, not a copy
+    disk.merge_into(resident, method, **kw)
+    params = dict(resident.named_parameters())
+    assert all(torch.equal(params[k].data, a[k]) for k in a)
+
+
+def test_inputs_on_disk_are_checked_at_construction(family, rewrite_ckpt):
+    base, fts = family
+    name = "model.layers.0.mlp.up_proj.weight"
+
+    def nan(t):
+        t[name][0, 0] = float("nan")
+        return t
+
+    bad = rewrite_ckpt(fts[1], "nan", edit_tensors=nan)
+    with pytest.raises(CheckpointError, match="up_proj"):
+        InMemoryMerger([fts[0], bad], resident=False)
+
+
 def test_layer_groups_mapping_and_coefficients():
     g = LayerGroups(num_layers=4, num_groups=2)
     assert [g.group(f"model.layers.{i}.mlp.up_proj.weight") for i in range(4)] == [0, 0, 1, 1]

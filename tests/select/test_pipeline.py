@@ -286,3 +286,23 @@ def test_ray_scorers_refuse_what_the_cluster_cannot_place():
         check_free(Cluster({"CPU": 8.0, "GPU": 1.0}), {"num_gpus": 1, "num_cpus": 1}, 2)
     with pytest.raises(Exception, match="need 1 GPUs, 0 free"):
         check_free(Cluster({"CPU": 8.0}), {"num_gpus": 1, "num_cpus": 1}, 1)
+
+
+def test_candidates_that_do_not_fit_stay_on_disk_with_the_same_scores(tiny_zoo, monkeypatch, capsys):
+    """Issue 13 (Which16's candidates exceed one GPU): when the candidates take more than the free memory allows,
+    the oracle reads them from disk at every merge, says so, and scores every point as the resident oracle does."""
+    from glue.select import oracle as O
+    from glue.select.search import Point
+
+    sel = prepare(tiny_zoo, "coefficient", "ties", limit=4, tasks=["add", "cmp"])
+    n = len(sel.dirs)
+    points = [Point((0.5,) * n, (0.6,) * n), Point(tuple(float(i == 1) for i in range(n)), (1.0,) * n)]
+    mem = O.ZooOracle(list(sel.dirs.values()), sel.search, method="ties", base=sel.base)
+    assert mem.resident and "on disk" not in capsys.readouterr().err
+    monkeypatch.setattr(O, "_mem_available", lambda: 1024)  # 1 KiB free: nothing fits
+    fits, why = O.fits_in_memory(list(sel.dirs.values()), "cpu")
+    assert not fits and why.startswith("candidates ") and "memory free 0.0 GiB" in why
+    disk = O.ZooOracle(list(sel.dirs.values()), sel.search, method="ties", base=sel.base)
+    assert not disk.resident and "the candidates stay on disk" in capsys.readouterr().err
+    assert [disk.score(p) for p in points] == [mem.score(p) for p in points]
+    assert len({mem.score(p) for p in points}) == 2  # different merges: a real comparison
