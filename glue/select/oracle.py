@@ -222,10 +222,13 @@ class ZooOracle:
                 sd = self.build(what).state_dict()
                 self._current = (what, {t: sd[t].detach().to("cpu", torch.float32).clone() for t in self._mlp_of(0)})
             return self._current[1]
-        if what not in self._mlp:
-            with Checkpoint(self.paths[what]) as ck:
-                self._mlp[what] = {t: ck.read(t).to(torch.float32) for t in ck.names() if kind_of(t, ck.shape(t)) == "mlp"}
-        return self._mlp[what]
+        if what in self._mlp:
+            return self._mlp[what]
+        with Checkpoint(self.paths[what]) as ck:
+            mlp = {t: ck.read(t).to(torch.float32) for t in ck.names() if kind_of(t, ck.shape(t)) == "mlp"}
+        if self.resident:  # candidates on disk (they do not fit): read again when asked again
+            self._mlp[what] = mlp
+        return mlp
 
 
 _FORKED: tuple[ZooOracle, list[Point]] | None = None

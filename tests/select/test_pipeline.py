@@ -305,4 +305,6 @@ def test_candidates_that_do_not_fit_stay_on_disk_with_the_same_scores(tiny_zoo, 
     disk = O.ZooOracle(list(sel.dirs.values()), sel.search, method="ties", base=sel.base)
     assert not disk.resident and "the candidates stay on disk" in capsys.readouterr().err
     assert [disk.score(p) for p in points] == [mem.score(p) for p in points]
+    assert disk.similarity(points[0], 1) == mem.similarity(points[0], 1) < 1.0
+    assert disk._mlp == {} and len(mem._mlp) == 2  # on disk: candidates' MLP weights are not kept either
     assert len({mem.score(p) for p in points}) == 2  # different merges: a real comparison
