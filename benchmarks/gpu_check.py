@@ -14,7 +14,12 @@ Steps, each recorded as a case of the pseudo-zoo ``gpu-check`` in the run store 
    one pass on the device (``glue.cluster.similarity_matrix``).
 5. ``gpucheck-lmeval``: one lm-eval run (a surrogate task, the merged model in bf16 on the device, the
    batch size lm-eval probes): items/s.
-6. mixture prefill/generation tokens/s per level: only where ``glue.mix`` exists (not yet on main).
+6. ``gpucheck-mix-<level>``: prefill and generation tokens/s of a dense model and of 2-expert mixtures at each
+   level (``ffn_level`` token routing top-2, ``block_level`` and ``model_level`` top-1; random routers, whose
+   speed is any router's), built on the device in bf16 (``glue.mix.build_mixture``); batch 8, a 128-token
+   prefill and 32 greedy new tokens with the KV cache; median of 3 after a warm-up (1 on the CPU dry run). At ``--mix-shape``
+   (default ``small``: a 7B mixture is assembled on the host first, minutes and ~60 GB, too long for this
+   check; its speed per token scales with the expert's).
 
 Run::
 
@@ -106,6 +111,64 @@ def write_checkpoints(root: Path, shape: str, device: str, n: int = 3, noise: fl
     return dirs
 
 
+MIX_LEVELS = {"ffn_level": dict(routing="token", top_k=2), "block_level": dict(top_k=1), "model_level": dict(top_k=1)}
+MIX_LOAD = {"batch": 8, "prompt_tokens": 128, "new_tokens": 32}
+
+
+def mixture_experts(shape: str, n: int = 2, seed: int = 0):
+    """``(dense model, [ExpertSpec])``: a random Llama of ``shape`` (float32, CPU) and ``n`` experts = it plus
+    N(0, 0.02^2) noise."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from glue.mix import ExpertSpec
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=4096, tie_word_embeddings=False, bos_token_id=1,
+                      eos_token_id=2, pad_token_id=0)
+    base = LlamaForCausalLM(cfg).eval()
+    conf = {**cfg.to_dict(), "model_type": "llama"}
+    return base, [ExpertSpec(f"e{i}", {k: v + 0.02 * torch.randn_like(v) for k, v in base.state_dict().items()},
+                             config=conf) for i in range(n)]
+
+
+def mixture_speed(level: str, experts, device: str, runs: int = 3) -> dict:
+    """Prefill and generation tokens/s (``MIX_LOAD``) of the dense model or a mixture at ``level``, in bf16
+    on CUDA (float32 on the CPU)."""
+    from glue.mix import MixSpec, build_mixture
+
+    base, specs = experts
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if level == "dense":
+        import copy
+
+        model = copy.deepcopy(base).to(device=device, dtype=getattr(torch, dtype)).eval()
+    else:
+        model = build_mixture(MixSpec(level, "random", specs, dtype=dtype, **MIX_LEVELS[level]), device=device).model
+    b, n, new = MIX_LOAD["batch"], MIX_LOAD["prompt_tokens"], MIX_LOAD["new_tokens"]
+    ids = torch.randint(3, base.config.vocab_size, (b, n), generator=torch.Generator().manual_seed(1)).to(device)
+    mask = torch.ones_like(ids)
+
+    def timed(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(runs):
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2]
+
+    with torch.no_grad():
+        prefill = timed(lambda: model(input_ids=ids, attention_mask=mask))
+        gen = timed(lambda: model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new,
+                                           min_new_tokens=new, do_sample=False, pad_token_id=0))
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {"prefill_tok_s": b * n / prefill, "gen_tok_s": b * new / gen, "dtype": dtype}
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.glob("*.safetensors"))
 
@@ -118,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the checkpoints")
     p.add_argument("--copy-gib", type=float, default=1.0, help="buffer of the copy-bandwidth probe (GiB)")
     p.add_argument("--limit", type=int, default=64, help="items of the lm-eval run")
+    p.add_argument("--mix-shape", choices=sorted(SHAPES), default=None,
+                   help="shape of the mixture experts (default: small; tiny with --shape tiny)")
     args = p.parse_args(argv)
     from glue.eval import EvalSpec
     from glue.record.recorder import Recorder
@@ -184,11 +249,12 @@ def main(argv: list[str] | None = None) -> int:
                               "dtype": str(next(model.parameters()).dtype)}}
 
         record("gpucheck-lmeval", {"task": "add"}, lmeval)
-        try:
-            import glue.mix  # noqa: F401
-            print("gpu-check: glue.mix is present but its tokens/s probe is not written yet", file=sys.stderr)
-        except ImportError:
-            print(f"{'(mixture tokens/s)':22s} skipped: glue.mix is not in this checkout", file=sys.stderr)
+        mix_shape = args.mix_shape or ("tiny" if args.shape == "tiny" else "small")
+        experts = mixture_experts(mix_shape)
+        for level in ("dense", *MIX_LEVELS):
+            record(f"gpucheck-mix-{level}", {"level": level, "mix_shape": mix_shape, "experts": 2, **MIX_LOAD},
+                   lambda level=level: {"extra": mixture_speed(level, experts, args.device,
+                                                               runs=3 if args.device.startswith("cuda") else 1)})
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -28,7 +28,12 @@ def _run(tmp_path, device: str, shape: str) -> list:
 
 def test_cpu_dry_run_records_every_step(tmp_path):
     recs = {r.case: r for r in _run(tmp_path, "cpu", "tiny")}
-    assert set(recs) == {"gpucheck-copy", "gpucheck-merge", "gpucheck-similarity", "gpucheck-lmeval"}
+    mixes = {f"gpucheck-mix-{x}" for x in ("dense", "ffn_level", "block_level", "model_level")}
+    assert set(recs) == {"gpucheck-copy", "gpucheck-merge", "gpucheck-similarity", "gpucheck-lmeval", *mixes}
+    for case in mixes:
+        x = recs[case].extra
+        assert x["prefill_tok_s"] > x["gen_tok_s"] > 0 and x["dtype"] == "float32", case
+        assert recs[case].config["mix_shape"] == "tiny" and recs[case].config["new_tokens"] == 32
     assert recs["gpucheck-copy"].extra["copy_gbps"] > 0
     m = recs["gpucheck-merge"].extra
     assert m["merge_gbps"] > 0 and m["vs_copy_bandwidth"] == pytest.approx(
