@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import time
 
 import pytest
@@ -284,9 +285,14 @@ class CaseRecorder:
     def skip_if_siblings_measured(self, prefix: str, why: str) -> None:
         """Skip when another live worker holds a claim on a case starting with ``prefix`` (cases that share
         one expensive computation, such as the recipe run, go to the worker that does it: it measures the
-        siblings next, in the same order; ``glue.record.store.held_claims``)."""
+        siblings next, in the same order; ``glue.record.store.held_claims``). Never in a process that runs one
+        case (``$GLUE_ONE_CASE``, set by the Ray executor's tasks): the holder is such a process too and will not
+        measure this case, so it measures it itself."""
+        from glue.record.executor import ONE_CASE
         from glue.record.store import held_claims
 
+        if os.environ.get(ONE_CASE):
+            return
         busy = held_claims(self._recorder.zoo, prefix, self._recorder.root)
         if busy:
             pytest.skip(f"{', '.join(busy)} being measured by another worker, which {why}")

@@ -34,6 +34,10 @@ from glue.errors import ConfigError
 
 EXECUTORS = ("serial", "ray")
 
+ONE_CASE = "GLUE_ONE_CASE"
+"""Set in the environment of a process that runs exactly one case (a Ray task): it cannot leave a case to a
+sibling's worker (``CaseRecorder.skip_if_siblings_measured``), since that worker runs one case too."""
+
 
 @dataclass
 class CaseOutcome:
@@ -80,7 +84,7 @@ def run_case(nodeid: str, args: Sequence[str], cwd: str, env: dict[str, str]) ->
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", nodeid, *args, "--executor", "serial", "-q", "-rA",
            "-p", "no:cacheprovider"]
-    p = subprocess.run(cmd, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True,
+    p = subprocess.run(cmd, cwd=cwd, env={**os.environ, **env, ONE_CASE: "1"}, capture_output=True, text=True,
                        preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     out = p.stdout + p.stderr
     outcome = {0: "passed", 5: "error"}.get(p.returncode, "failed")

@@ -97,3 +97,26 @@ def test_ray_run_gives_the_serial_table_each_case_once(tiny_zoo, tmp_path):
     assert s.equals(r)
     again = bench(tmp_path / "ray", "--executor", "ray")  # resume: everything recorded, nothing measured
     assert again.returncode == 0 and len(load_records("tiny", tmp_path / "ray")) == len(cases)
+
+
+def test_a_one_case_process_does_not_leave_its_case_to_a_sibling(tmp_path, monkeypatch):
+    """Found in the surrogate8 Ray run of session 5: a Ray task that saw a sibling recipe case claimed skipped its
+    own case, as a local worker does (the holder measures the siblings next), but a Ray task runs one case only,
+    so recipe-searched was never recorded. With ``$GLUE_ONE_CASE`` (set by ``run_case``) it is not skipped."""
+    from glue.record.store import claim_case
+
+    conftest = _bench_conftest()
+
+    class Rec:
+        zoo, root = "tiny", tmp_path
+
+    rec = conftest.CaseRecorder(Rec(), None)
+    with claim_case("tiny", "recipe-paper", "c0ffee", "h", tmp_path):  # a live holder (another fd: a lock conflict)
+        monkeypatch.delenv(X.ONE_CASE, raising=False)
+        with pytest.raises(pytest.skip.Exception, match="recipe-paper being measured by another worker"):
+            rec.skip_if_siblings_measured("recipe-", "measures these cases next")
+        monkeypatch.setenv(X.ONE_CASE, "1")
+        try:
+            rec.skip_if_siblings_measured("recipe-", "measures these cases next")
+        except pytest.skip.Exception as e:  # a skip here would pass unseen: make it a failure
+            pytest.fail(f"a one-case process left its case to a sibling: {e}")
