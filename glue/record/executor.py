@@ -55,12 +55,12 @@ class CaseOutcome:
         return self.outcome in ("passed", "skipped")
 
 
-def import_ray():
+def import_ray(what: str = "--executor ray", instead: str = "run the default serial executor"):
+    """The ``ray`` module, or a ``ConfigError`` naming the extra that ``what`` needs."""
     try:
         import ray
     except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'glue[ray]' (ray==2.60.0); "
-                          "without it, run the default serial executor") from None
+        raise ConfigError(f"{what} needs Ray: pip install 'glue[ray]' (ray==2.60.0); without it, {instead}") from None
     return ray
 
 

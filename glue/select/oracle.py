@@ -95,6 +95,11 @@ class ZooOracle:
         if workers > 1 and pool == "fork" and (str(spec.device) != "cpu" or not hasattr(os, "fork")):
             raise ConfigError(f"workers: {workers} parallel evaluations in forked processes need the CPU; device is "
                               f"{spec.device!r} (use workers=1, or pool='ray': a GPU per Ray actor)")
+        if workers > 1 and pool == "ray":  # fail now, not at the first batch after the singles are scored
+            from glue.record.executor import import_ray
+            from glue.select.raypool import POOL_INSTEAD, POOL_NEEDS
+
+            import_ray(POOL_NEEDS, POOL_INSTEAD)
         self.workers, self.pool = workers, pool
         self._ray_args = dict(models=[str(Path(p).resolve()) for p in models], spec=spec, method=method,
                               base=str(Path(base).resolve()) if base else None, params=params, seed=seed,

@@ -26,6 +26,9 @@ from glue.errors import ConfigError
 from glue.record.executor import case_resources, import_ray
 
 
+POOL_NEEDS, POOL_INSTEAD = "pool 'ray' (--pool ray, --search-pool ray)", "use pool 'fork' (CPU) or workers=1"
+
+
 class _Scorer:
     """The body of one Ray actor: a ``ZooOracle`` of the candidates (``oracle_args``), scoring points."""
 
@@ -68,7 +71,7 @@ class RayScorers:
     """
 
     def __init__(self, oracle_args: dict, n: int, address: str | None = None):
-        ray = import_ray()
+        ray = import_ray(POOL_NEEDS, POOL_INSTEAD)
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:

@@ -268,6 +268,17 @@ def test_ray_actors_give_the_serial_result(tiny_zoo):
     assert not ray.is_initialized()  # the pool it started is shut down with the search
 
 
+def test_the_ray_pool_without_ray_names_the_extra_at_once(tiny_zoo, monkeypatch):
+    import sys
+
+    from glue.select.oracle import ZooOracle
+
+    sel = prepare(tiny_zoo, "evolutionary", "linear", limit=2, tasks=["add"])
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(Exception, match=r"pool 'ray' .* needs Ray: pip install 'glue\[ray\]'.*use pool 'fork'"):
+        ZooOracle(list(sel.dirs.values()), sel.search, method="linear", workers=2, pool="ray")
+
+
 def test_ray_scorers_refuse_what_the_cluster_cannot_place():
     """An actor that cannot be placed would wait forever: a shortfall of free CPUs/GPUs is an error instead."""
     from glue.select.raypool import check_free
