@@ -9,16 +9,21 @@ The real benchmarks of Model-GLUE's Which2...Which16 zoos (https://arxiv.org/abs
 here, and only here: task, lm-eval 0.4 task name, metric key, few-shot count, and where each setting
 comes from (the paper's released code, or an assumption where the paper is silent):
 
-============= =============== =========================== ==== ==========================================
-glue task     lm-eval task    metric                      shot source of the setting
-============= =============== =========================== ==== ==========================================
-arc_challenge arc_challenge   acc_norm,none               0    code: "Question: ..\nAnswer:", 0-shot yaml
-winogrande    winogrande      acc,none                    0    code: 0-shot yaml (assumed for final tables)
-mmlu          mmlu (group)    acc,none (micro, by size)   0    code: tinyMMLU 0-shot in search; assumed
-gsm8k         gsm8k           exact_match,strict-match    5    code: yaml 5-shot, regex ``#### (-?[0-9.,]+)``
-mbpp          mbpp            pass_at_1,none              3    assumed: lm-eval's mbpp (paper: bigcode, 0-shot)
-humaneval     humaneval       pass@1,create_test          0    assumed: Python HumanEval (paper: HumanEval-JS)
-============= =============== =========================== ==== ==========================================
+============= =============== =========================== ==== ========== ======================================
+glue task     lm-eval task    metric                      shot calib      where the setting comes from
+============= =============== =========================== ==== ========== ======================================
+arc_challenge arc_challenge   acc_norm,none               0    train 64   code: "Question: ..\nAnswer:" 0-shot
+winogrande    winogrande      acc,none                    0    train 64   code: 0-shot (assumed for final tables)
+mmlu          mmlu (group)    acc,none (micro, by size)   0    dev 64     code: tinyMMLU 0-shot in search
+gsm8k         gsm8k           exact_match,strict-match    5    train 64   code: 5-shot, ``#### (-?[0-9.,]+)``
+mbpp          mbpp            pass_at_1,none              3    train 64   assumed: lm-eval mbpp (paper: bigcode)
+humaneval     humaneval       pass@1,create_test          0    (none)     assumed: Python (paper: HumanEval-JS)
+============= =============== =========================== ==== ========== ======================================
+
+``calib``: the router prompts of mixtures, drawn from the task's own non-test split through lm-eval's task
+object and rendered by its template (``glue.eval.prompts``): ARC-Challenge train (1,119 items), WinoGrande
+(winogrande_xl) train (40,398), MMLU dev (5 per subject, 285), GSM8K train (7,473), MBPP train (374); HumanEval
+has only its test split, so no calib prompts.
 
 The paper's final few-shot counts are not published; the code runs ARC, WinoGrande and MMLU 0-shot
 and GSM8K 5-shot through the CLI (its Python path forces 0-shot), so that is what glue uses. The
@@ -76,6 +81,9 @@ class TaskSpec:
         max_gen_toks: local ``gen`` tasks: the generation budget (answer length + <eos>).
         num_fewshot: few-shot examples (None: the task's own default; local tasks have none).
         setting: where the setting comes from (``code: ...`` from the paper's code, ``assumed: ...``).
+        calib_split: real tasks: the non-test split of lm-eval's dataset that router prompts are drawn
+            from (``glue.eval.prompts``; "" = none); local tasks ship a ``calib`` file instead.
+        calib_count: real tasks: how many calib prompts are drawn (seeded).
     """
 
     name: str
@@ -88,6 +96,8 @@ class TaskSpec:
     max_gen_toks: int = 0
     num_fewshot: int | None = None
     setting: str = ""
+    calib_split: str = ""
+    calib_count: int = 0
 
     @property
     def local(self) -> bool:
@@ -113,15 +123,16 @@ def _read_items(path: str) -> tuple[Item, ...]:
 TASKS: Registry[TaskSpec] = Registry("task", plugins=True)
 
 for _t in (
-    TaskSpec("arc_challenge", "mc", "acc_norm,none", "arc_challenge", num_fewshot=0,
+    TaskSpec("arc_challenge", "mc", "acc_norm,none", "arc_challenge", num_fewshot=0, calib_split="train",
+             calib_count=64,
              setting="code: 0-shot arc_challenge yaml"),
-    TaskSpec("winogrande", "mc", "acc,none", "winogrande", num_fewshot=0,
+    TaskSpec("winogrande", "mc", "acc,none", "winogrande", num_fewshot=0, calib_split="train", calib_count=64,
              setting="code: 0-shot yaml; assumed for the final tables"),
-    TaskSpec("mmlu", "mc", "acc,none", "mmlu", num_fewshot=0,
-             setting="code: tinyMMLU 0-shot in search; assumed 0-shot full MMLU (micro average) for reports"),
-    TaskSpec("gsm8k", "gen", "exact_match,strict-match", "gsm8k", num_fewshot=5,
+    TaskSpec("mmlu", "mc", "acc,none", "mmlu", num_fewshot=0, calib_split="dev", calib_count=64,
+             setting="code: tinyMMLU 0-shot in search 0-shot full MMLU (micro average) for reports"),
+    TaskSpec("gsm8k", "gen", "exact_match,strict-match", "gsm8k", num_fewshot=5, calib_split="train", calib_count=64,
              setting="code: gsm8k yaml 5-shot via the CLI scripts, '#### (-?[0-9.,]+)' answer regex"),
-    TaskSpec("mbpp", "gen", "pass_at_1,none", "mbpp", unsafe=True, num_fewshot=3,
+    TaskSpec("mbpp", "gen", "pass_at_1,none", "mbpp", unsafe=True, num_fewshot=3, calib_split="train", calib_count=64,
              setting="assumed: lm-eval mbpp 3-shot (the paper used bigcode-evaluation-harness, 0-shot)"),
     TaskSpec("humaneval", "gen", "pass@1,create_test", "humaneval", unsafe=True, num_fewshot=0,
              setting="assumed: Python HumanEval (the paper used HumanEval-JS via bigcode)"),

@@ -15,7 +15,7 @@ from glue.surrogate.skills import EVAL_SKILLS, SKILLS
 from glue.surrogate.skills import split as items_of
 
 DATA_DIR = Path(__file__).parent / "data"
-SPLITS = ("test", "search")
+SPLITS = ("test", "search", "calib")  # calib: router prompts (glue.eval.prompts), never scored
 
 
 def task_specs() -> list[TaskSpec]:

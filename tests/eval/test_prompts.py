@@ -1,0 +1,134 @@
+"""Router prompts of real tasks (``glue.eval.prompts``): calib items drawn from each task's own non-test data
+through lm-eval's task objects, rendered by the task's template, seeded, disjoint from the scored items;
+and the paper's prompt set. The datasets are small local caches written in the format ``load_dataset``
+reads offline (``glue.eval.datasets.write_offline_dataset``), read through lm-eval exactly as a real run reads
+the fetched ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from glue.errors import ConfigError
+from glue.eval import prompts as P
+from glue.eval.datasets import dataset_status, mmlu_subjects, write_offline_dataset
+
+
+def _arc(i: int, split: str) -> dict:
+    return {"id": f"{split}{i}", "question": f"{split} question {i}: which gas do plants take in?",
+            "choices": {"text": ["oxygen", "carbon dioxide"], "label": ["A", "B"]}, "answerKey": "B"}
+
+
+def write_zoo_datasets(cache, arc_train_extra=()) -> None:
+    """ARC-Challenge, GSM8K, WinoGrande and MMLU (57 subjects), with distinct train/dev and test items."""
+    write_offline_dataset(cache, "allenai/ai2_arc", "ARC-Challenge", {
+        "train": [_arc(i, "train") for i in range(100)] + list(arc_train_extra),
+        "validation": [_arc(i, "validation") for i in range(10)], "test": [_arc(i, "test") for i in range(30)]})
+    write_offline_dataset(cache, "openai/gsm8k", "main", {
+        split: [{"question": f"{split} problem {i}: 3 + {i} apples?", "answer": f"3+{i}\n#### {3 + i}"}
+                for i in range(n)] for split, n in (("train", 80), ("test", 20))})
+    wino = {split: [{"sentence": f"{split} {i}: The cup fell off the table because _ was wobbly.",
+                     "option1": "the cup", "option2": "the table", "answer": "2"} for i in range(n)]
+            for split, n in (("train", 90), ("validation", 20), ("test", 5))}
+    write_offline_dataset(cache, "allenai/winogrande", "winogrande_xl", wino)
+    for s in mmlu_subjects():
+        write_offline_dataset(cache, "cais/mmlu", s, {
+            split: [{"question": f"{s} {split} q{i}?", "subject": s, "choices": ["w", "x", "y", "z"], "answer": i % 4}
+                    for i in range(n)] for split, n in (("dev", 5), ("validation", 2), ("test", 3))})
+
+
+@pytest.fixture
+def datasets_cache(tmp_path, monkeypatch):
+    """Point glue and the already-imported ``datasets`` at a fresh cache; forget earlier draws."""
+    import datasets.config
+
+    cache = tmp_path / "hf_datasets"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    P._leaf_tasks.cache_clear()
+    P._draw.cache_clear()
+    yield cache
+    P._leaf_tasks.cache_clear()
+    P._draw.cache_clear()
+
+
+@pytest.fixture
+def zoo_cache(datasets_cache):
+    write_zoo_datasets(datasets_cache)
+    return datasets_cache
+
+
+def test_calib_of_every_real_task_is_drawn_from_its_non_test_split_rendered_seeded_disjoint(zoo_cache):
+    assert [why for _, why in dataset_status(["arc_challenge", "gsm8k", "winogrande", "mmlu"])] == [None] * 60
+    counts = {}
+    for task in ("arc_challenge", "gsm8k", "winogrande", "mmlu"):
+        got = P.draw_calib(task)
+        counts[task] = len(got)
+        scored = set(P.eval_prompts(task, "test"))
+        assert scored and not set(got) & scored, task
+        assert P.draw_calib(task, seed=0) == got  # deterministic
+        assert P.draw_calib(task, seed=1) != got  # and a real draw, not the first items
+    assert counts == {"arc_challenge": 64, "gsm8k": 64, "winogrande": 64, "mmlu": 64}
+    arc = P.draw_calib("arc_challenge")
+    assert all(p.startswith("Question: train question ") and p.endswith("\nAnswer:") for p in arc)  # doc_to_text
+    assert all(p.startswith("Question: train problem ") for p in P.draw_calib("gsm8k"))
+    # WinoGrande is multiple-input: its doc_to_text picks a context (the sentence up to the blank, filled)
+    assert all(p.startswith("train ") and "the table" in p for p in P.draw_calib("winogrande"))
+    mm = P.draw_calib("mmlu")  # dev split of the 57 subjects, pooled
+    assert all(" dev q" in p and p.endswith("\nAnswer:") for p in mm) and len({p.split()[0] for p in mm}) > 20
+    assert P.calib_prompts(["arc_challenge", "gsm8k"], 10) == arc[:5] + P.draw_calib("gsm8k")[:5]
+    assert "train" in P.calib_source("arc_challenge") and "64" in P.calib_source("arc_challenge")
+
+
+def test_calib_draw_fails_when_a_calib_item_is_also_a_test_item(datasets_cache):
+    """The disjointness check on its own: a train split holding a test question is refused."""
+    write_zoo_datasets(datasets_cache, arc_train_extra=[_arc(i, "test") for i in range(30)])
+    with pytest.raises(ConfigError, match="calib prompts are also test/search items"):
+        P.draw_calib("arc_challenge")
+
+
+def test_calib_split_that_is_the_scored_split_is_refused(zoo_cache, monkeypatch):
+    import dataclasses
+
+    from glue.eval.tasks import TASKS
+
+    spec = TASKS.get("arc_challenge")
+    monkeypatch.setitem(TASKS._items_, "arc_challenge", dataclasses.replace(spec, calib_split="test"))
+    with pytest.raises(ConfigError, match="calib split must be non-test data"):
+        P.draw_calib("arc_challenge")
+
+
+def test_missing_dataset_names_the_fetch(datasets_cache):
+    with pytest.raises(ConfigError, match="glue zoo build"):
+        P.draw_calib("gsm8k")
+
+
+def test_humaneval_has_no_calib_split():
+    assert not P.has_calib("humaneval")
+    with pytest.raises(ConfigError, match="no non-test data"):
+        P.draw_calib("humaneval")
+
+
+def test_surrogate_calib_is_the_shipped_split_and_disjoint():
+    from glue.eval.tasks import TASKS
+
+    got = P.draw_calib("add")
+    assert got == tuple(it.prompt for it in TASKS.get("add").items("calib"))
+    assert not set(got) & (set(P.eval_prompts("add", "test")) | set(P.eval_prompts("add", "search")))
+
+
+def test_paper_prompt_set_per_zoo():
+    from glue.zoo import get_zoo
+
+    name, experts = P.paper_experts(get_zoo("which4"))
+    assert name == "which4_chat" and [e.expert for e in experts] == ["Synthia-7B-v1.2", "OpenHermes-7B",
+                                                                      "Llama-2-7b-chat-hf", "vicuna-7b-v1.5"]
+    assert experts[0].prompts == ("chat", "assistant", "tell me", "explain") and "code" in experts[0].negative
+    assert "chat" not in experts[0].negative
+    name, experts = P.paper_experts(get_zoo("which2"))
+    assert name == "which2" and experts[1].negative == ("chat", "assistant", "storywriting", "reasoning")
+    assert P.paper_experts(get_zoo("which4_domain"))[0] == "which4_domain"
+    assert P.paper_experts(get_zoo("which16"))[0] == "which4_chat"
+    with pytest.raises(ConfigError, match="none of the paper's mixture configs"):
+        P.paper_experts(get_zoo("tiny"))
+    assert set(P.PROMPT_SETS.names()) == {"calib", "paper"}
