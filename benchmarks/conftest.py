@@ -9,7 +9,8 @@ Options: ``--models`` (zoo name or zoo YAML), ``--evaluator`` (lmeval|native), `
 (test|search), ``--limit`` (items per task, smoke runs), ``--device`` (``cuda``: bf16 models, lm-eval batch size
 probed), ``--allow-code-execution`` (real zoos: add mbpp and humaneval), ``--rerun`` (measure cases
 even when already recorded for this commit and config), ``--trials`` (CMA-ES budget of the
-evolutionary merge cases); for the ``cluster-*`` cases ``--thresholds`` and ``--cluster-method``.
+evolutionary merge cases), ``--prompt-set`` (calib|paper: the mix cases' router prompts), ``--trust-remote-code``
+(real zoos: without it members needing their own code are left out, recorded as ``left_out-MEMBER``); for the ``cluster-*`` cases ``--thresholds`` and ``--cluster-method``.
 
 Fixtures for cases: ``zoo`` (the ``glue.zoo.Zoo``), ``run_settings`` (the run's ``EvalSpec``: the
 zoo's tasks, split, evaluator, limit, device, threads), ``cluster_sweep`` (every threshold of the cluster cases) and ``recorder``::
@@ -64,6 +65,14 @@ def pytest_addoption(parser):
     g.addoption("--allow-code-execution", action="store_true",
                 help="real zoos: add the code benchmarks (mbpp, humaneval), which execute model-written code on "
                      "this machine; without it they never run")
+    g.addoption("--trust-remote-code", action="store_true",
+                help="real zoos: keep members that need their own Python code (CrystalChat); that code would run on "
+                     "this machine with your user's rights. Without it they are left out of every case, each recorded "
+                     "as a left_out-MEMBER case with the reason (glue.zoo.remote)")
+    g.addoption("--prompt-set", choices=("calib", "paper"), default="calib",
+                help="mix cases: where the experts' router prompts come from: calib (default: calib items of the "
+                     "tasks each expert is assigned, glue.eval.prompts) or paper (the paper's hand-written prompts of "
+                     "its mixture configs, real zoos holding their experts)")
     g.addoption("--executor", choices=EXECUTORS, default="serial",
                 help="where cases run: serial (default, this process) or ray (each case a Ray task; "
                      "see glue.record.executor)")
@@ -117,8 +126,24 @@ def _zoo(name: str, code: bool = False):
     return z
 
 
+@functools.cache
+def _zoo_view(name: str, code: bool = False, trust: bool = False):
+    """``(zoo, left_out)``: the zoo of ``--models`` without the members that need remote code (unless
+    ``--trust-remote-code``), and why each was left out (``glue.zoo.remote.runnable``)."""
+    from glue.zoo.remote import runnable
+
+    return runnable(_zoo(name, code), trust)
+
+
 def _bench_zoo(config):
-    return _zoo(config.getoption("--models"), config.getoption("--allow-code-execution"))
+    return _zoo_view(config.getoption("--models"), config.getoption("--allow-code-execution"),
+                     config.getoption("--trust-remote-code"))[0]
+
+
+def left_out_members(config) -> dict[str, str]:
+    """``{member: why}`` of the zoo's members left out of every case (remote code without the opt-in)."""
+    return _zoo_view(config.getoption("--models"), config.getoption("--allow-code-execution"),
+                     config.getoption("--trust-remote-code"))[1]
 
 
 LONGEST_FIRST = ("test_recipe.py", "test_merge.py", "test_cluster.py", "test_mix.py", "test_single.py")
@@ -133,6 +158,10 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_configure(config):
+    if config.getoption("--trust-remote-code"):
+        raise pytest.UsageError("--trust-remote-code: glue's model loader (glue.io.load_model) runs transformers with "
+                                "trust_remote_code=False and has no opt-in yet, so a remote-code member cannot be "
+                                "measured; without the flag such members are left out and recorded as left_out-*")
     try:
         zoo = _bench_zoo(config)
         if zoo.kind == "real" and not config.getoption("--collect-only"):
@@ -162,6 +191,9 @@ def pytest_generate_tests(metafunc):
     if "member" in metafunc.fixturenames:
         names = [m.name for m in _bench_zoo(metafunc.config).all_models()]
         metafunc.parametrize("member", names, ids=names)
+    if "left_out_member" in metafunc.fixturenames:
+        names = sorted(left_out_members(metafunc.config))
+        metafunc.parametrize("left_out_member", names, ids=names)
     if "cluster_threshold" in metafunc.fixturenames:
         ts = cluster_thresholds(metafunc.config)
         metafunc.parametrize("cluster_threshold", ts, ids=[f"t{t}" for t in ts])
@@ -170,7 +202,7 @@ def pytest_generate_tests(metafunc):
 # the options a case run on a Ray worker gets from the driver (everything that shapes a case's config)
 _FORWARDED = ("--models", "--evaluator", "--split", "--limit", "--device", "--rerun", "--thresholds",
               "--cluster-method", "--threads", "--trials", "--allow-code-execution", "--search-workers",
-              "--search-pool")
+              "--search-pool", "--trust-remote-code", "--prompt-set")
 
 
 def _forwarded_args(config) -> list[str]:
@@ -219,6 +251,12 @@ def pytest_runtestloop(session):
 @pytest.fixture(scope="session")
 def zoo(pytestconfig):
     return _bench_zoo(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def left_out(pytestconfig) -> dict[str, str]:
+    """``{member: why}``: the zoo's members left out of every case (``left_out_members``)."""
+    return left_out_members(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,13 @@ disk, a shared random base plus perturbed "fine-tunes", the char tokenizer), sco
 tasks; then ``make bench MODELS=<that yaml>`` runs to the report, exactly as a user with the real
 checkpoints would run it (no hub: the build step only verifies the members on disk).
 
+Every case family runs: single, merge, cluster, mix (experts and their router prompts as on a real zoo:
+each task to the member best on it on search, prompts from the tasks' calib splits) and recipe (clusters,
+a merge per cluster, the mixture of the clusters), plus ``left_out``: with ``--remote-code-member``
+(default on) the zoo also holds ``CrystalChat`` as a checkpoint whose ``config.json`` has an ``auto_map``
+(it needs its own Python code), which every case leaves out without ``--trust-remote-code``, recorded with
+its reason in the report, and ``make bench`` still exits 0.
+
 Run::
 
     python benchmarks/rehearsal.py --dir /tmp/rehearsal            # write, then make bench, timed
@@ -29,11 +36,16 @@ sys.path.insert(0, str(REPO))  # this checkout's glue
 # every case family (single, merge under 3 strategies x 4 methods, cluster at 2 thresholds) at smoke size;
 # --bench-args "" runs the full 35-case bench (the greedy coefficient/similarity strategies take 141 evaluations each)
 DEFAULT_ARGS = "--limit 8 --trials 8 --thresholds 0.9,0.99 -k 'not coefficient and not similarity'"
+REMOTE = {"name": "CrystalChat", "source": "LLM360/CrystalChat", "family": "crystal",
+          "architecture": "LlamaForCausalLM", "role": "finetune"}
+"""The rehearsal's remote-code member: Llama weights whose config.json has an ``auto_map`` (CrystalChat's id)."""
 
 
-def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int = 0, noise: float = 0.05) -> list:
+def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int = 0, noise: float = 0.05,
+                 remote_code_member: bool = False) -> list:
     """Write the base and every member of real zoo ``zoo_name`` as random Llama checkpoints under
-    ``root/org/name``; return the zoo's models (base first). Existing complete directories are kept."""
+    ``root/org/name``; return the zoo's models (base first). Existing complete directories are kept.
+    ``remote_code_member``: also ``REMOTE``, a checkpoint whose config.json names code of its own (auto_map)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -49,6 +61,10 @@ def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int 
                       pad_token_id=PAD)
     base = LlamaForCausalLM(cfg)
     models = zoo.all_models()
+    if remote_code_member:
+        from glue.zoo.spec import Member
+
+        models = (*models, Member(**REMOTE, note="remote-code member: config.json has auto_map"))
     for i, m in enumerate(models):
         out = root / m.source
         if (out / "config.json").is_file():
@@ -63,6 +79,13 @@ def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int 
         with atomic_dir(out) as tmp:
             model.to(torch.bfloat16).save_pretrained(tmp)
             char_tokenizer().save_pretrained(tmp)
+            if m.name == REMOTE["name"]:
+                import json
+
+                c = json.loads((tmp / "config.json").read_text())
+                c["auto_map"] = {"AutoConfig": "configuration_crystalcoder.CrystalCoderConfig",
+                                 "AutoModelForCausalLM": "modeling_crystalcoder.CrystalCoderLMHeadModel"}
+                (tmp / "config.json").write_text(json.dumps(c, indent=2))
     return list(models)
 
 
@@ -91,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--write-only", action="store_true", help="write the models and the YAML, do not bench")
+    p.add_argument("--no-remote-code-member", dest="remote_code_member", action="store_false",
+                   help="leave out the remote-code member (CrystalChat with an auto_map; see the module docstring)")
     p.add_argument("--bench-args", default=DEFAULT_ARGS, help=f"PYTEST_ARGS of make bench (default {DEFAULT_ARGS!r})")
     args = p.parse_args(argv)
     root = args.dir.resolve() / "models"
     t0 = time.perf_counter()
-    models = write_models(root, args.zoo, args.hidden, args.layers)
+    models = write_models(root, args.zoo, args.hidden, args.layers, remote_code_member=args.remote_code_member)
     yaml_path = write_yaml(args.dir.resolve() / f"{args.zoo}_rehearsal.yaml", args.zoo, models)
     print(f"rehearsal: {len(models)} models under {root}, zoo {yaml_path} ({time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
@@ -111,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     report = args.dir.resolve() / "results" / f"{args.zoo}-rehearsal" / "report.md"
     print(f"\nrehearsal: make bench MODELS={yaml_path} exited {rc} after {wall:.0f} s ({wall / 60:.1f} min)")
     if report.is_file():
-        print(f"report: {report}\n" + "\n".join(report.read_text().splitlines()[:30]))
+        text = report.read_text()
+        print(f"report: {report}\n" + "\n".join(text.splitlines()[:30]))
+        left = [ln for ln in text.splitlines() if "left_out" in ln or "left out" in ln]
+        if left:
+            print("report lines on members left out:\n" + "\n".join(left))
     return rc
 
 

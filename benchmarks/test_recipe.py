@@ -34,9 +34,9 @@ def generation_speed(variant, zoo) -> float:
     """Generated tokens/s of ``variant`` on a fixed batch of search prompts, each sent to its expert."""
     import torch
 
-    from glue.eval import TASKS
+    from glue.eval.prompts import eval_prompts
 
-    prompts = [it.prompt for t in zoo.tasks for it in TASKS.get(t).items("search")][:: 600 // SPEED_PROMPTS]
+    prompts = [p for t in zoo.tasks for p in eval_prompts(t, "search", 100)][:: 600 // SPEED_PROMPTS]
     prompts = prompts[:SPEED_PROMPTS]
     if variant.level == "request":
         choice = variant.model.route(prompts)
@@ -57,16 +57,20 @@ def generation_speed(variant, zoo) -> float:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_recipe(variant, zoo, run_settings, recorder):
+def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out):
     from glue.recipe.spec import RecipeSpec
 
     s = run_settings
-    if zoo.kind != "surrogate":
-        pytest.skip("the recipe's router prompts are calib items of surrogate tasks; real-zoo prompts are not wired")
-    spec = RecipeSpec.from_dict({"zoo": zoo.name, "eval": {"split": s.split, "evaluator": s.evaluator,
-                                                          "limit": s.limit, "device": s.device}})
+    models = pytestconfig.getoption("--models")  # a zoo YAML is read from its file
+    spec = RecipeSpec.from_dict({"zoo": models if zoo.kind == "real" else zoo.name,
+                                 "eval": {"split": s.split, "evaluator": s.evaluator, "limit": s.limit,
+                                          "device": s.device}})
     config = {"variant": variant, "recipe": spec.to_dict(), "decided_on": "search (calib for router prompts)",
               "tasks": list(zoo.tasks)}
+    if zoo.kind == "real":  # where the router prompts come from; who is not in the run
+        from glue.eval.prompts import calib_source
+
+        config |= {"prompts": [calib_source(t) for t in zoo.tasks], "left_out": sorted(left_out)}
 
     key = repr(spec)
     if key not in _RUNS:  # the recipe run is shared: a worker that is not running it leaves its cases alone
@@ -86,6 +90,7 @@ def test_recipe(variant, zoo, run_settings, recorder):
             pytest.skip(f"recipe-{variant}: the zoo has one cluster, so the paper's recipe is that cluster's model "
                         f"(recorded as recipe-paper)")
         extra = {"experts": v.experts, "level": v.level, "router": v.router, "search_average": round(v.search.average, 4),
+                 "router_prompts_from_tasks": v.tasks_of,
                  "evaluations": run.evaluations, "clusters": [list(c.members) for c in run.clusters],
                  "kept": {c.name: list(c.kept) for c in run.clusters},
                  # not the best recorded mixture: read from the store when the run starts, it depends on which

@@ -53,7 +53,11 @@ def render(d: dict[str, Any]) -> str:
            f"Clusters: {s['cluster']['method']} at threshold {d['threshold']:g}; inside clusters: "
            f"{s['merge']['strategy']} / {s['merge']['method']} on search; mixture: level {s['mixture']['level'] if s['mixture'] else '-'}, "
            f"router {s['mixture']['router'] if s['mixture'] else '-'}. Reported split: {ev['split']} ({ev['evaluator']}"
-           f"{', limit ' + str(ev['limit']) if ev['limit'] else ''}). Spec: `recipe.yaml`.", "", "## Clusters", ""]
+           f"{', limit ' + str(ev['limit']) if ev['limit'] else ''}). Spec: `recipe.yaml`.", ""]
+    if d.get("left_out"):
+        out += ["Members left out of the whole run: " + "; ".join(f"{m}: {why}" for m, why in d["left_out"].items()),
+                ""]
+    out += ["## Clusters", ""]
     out.append(_table(["cluster", "members", "kept", "dropped", "search"],
                       [[c["name"], ", ".join(c["members"]), ", ".join(c["kept"]), ", ".join(c["dropped"]) or "-",
                         c["search_score"]] for c in d["clusters"]]))
@@ -69,6 +73,9 @@ def render(d: dict[str, Any]) -> str:
                 *([f"Left out: " + "; ".join(f"{e} ({why})" for e, why in v["left_out"].items())] if v["left_out"] else []),
                 "", "Router prompts (calib items of these tasks) and the router's choices on the reported split "
                     "(share of each task's items sent to each expert):", ""]
+        src = v.get("router_prompt_source") or {}
+        if src:
+            out[-1:-1] = ["Calib prompts: " + "; ".join(src.values()) + ".", ""]
         out.append(_table(["expert", "prompts from", *v["router_choices_test"]],
                           [[e, ", ".join(v["router_prompts_from_tasks"].get(e, [])) or "-",
                             *[v["router_choices_test"][t].get(e, 0.0) for t in v["router_choices_test"]]]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from glue.errors import ConfigError
-from glue.eval import EvalResult, EvalSpec, evaluate_spec
+from glue.eval import TASKS, EvalResult, EvalSpec, evaluate_spec
 from glue.recipe.spec import RecipeSpec
 
 __all__ = ["Candidate", "ClusterModel", "RecipeRun", "Variant", "prepare_recipe", "run_recipe"]
@@ -112,8 +112,11 @@ class Variant:
     mix_spec: Any = None  # glue.mix.MixSpec for model_level
 
     def to_dict(self) -> dict[str, Any]:
+        from glue.eval.prompts import calib_source
+
         return {"name": self.name, "experts": self.experts, "router": self.router, "level": self.level,
                 "level_reason": self.level_reason, "router_prompts_from_tasks": self.tasks_of,
+                "router_prompt_source": {t: calib_source(t) for ts in self.tasks_of.values() for t in ts},
                 "left_out": self.unused, "search": _scores(self.search), "test": _scores(self.test),
                 "router_choices_test": self.routes, "build_seconds": round(self.build_seconds, 3)}
 
@@ -134,6 +137,7 @@ class RecipeRun:
     seconds: dict[str, float]
     tasks: tuple[str, ...] = ()
     paper_routed: Variant | None = None
+    left_out: dict[str, str] = field(default_factory=dict)  # zoo members left out of the run, and why
 
     @property
     def variants(self) -> dict[str, Variant]:
@@ -150,7 +154,8 @@ class RecipeRun:
                 "paper_routed": self.paper_routed.to_dict() if self.paper_routed else None,
                 "searched": self.searched.to_dict() if self.searched else None,
                 "search_trace": self.search_trace, "references": self.references,
-                "evaluations": self.evaluations, "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+                "evaluations": self.evaluations, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "left_out": dict(self.left_out)}
 
 
 def _scores(r: EvalResult | None) -> dict[str, Any] | None:
@@ -170,40 +175,60 @@ class Prepared:
     eval: EvalSpec
     search: EvalSpec
     threshold: float
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_recipe(spec: RecipeSpec) -> Prepared:
-    """Resolve the zoo and check what the spec cannot check alone (tasks with ``calib`` items, the
-    evaluator a request-level mixture needs). Raises a ``GlueError`` naming the problem."""
+    """Resolve the zoo and check what the spec cannot check alone, before any work: a real zoo's members and
+    its tasks' datasets on disk (one error listing everything missing, ``glue.zoo.fetch``/``glue.eval.datasets``),
+    an evaluator that scores the tasks, tasks with a ``calib`` split for the router prompts. Raises a
+    ``GlueError`` naming the problem."""
+    from glue.eval.prompts import has_calib
     from glue.recipe.clusters import default_threshold
     from glue.zoo import get_zoo
 
-    zoo = get_zoo(spec.zoo)
+    from glue.zoo.remote import runnable
+
+    zoo, left_out = runnable(get_zoo(spec.zoo))  # remote-code members: left out, with the reason (no opt-in here)
     ev = spec.eval.with_tasks(zoo.tasks)
-    for t in ev.tasks:
-        if spec.mixture is not None and not _has_calib(t):
-            raise ConfigError(f"eval.tasks: task {t!r} has no calib split; the recipe's router prompts are calib items "
-                              f"(surrogate tasks have them); real-zoo recipes need hand-written prompts, not wired yet")
+    if zoo.kind == "real":
+        require_real(zoo, ev.tasks)
+    real = [t for t in ev.tasks if not TASKS.get(t).local]
+    if real and ev.evaluator == "native":
+        raise ConfigError(f"eval.evaluator: native scores local (surrogate) tasks only; zoo {zoo.name}'s tasks "
+                          f"{', '.join(real)} are real benchmarks: use --evaluator lmeval (eval.evaluator: lmeval)")
+    if spec.mixture is not None and not any(has_calib(t) for t in ev.tasks):
+        raise ConfigError(f"eval.tasks: none of {', '.join(ev.tasks)} has a calib split; the recipe's router prompts "
+                          f"are calib items (glue.eval.prompts)")
     if ev.threads is None and zoo.kind == "surrogate":
         ev = ev.replace(threads=1)  # tiny models: threads gain nothing and slow down badly under contention
-    local = all(_has_calib(t) for t in ev.tasks)
-    search = ev.replace(split="search", evaluator="native" if local else ev.evaluator)
+    search = ev.replace(split="search", evaluator="native" if not real else ev.evaluator)
     threshold = float(spec.cluster.threshold if spec.cluster.threshold is not None else default_threshold(zoo))
-    return Prepared(spec, zoo, ev, search, threshold)
+    return Prepared(spec, zoo, ev, search, threshold, left_out)
 
 
-def _has_calib(task: str) -> bool:
-    from glue.surrogate.skills import SKILLS
+def require_real(zoo, tasks) -> None:
+    """A real zoo: every member usable on disk and every dataset of ``tasks`` in the cache glue reads
+    offline; else one ``ConfigError`` listing all that is missing and how to get it (no network here)."""
+    from glue.eval.datasets import dataset_status
+    from glue.eval.datasets import missing_message as datasets_message
+    from glue.zoo.fetch import check_zoo, missing_message
 
-    return task in SKILLS
+    why = f"run `glue zoo build {zoo.name}` first (it fetches them where the hub is reachable)"
+    bad = [s for s in check_zoo(zoo) if s.status != "ok"]
+    data = [(d, w) for d, w in dataset_status(tasks) if w]
+    parts = ([missing_message(zoo, bad, why)] if bad else []) + ([datasets_message(zoo.name, data, why)] if data else [])
+    if parts:
+        raise ConfigError("\n".join(parts))
 
 
 def calib_prompts(tasks: Sequence[str], n: int) -> tuple[str, ...]:
-    """``n`` prompts in all from the ``calib`` items of ``tasks``, spread evenly (task order kept)."""
-    from glue.surrogate.skills import split
+    """``n`` router prompts in all from the calib splits of ``tasks`` (``glue.eval.prompts.calib_prompts``;
+    tasks without one, such as humaneval, give none)."""
+    from glue.eval.prompts import calib_prompts as draw
+    from glue.eval.prompts import has_calib
 
-    per = -(-n // len(tasks))
-    return tuple(it.prompt for t in tasks for it in split(t, "calib")[:per])[:n]
+    return draw([t for t in tasks if has_calib(t)] or list(tasks), n)
 
 
 # -- the run -----------------------------------------------------------------------------------------------
@@ -264,6 +289,8 @@ def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
     res = cluster_zoo(zoo, prep.threshold, method=c.method, linkage=c.linkage, delta_from=c.delta_from,
                       device=prep.eval.device)
     groups = res.clusters[prep.threshold]
+    for name, why in prep.left_out.items():
+        say(f"recipe {zoo.name}: {name} left out: {why}")
     say(f"recipe {zoo.name}: {len(groups)} clusters at threshold {prep.threshold:g}: "
         + "; ".join(", ".join(g) for g in groups))
     seconds = {"cluster": time.perf_counter() - t0}
@@ -312,7 +339,7 @@ def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
              "test": scores.count["test"] + sum(v is not None for v in (paper, paper_routed, searched))}
     evals["search_total"] = evals["merge_search"] + evals["candidate_search"] + evals["mixture_search"]
     return RecipeRun(spec, prep.threshold, clusters, cands, paper, searched, trace, refs, evals, seconds,
-                     prep.eval.tasks, paper_routed)
+                     prep.eval.tasks, paper_routed, dict(prep.left_out))
 
 
 def _candidate(name: str, source: Path, kind: str, members, scores: _Scores) -> Candidate:
@@ -476,12 +503,11 @@ def _search(prep: Prepared, cands: Mapping[str, Candidate], clusters: Sequence[C
 def _test(v: Variant, prep: Prepared) -> EvalResult:
     """Score on the reported split, and the router's choices per task (share of the test items per expert)."""
     res = evaluate_spec(v.model, v.tokenizer, prep.eval)
-    from glue.eval import TASKS
+    from glue.eval.prompts import eval_prompts
 
     routes: dict[str, dict[str, float]] = {}
     for t in prep.eval.tasks:
-        items = TASKS.get(t).items(prep.eval.split)[: prep.eval.limit]
-        prompts = [it.prompt for it in items]
+        prompts = eval_prompts(t, prep.eval.split, prep.eval.limit)
         if v.level == "single":
             choice = [0] * len(prompts)
         elif v.level == "request":
