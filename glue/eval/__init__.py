@@ -13,6 +13,7 @@ there; every caller takes its settings from one frozen ``EvalSpec`` (``glue/eval
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,19 +23,24 @@ from glue.eval.spec import SPLITS, EvalSpec
 from glue.eval.tasks import TASKS, TaskSpec
 
 __all__ = ["EVALUATORS", "SPLITS", "TASKS", "EvalResult", "EvalSpec", "Evaluator", "TaskSpec", "check_code_execution",
-           "check_limit", "check_tasks", "evaluate", "evaluate_spec"]
+           "check_limit", "check_tasks", "evaluate", "evaluate_spec", "result_of"]
 
 
 @dataclass
 class EvalResult:
-    """Scores in [0, 1] per task; ``average`` is their plain mean (the paper's per-model score)."""
+    """Scores in [0, 1] per task; ``average`` is their plain mean (the paper's per-model score).
+
+    ``per_item[task]`` holds the outcome of every scored item (``bool``, or a ``float`` in [0, 1]; the
+    task's score is their mean) and ``item_ids[task]`` the item ids, in the same order: what paired
+    comparisons of two models on the same items need (``glue.record.stats``)."""
 
     scores: dict[str, float]
     n: dict[str, int]
     seconds: float
     evaluator: str
     split: str
-    per_item: dict[str, list[bool]] = field(default_factory=dict, repr=False)
+    per_item: dict[str, list[bool | float]] = field(default_factory=dict, repr=False)
+    item_ids: dict[str, list[int | str]] = field(default_factory=dict, repr=False)
 
     @property
     def average(self) -> float:
@@ -81,8 +87,26 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     run = EVALUATORS.get(evaluator)
     t0 = time.time()
-    scores, n, per_item = run(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
-    return EvalResult(scores, n, time.time() - t0, evaluator, split, per_item)
+    out = run(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
+    scores, n, per_item = out[:3]
+    ids = out[3] if len(out) > 3 else {t: list(range(len(v))) for t, v in per_item.items()}
+    res = EvalResult(scores, n, time.time() - t0, evaluator, split, per_item, ids)
+    _RESULTS[id(res)] = res
+    return res
+
+
+_RESULTS: weakref.WeakValueDictionary[int, EvalResult] = weakref.WeakValueDictionary()
+"""The live ``EvalResult``s of this process (weakly held: an entry goes when its result does)."""
+
+
+def result_of(task: str, score: object) -> EvalResult | None:
+    """The live ``EvalResult`` whose score of ``task`` is the very object ``score`` (identity, not equality:
+    two models with equal scores are never confused), or None. It lets a caller that kept only the score
+    (``Measurements(scores=res.scores)``) find that score's per-item outcomes."""
+    for res in list(_RESULTS.values()):
+        if res.scores.get(task) is score:
+            return res
+    return None
 
 
 def evaluate_spec(model, tokenizer, spec: EvalSpec, tasks: Sequence[str] | None = None,

@@ -1,8 +1,11 @@
 """The evaluator registry: ``EVALUATORS.get(name)`` is a function scoring a model on task specs.
 
 An evaluator is ``fn(model, tokenizer, specs, split, limit, batch_size, allow_code_execution) ->
-(scores, n, per_item)`` with ``scores[task]`` in [0, 1], ``n[task]`` the items the evaluator itself
-scored and ``per_item[task]`` their correctness. To add one (say a vLLM backend), write such a
+(scores, n, per_item[, item_ids])`` with ``scores[task]`` in [0, 1], ``n[task]`` the items the evaluator
+itself scored, ``per_item[task]`` their outcomes (``bool`` correctness, or a ``float`` in [0, 1] for a
+metric that is not 0/1 per item; ``scores[task]`` is their mean) and, optionally, ``item_ids[task]``
+the id of each item (its position in the task's split, lm-eval's ``doc_id``; ``leaf/doc_id`` inside a
+group task). Without ``item_ids`` the items are taken to be the first ``n`` of the split. To add one (say a vLLM backend), write such a
 function and register it::
 
     @EVALUATORS.register("vllm")
@@ -19,7 +22,7 @@ from glue.errors import ConfigError
 from glue.eval.tasks import TaskSpec
 from glue.registry import Registry
 
-Evaluator = Callable[..., tuple[dict[str, float], dict[str, int], dict[str, list[bool]]]]
+Evaluator = Callable[..., tuple]
 EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
@@ -42,7 +45,7 @@ def native(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int |
                               f"tasks only; use --evaluator lmeval")
     from glue.eval.native import score_items
 
-    scores, n, per_item = {}, {}, {}
+    scores, n, per_item, ids = {}, {}, {}, {}
     for t in specs:
         items = t.items(split)[:limit]
         if hasattr(model, "route"):  # request-level mixture: each item scored by the expert its prompt chose
@@ -56,4 +59,5 @@ def native(model, tokenizer, specs: Sequence[TaskSpec], split: str, limit: int |
         else:
             ok = score_items(model, tokenizer, items, t.kind, t.max_gen_toks)
         scores[t.name], n[t.name], per_item[t.name] = sum(ok) / len(ok), len(ok), ok
-    return scores, n, per_item
+        ids[t.name] = list(range(len(ok)))  # the first ``limit`` items of the split, in order
+    return scores, n, per_item, ids

@@ -64,7 +64,7 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
 
 def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
                 batch_size: int | str | None, allow_code_execution: bool = False):
-    """Return ``(scores, n, per_item)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
+    """Return ``(scores, n, per_item, item_ids)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
     count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks. Tasks that run
     model-written code need ``allow_code_execution`` and then run it only in ``glue.eval.sandbox``."""
     from glue.eval import check_code_execution
@@ -117,18 +117,35 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
         results.update(out["results"])
         samples.update(out["samples"])
         subtasks.update(out.get("group_subtasks") or {})
-    scores, n, per_item = {}, {}, {}
+    scores, n, per_item, ids = {}, {}, {}, {}
     for lname, s in names.items():
         res = results[lname]
         if s.metric not in res:
             raise RuntimeError(f"lm-eval returned no {s.metric!r} for {lname}; got {sorted(res)}")
         scores[s.name] = float(res[s.metric])
         key = s.metric.split(",")[0]
-        items = [d for leaf in _leaves(lname, subtasks)
-                 for d in sorted(samples.get(leaf, []), key=lambda d: d["doc_id"])]
-        per_item[s.name] = [bool(d[key]) for d in items] if items and key in items[0] else []
+        leaves = _leaves(lname, subtasks)
+        items = [(leaf, d) for leaf in leaves for d in sorted(samples.get(leaf, []), key=lambda d: d["doc_id"])]
+        got = [_outcome(d.get(key)) for _, d in items]
+        per_item[s.name] = got if items and None not in got else []  # a corpus-level metric has no per-item value
+        ids[s.name] = [d["doc_id"] if len(leaves) == 1 else f"{leaf}/{d['doc_id']}" for leaf, d in items] \
+            if per_item[s.name] else []
         n[s.name] = len(items)
-    return scores, n, per_item
+    return scores, n, per_item, ids
+
+
+def _outcome(v) -> bool | float | None:
+    """One item's metric from lm-eval's logged sample: ``bool`` when it is 0/1 (acc, exact_match, pass@1 of one
+    sample), else the ``float`` itself; None when it is no number (a corpus-level metric's per-item data)."""
+    if isinstance(v, (list, tuple)) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, str) or v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return bool(v) if v in (0.0, 1.0) else v
 
 
 def _leaves(name: str, subtasks: dict[str, list[str]]) -> list[str]:

@@ -235,6 +235,9 @@ class Measurements:
         eval_seconds: time spent evaluating.
         build_seconds: time spent building the model (merging, assembling an MoE...), if any.
         extra: free-form JSON metrics (``{"threshold": 0.95, "n_clusters": 3}``), shown as ``extra.KEY``.
+        outcomes: task -> the per-item outcomes behind the score, stored form (``glue.record.outcomes.encode``).
+            A case that returns an ``EvalResult`` gets them from it; for scores taken from an ``EvalResult``
+            (``Measurements(scores=res.scores)``) the recorder finds them itself (``Recorder.measure``).
     """
 
     scores: dict[str, float] = field(default_factory=dict)
@@ -242,6 +245,7 @@ class Measurements:
     eval_seconds: float | None = None
     build_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def coerce(cls, out: Any) -> Measurements:
@@ -256,7 +260,7 @@ class Measurements:
                                   f"(put free-form metrics under 'extra')")
             return cls(**out)
         if hasattr(out, "scores") and hasattr(out, "seconds"):  # EvalResult, without importing glue.eval
-            return cls(dict(out.scores), dict(getattr(out, "n", {})), out.seconds)
+            return cls(dict(out.scores), dict(getattr(out, "n", {})), out.seconds, outcomes=outcomes_of(out))
         raise ConfigError(f"a case must return Measurements, an EvalResult or a dict, not {type(out).__name__}")
 
 
@@ -275,6 +279,9 @@ class Record:
         peak_rss_mb: peak anonymous RSS during the case; rss_delta_mb: that peak over the start.
         peak_cuda_mb: ``torch.cuda.max_memory_allocated`` during the case (None without CUDA).
         extra: free-form metrics from the case.
+        outcomes: task -> per-item outcomes behind its score (``glue.record.outcomes``; absent in records made
+            before they were kept, and for tasks whose metric has none): paired comparisons and intervals
+            (``glue.record.stats``) are computed from them.
         zoo_fingerprint: fingerprint of the zoo's weights (``glue.surrogate.lock``; 16 hex) for surrogate
             zoos; None for real zoos and records made before fingerprints existed. Reports compare only
             records of one fingerprint.
@@ -298,6 +305,7 @@ class Record:
     peak_cuda_mb: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     zoo_fingerprint: str | None = None
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
 
     @property
@@ -324,7 +332,8 @@ class Record:
         if missing or unknown:
             raise ValueError(f"missing field(s) {missing}" if missing else f"unknown field(s) {unknown}")
         for name, kind in (("case", str), ("zoo", str), ("config", dict), ("config_hash", str), ("scores", dict),
-                           ("n", dict), ("extra", dict), ("provenance", dict), ("zoo_fingerprint", (str, type(None)))):
+                           ("n", dict), ("extra", dict), ("provenance", dict), ("zoo_fingerprint", (str, type(None))),
+                           ("outcomes", dict)):
             if name in d and not isinstance(d[name], kind):
                 want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
                 raise ValueError(f"field {name!r} must be a {want}, not {type(d[name]).__name__}")
@@ -333,6 +342,15 @@ class Record:
             raise ValueError(f"field 'provenance' must have exactly {sorted(pnames)}; "
                              f"missing {sorted(pnames - set(p))}, unknown {sorted(set(p) - pnames)}")
         return cls(**{**d, "provenance": Provenance(**p)})
+
+
+def outcomes_of(result: Any, tasks: Any = None) -> dict[str, dict[str, Any]]:
+    """The stored per-item outcomes (``glue.record.outcomes``) of an ``EvalResult``'s tasks (all, or ``tasks``)
+    that have them: ``per_item`` values with their ``item_ids``."""
+    from glue.record.outcomes import encode
+
+    per, ids = getattr(result, "per_item", {}) or {}, getattr(result, "item_ids", {}) or {}
+    return {t: encode(ids.get(t, range(len(per[t]))), per[t]) for t in (tasks or per) if per.get(t)}
 
 
 def case_family(case: str) -> str:
@@ -352,7 +370,7 @@ def make_record(case: str, zoo: str, config: dict, m: Measurements, provenance: 
         average=sum(scores.values()) / len(scores) if scores else None,
         eval_seconds=m.eval_seconds, build_seconds=m.build_seconds, wall_seconds=wall_seconds,
         **(memory or {}), extra=json.loads(json.dumps(_finite(m.extra), default=_json_default)),
-        zoo_fingerprint=zoo_fingerprint,
+        zoo_fingerprint=zoo_fingerprint, outcomes={t: o for t, o in m.outcomes.items() if t in scores},
     )
 
 

@@ -21,7 +21,7 @@ from glue.eval.spec import EvalSpec
 from glue.paths import results_dir
 from glue.record.memory import PeakMemory, release_free_memory
 from glue.record.provenance import Measurements, Provenance, Record, collect_provenance, config_hash, make_record, \
-    utc_now
+    outcomes_of, utc_now
 from glue.record.store import Claim, already_recorded, append, claim_case, claim_holder, refresh_results_csv, \
     zoo_dir
 from glue.safety import kill_point
@@ -121,11 +121,30 @@ class Recorder:
             return out, mem, time.perf_counter() - t0
 
         out, mem, wall = (runner or _call)(timed)
-        rec = make_record(case, self.zoo, full, Measurements.coerce(out),
+        m = with_outcomes(Measurements.coerce(out))
+        rec = make_record(case, self.zoo, full, m,
                           replace(self.provenance, time=started), wall_seconds=wall, memory=mem.as_dict(),
                           zoo_fingerprint=self.zoo_fingerprint)
         append(rec, self.root)
         return rec
+
+
+def with_outcomes(m: Measurements) -> Measurements:
+    """``m`` with the per-item outcomes of each task whose score was taken from an ``EvalResult`` of this process
+    (``glue.eval.result_of``: the very score object, so two models with equal scores are never confused) and
+    that the case did not give itself. A task whose score was computed or copied otherwise (a JSON cache,
+    arithmetic) gets none: its record then has no interval for it, and says so."""
+    import sys
+
+    ev = sys.modules.get("glue.eval")  # never imported: nothing was evaluated in this process
+    if ev is None:
+        return m
+    found = {}
+    for t, score in m.scores.items():
+        res = None if t in m.outcomes else ev.result_of(t, score)
+        if res is not None and res.per_item.get(t) and len(res.per_item[t]) == m.n.get(t):
+            found.update(outcomes_of(res, [t]))
+    return replace(m, outcomes={**m.outcomes, **found}) if found else m
 
 
 def _call(f: Callable[[], Any]) -> Any:

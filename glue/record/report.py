@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from glue.errors import ConfigError
+from glue.record.compare import REFERENCES, error_bars, has_outcomes, interval_text, references, standard_errors
 from glue.record.provenance import Record
 from glue.record.store import atomic_write, latest, load_records, refresh_results_csv, runs_dir, zoo_dir
 from glue.record.tables import family_rank, records_frame, render, task_names
@@ -139,20 +140,24 @@ def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | Non
     if refs.lines():
         out += ["References: " + "; ".join(label for label, _, _ in refs.lines()) + ".", ""]
     df = records_frame(records)
-    if refs.best_single is not None:
-        df.insert(df.columns.get_loc("average") + 1, "vs_best_single", df["average"] - refs.best_single.average)
+    vs = [f"vs_{k}" for k in REFERENCES if f"vs_{k}" in df]
+    for c in vs:  # "+.013 [-.008, +.034]": the difference with its 95% paired interval
+        df[c] = [interval_text(d, lo, hi) for d, lo, hi in zip(df[c], df[f"{c}_low"], df[f"{c}_high"])]
+    df = df.rename(columns={"average_se": "±se"})
+    out += _uncertainty_note(records, refs)
     scored = df[df["average"].notna()]
     best = scored.loc[scored.groupby("family", sort=False)["average"].idxmax()]
-    out += ["## Best case per family", "", render(best[["family", "case"] + [c for c in _SHOWN if c in best][:2]]), ""]
+    out += ["## Best case per family", "", render(best[["family", "case", "average", "±se", *vs]]), ""]
     tasks = task_names(records)
     details: list[str] = []
     for family, part in df.groupby("family", sort=False):
         fam = [r for r in records if r.family == family]
         long = long_extras(fam)
-        cols = ["case", *[c for c in _SHOWN[:2] if c in part], *tasks, *_SHOWN[2:],
+        shown_vs = vs if family in ("mix", "recipe") else vs[:1]
+        cols = ["case", "average", "±se", *shown_vs, *tasks, *_SHOWN[2:],
                 *[c for c in part if c.startswith("extra.") and c[6:] not in long], "commit"]
         part = part.assign(commit=part["commit"] + part["dirty"].map({True: "+dirty"}).fillna(""))
-        part = _integral_as_int(part[cols].dropna(axis=1, how="all"))
+        part = _integral_as_int(part[[c for c in cols if c in part]].dropna(axis=1, how="all"))
         part = part.rename(columns={c: c[6:] for c in part if c.startswith("extra.") and c[6:] not in part})
         out += [f"## {family} ({len(part)} cases)", "", *_family_note(family, records), render(part), ""]
         if long:
@@ -164,6 +169,23 @@ def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | Non
         out += ["## Plots", ""] + [f"![{PLOTS.get(k, k)}]({f})" for k, f in plots.items()] + [""]
     out += ["## Provenance", "", _provenance(records), ""]
     return "\n".join(out)
+
+
+def _uncertainty_note(records: list[Record], refs: References) -> list[str]:
+    """How the ``±se`` and ``vs_*`` columns are computed, and which cases have no interval (and why)."""
+    missing = [r.case for r in records if r.average is not None and not has_outcomes(r)]
+    words = ", ".join(f"`vs_{k}` ({w}: `{c.case}`)" for k, w in REFERENCES.items()
+                      if (c := references(records)[k]) is not None)
+    out = ["Uncertainty: `±se` is the standard error of the average (a task's: the standard deviation of its item "
+           "outcomes over `sqrt(n)`; the average's: `sqrt(sum se_t^2)/T`). " + (
+               f"{words}: the difference of averages with its 95% paired bootstrap interval over the same items "
+               "(`glue report --compare A B` adds the p-value; `results.csv` has every bound and p-value)."
+               if words else "")]
+    if missing:
+        out[0] += (f" {len(missing)} of {len(records)} cases keep no per-item outcomes (recorded before they were "
+                   f"kept): their `±se` is empty and their intervals `n/a`: {', '.join(missing[:8])}"
+                   f"{', ...' if len(missing) > 8 else ''}.")
+    return out + [""]
 
 
 LONG_TEXT = 32
@@ -247,8 +269,20 @@ def _figure(width: float, height: float, ncols: int = 1):
     return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
-def _title(fig, what: str, zoo: str, records: list[Record]) -> None:
-    fig.suptitle(f"{what} | zoo {zoo}\n{describe(records)}", fontsize=11)
+def _title(fig, what: str, zoo: str, records: list[Record], bars: bool = True) -> None:
+    """The figure's title: what, the zoo, ``describe(records)`` and, with ``bars``, what the error bars are (and
+    how many cases have none)."""
+    note = ""
+    if bars:
+        missing = sum(not has_outcomes(r) for r in records)
+        note = "\nerror bars: 95% (1.96 standard errors over items)" + (
+            f"; {missing} of {len(records)} cases without per-item outcomes have none" if missing else "")
+    fig.suptitle(f"{what} | zoo {zoo}\n{describe(records)}{note}", fontsize=11 if not note else 10)
+
+
+def _average_bars(records: list[Record]):
+    """Half-widths of the 95% error bars of the records' averages (0 without outcomes)."""
+    return error_bars([standard_errors(r)[1] for r in records])
 
 
 def figure_average(records: list[Record], zoo: str):
@@ -260,9 +294,11 @@ def figure_average(records: list[Record], zoo: str):
     colors = _family_colors(recs)
     fig, (ax,) = _figure(9, 1.6 + 0.32 * max(len(recs), 3))
     y = list(range(len(recs)))[::-1]  # first case on top
-    ax.barh(y, [r.average for r in recs], color=[colors[r.family] for r in recs], height=0.7)
-    for yi, r in zip(y, recs):
-        ax.text(r.average, yi, f" {r.average:.3f}", va="center", fontsize=8)
+    err = _average_bars(recs)
+    ax.barh(y, [r.average for r in recs], color=[colors[r.family] for r in recs], height=0.7, xerr=err,
+            error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
+    for yi, r, e in zip(y, recs, err):
+        ax.text(r.average + e, yi, f" {r.average:.3f}", va="center", fontsize=8)
     for yi, (a, b) in zip(y[1:], zip(recs, recs[1:])):
         if a.family != b.family:
             ax.axhline(yi + 0.5, color="black", linewidth=0.6)
@@ -271,7 +307,7 @@ def figure_average(records: list[Record], zoo: str):
         handles.append(ax.axvline(avg, color=color, linestyle="--", linewidth=1.2, label=label))
     ax.set_yticks(y, [r.case for r in recs], fontsize=9)
     ax.set_ylim(-0.6, len(recs) - 0.4)
-    ax.set_xlim(0, min(1.0, max([r.average for r in recs] + [0.05]) * 1.18))
+    ax.set_xlim(0, min(1.0, max([r.average + e for r, e in zip(recs, err)] + [0.05]) * 1.18))
     ax.set_xlabel("average accuracy over tasks")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
@@ -286,13 +322,15 @@ def figure_tasks(records: list[Record], zoo: str):
     cols = [*tasks, "average"]
     data = [[r.scores.get(t, float("nan")) for t in tasks] + [r.average if r.average is not None else float("nan")]
             for r in recs]
-    fig, (ax,) = _figure(3.2 + 0.75 * len(cols), 1.8 + 0.32 * max(len(recs), 3))
+    fig, (ax,) = _figure(3.2 + 0.75 * len(cols), 1.8 + 0.36 * max(len(recs), 3))
     im = ax.imshow(data, cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ses = [[*(standard_errors(r)[0].get(t, float("nan")) for t in tasks), standard_errors(r)[1]] for r in recs]
     for i, row in enumerate(data):
         for j, v in enumerate(row):
             if v == v:
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 0.6 else "black")
+                e = ses[i][j]
+                ax.text(j, i, f"{v:.2f}" + (f"\n±{1.96 * e:.2f}" if e == e else ""), ha="center", va="center",
+                        fontsize=7 if e != e else 6, color="white" if v < 0.6 else "black")
     ax.axvline(len(tasks) - 0.5, color="white", linewidth=2)
     for i, (a, b) in enumerate(zip(recs, recs[1:])):
         if a.family != b.family:
@@ -300,7 +338,7 @@ def figure_tasks(records: list[Record], zoo: str):
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=9)
     ax.set_yticks(range(len(recs)), [r.case for r in recs], fontsize=9)
     fig.colorbar(im, ax=ax, label="accuracy", shrink=0.8)
-    _title(fig, "Accuracy per case and task", zoo, recs)
+    _title(fig, "Accuracy per case and task (± the 95% error: 1.96 standard errors)", zoo, recs, bars=False)
     return fig
 
 
@@ -318,8 +356,8 @@ def figure_tradeoffs(records: list[Record], zoo: str):
         for fam, c in colors.items():
             pts = [r for r in shown if r.family == fam]
             if pts:
-                ax.scatter([df.at[r.case, col] for r in pts], [r.average for r in pts], color=c, label=fam, s=30,
-                           zorder=3)
+                ax.errorbar([df.at[r.case, col] for r in pts], [r.average for r in pts], yerr=_average_bars(pts),
+                            color=c, label=fam, fmt="o", markersize=5, elinewidth=1, capsize=2, zorder=3)
         if len(shown) <= 40:
             for r in shown:
                 ax.annotate(r.case, (df.at[r.case, col], r.average), fontsize=7, xytext=(4, 3),
@@ -353,7 +391,10 @@ def figure_recipe(records: list[Record], zoo: str):
     x, w = np.arange(len(cols)), 0.8 / max(1, len(bars))
     for i, (label, r) in enumerate(bars):
         vals = [r.scores.get(t, float("nan")) for t in tasks] + [r.average]
-        ax.bar(x + (i - (len(bars) - 1) / 2) * w, vals, w, label=f"{label} ({r.average:.3f})")
+        per, avg = standard_errors(r)
+        ax.bar(x + (i - (len(bars) - 1) / 2) * w, vals, w, label=f"{label} ({r.average:.3f})",
+               yerr=error_bars([per.get(t, float("nan")) for t in tasks] + [avg]),
+               error_kw={"elinewidth": 0.8, "capsize": 1.5})
     ax.set_xticks(x, cols, fontsize=9)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")

@@ -34,6 +34,7 @@ import pandas as pd
 
 from glue.errors import ConfigError, GlueError
 from glue.paths import results_dir
+from glue.record.outcomes import check as check_outcomes
 from glue.record.provenance import Record, config_hash
 from glue.record.tables import records_frame, render
 from glue.safety import atomic_write, kill_point  # noqa: F401 (atomic_write re-exported)
@@ -69,8 +70,9 @@ def runs_file(record: Record, root: Path | None = None) -> Path:
 def check_record(record: Record) -> None:
     """Refuse a record whose numbers cannot be data of record: a score or average that is not a
     finite number (NaN, inf, text), a score outside [0, 1], a score without the evaluator's item count,
-    a ``config_hash`` that is not the digest of the record's config (what identifies the inputs it scored,
-    with ``zoo_fingerprint``: the digest of the zoo's weights)."""
+    per-item outcomes that do not reproduce their task's score and item count, a ``config_hash`` that is not
+    the digest of the record's config (what identifies the inputs it scored, with ``zoo_fingerprint``: the
+    digest of the zoo's weights)."""
     bad = {t: v for t, v in record.scores.items()
            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1}
     if bad:
@@ -83,6 +85,13 @@ def check_record(record: Record) -> None:
     if no_count:
         raise StoreError(f"case {record.case}: score(s) of {no_count} carry no item count from the evaluator (field "
                          f"'n': task -> items scored, > 0); nothing was recorded")
+    for t, o in record.outcomes.items():
+        try:
+            if t not in record.scores:
+                raise ValueError("no score of that task")
+            check_outcomes(o, record.scores[t], counts[t])
+        except ValueError as e:
+            raise StoreError(f"case {record.case}: outcomes of {t!r}: {e}; nothing was recorded") from None
     if record.config_hash != config_hash(record.config):
         raise StoreError(f"case {record.case}: config_hash {record.config_hash[:12]}... is not the digest of its "
                          f"config ({config_hash(record.config)[:12]}...); nothing was recorded")

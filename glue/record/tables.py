@@ -88,21 +88,28 @@ def task_names(records) -> list[str]:
 
 
 def records_frame(records) -> pd.DataFrame:
-    """One row per record: case, family, average, one column per task, times, memory, ``extra.KEY``,
-    run settings, provenance summary and the config (JSON). Rows are grouped by family (``FAMILIES``
-    order), best average first. A pure function of the records.
+    """One row per record: case, family, average, one column per task, the uncertainty columns
+    (``glue.record.compare.columns``: ``average_se``, ``se.TASK``, ``vs_best_single`` with its 95% paired
+    interval ``vs_best_single_low``/``_high`` and p-value ``_p``, the same against the best merge and the best
+    mixture; NaN where a record keeps no per-item outcomes), times, memory, ``extra.KEY``, run settings,
+    provenance summary and the config (JSON). Rows are grouped by family (``FAMILIES`` order), best average
+    first. A pure function of the records.
 
     ``latency_ms`` is evaluation time per scored item; ``items`` the number of items scored.
     """
     import pandas as pd
+
+    from glue.record.compare import columns
+
     tasks = task_names(records)
     extras = list(dict.fromkeys(k for r in records for k in r.extra))
+    uncertainty = columns(records)
     rows = []
     for r in records:
         items = sum(r.n.values())
         rows.append({
             "case": r.case, "family": r.family, "average": r.average,
-            **{t: r.scores.get(t) for t in tasks},
+            **{t: r.scores.get(t) for t in tasks}, **uncertainty[r.case],
             "eval_seconds": r.eval_seconds, "build_seconds": r.build_seconds, "wall_seconds": r.wall_seconds,
             "latency_ms": 1000 * r.eval_seconds / items if items and r.eval_seconds is not None else None,
             "items": items or None,

@@ -21,6 +21,8 @@ def test_lm_eval_equals_direct_computation(model_tok, task):
     b = evaluate(model, tok, [task], "search", "native", limit=60)
     assert a.n[task] == b.n[task] == 60
     assert a.per_item[task] == b.per_item[task]  # item by item, not only on average
+    assert a.item_ids[task] == b.item_ids[task] == list(range(60))  # the same items, by id
+    assert all(type(v) is bool for v in a.per_item[task] + b.per_item[task])
     assert a.scores[task] == pytest.approx(b.scores[task], abs=0)
 
 
@@ -112,10 +114,19 @@ def test_real_tasks_run_once_per_few_shot_count_and_groups_collect_their_subtask
     monkeypatch.setattr(lt, "TaskManager", lambda **kw: kw)
     model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 4096})(), "device": "cpu"})()
     specs = [TASKS.get(t) for t in ("arc_challenge", "winogrande", "mmlu", "gsm8k")]
-    scores, n, per_item = run_lm_eval(model, None, specs, "test", None, None)
+    scores, n, per_item, ids = run_lm_eval(model, None, specs, "test", None, None)
     assert sorted(calls) == [(("arc_challenge", "winogrande", "mmlu"), 0), (("gsm8k",), 5)]
     assert scores == {"arc_challenge": 0.25, "winogrande": 0.25, "mmlu": 0.5, "gsm8k": 0.25}
     assert per_item["mmlu"] == [True, False, True] and n["mmlu"] == 3  # leaves in order, items by doc_id
+    assert ids["mmlu"] == ["mmlu_algebra/0", "mmlu_algebra/1", "mmlu_other/0"] and ids["gsm8k"] == [0]
+
+
+def test_lm_eval_outcomes_that_are_not_0_or_1_are_kept_as_numbers_and_non_numbers_as_none():
+    from glue.eval.lmeval import _outcome
+
+    assert _outcome(1.0) is True and _outcome(0) is False and _outcome([1.0]) is True
+    assert _outcome(0.25) == 0.25
+    assert _outcome(("ref", "pred")) is None and _outcome("x") is None and _outcome(None) is None
 
 
 def test_every_real_task_states_its_setting_and_few_shot():

@@ -36,8 +36,9 @@ def test_markdown_is_a_pure_function_of_records_with_one_table_per_family(record
     assert heads == ["## Best case per family", "## single (3 cases)", "## merge (2 cases)", "## mix (1 cases)",
                      "## zeta (1 cases)", "## Plots", "## Provenance"]
     assert "# Results: zoo `tiny`" in md and "split test · evaluator native · 7 cases" in md
-    assert "| single-ft_b | 0.300 | -0.200 | 0.100 | 0.500 |" in md  # average, vs best single, tasks
-    assert "| merge | merge-linear-x | 0.750 | 0.250 |" in md
+    assert "| single-ft_b | 0.300 | -.200 [n/a] | 0.100 | 0.500 |" in md  # average, vs best single, tasks
+    assert "| merge | merge-linear-x | 0.750 |  | +.250 [n/a] | .000 [n/a] | +.050 [n/a] |" in md
+    assert "7 of 7 cases keep no per-item outcomes (recorded before they were kept)" in md  # old records: said
     assert "![Average accuracy per case](average.png)" in md and "| aaaaaaa | False |" in md
 
 
@@ -103,11 +104,80 @@ def test_long_extra_fields_go_to_details_and_tables_stay_readable(provenance):
             make_record("mix-b", "tiny", cfg, Measurements({"add": 0.7}, extra={"total_params": 1000}), provenance)]
     md = render_markdown(recs, "tiny")
     table = [ln for ln in md.split("## mix (2 cases)")[1].split("## Details")[0].splitlines() if ln.startswith("|")]
-    assert table[0].startswith("| case | average | add |") and "| total_params | gen_tok_s |" in table[0]
-    assert "| mix-a | 0.500 | 0.500 |" in table[3] and "| 2114432 | 165.200 |" in table[3], table
+    assert table[0].startswith("| case | average | vs_best_mixture | add |") and "| total_params | gen_tok_s |" in table[0]
+    assert "| mix-a | 0.500 | -.200 [n/a] | 0.500 |" in table[3] and "| 2114432 | 165.200 |" in table[3], table
     assert not any("{" in ln or "route" in ln or "x" * 40 in ln for ln in table)
     details = md.split("## Details")[1].split("## Provenance")[0]
     assert "[results.csv](results.csv)" in details and "### mix" in details
     assert f"- `mix-a`: route: add=ft_a, mul=ft_b; note: {'x' * 40}" in details and "mix-b" not in details
     plain = render_markdown(recs[1:], "tiny")
     assert "## Details" not in plain and "| 1000 |" in plain
+
+
+ITEMS = {  # per-item outcomes: 20 items per task
+    "single-base": ({"add": [1, 0] * 10, "mul": [0] * 20}, {"member": "base", "role": "base"}),
+    "single-ft_a": ({"add": [1] * 14 + [0] * 6, "mul": [1] * 10 + [0] * 10}, {"member": "ft_a", "role": "finetune"}),
+    "single-ft_b": ({"add": [1] * 10 + [0] * 10, "mul": [1] * 9 + [0] * 11}, {"member": "ft_b", "role": "finetune"}),
+    "merge-linear-x": ({"add": [1] * 20, "mul": [1] * 12 + [0] * 8}, {"method": "linear"}),
+    "mix-router": ({"add": [1] * 19 + [0], "mul": [1] * 20}, {"router": "top1"}),
+}
+
+
+def test_every_score_carries_its_uncertainty_in_results_csv_and_the_report(tmp_path, record_outcomes):
+    """Standard errors per task and of the average, and every vs_* a paired difference with its 95% interval
+    (recomputed here from the outcomes with glue.record.stats) in results.csv and in the report's tables."""
+    import numpy as np
+    import pandas as pd
+
+    from glue.record.stats import paired_difference, stderr
+
+    recs = {r.case: r for r in record_outcomes(ITEMS)}
+    rep = write_report("tiny", tmp_path / "results", plots=False)
+    csv = pd.read_csv(tmp_path / "results" / "tiny" / "results.csv").set_index("case")
+    items = {c: {t: np.array(v, float) for t, v in it.items()} for c, (it, _) in ITEMS.items()}
+    want = paired_difference(items["merge-linear-x"], items["single-ft_a"])
+    row = csv.loc["merge-linear-x"]
+    assert row["vs_best_single"] == pytest.approx(want.diff) and row["vs_best_single_case"] == "single-ft_a"
+    assert (row["vs_best_single_low"], row["vs_best_single_high"]) == pytest.approx((want.low, want.high))
+    assert row["vs_best_single_p"] == pytest.approx(want.p_value)
+    assert row["se.add"] == 0 and row["se.mul"] == pytest.approx(stderr(items["merge-linear-x"]["mul"]))
+    assert row["average_se"] == pytest.approx(stderr(items["merge-linear-x"]["mul"]) / 2)
+    assert csv.loc["single-ft_a", "vs_best_single_low"] == 0 == csv.loc["single-ft_a", "vs_best_single_high"]
+    mix = paired_difference(items["mix-router"], items["merge-linear-x"])
+    line = next(ln for ln in rep.markdown.splitlines() if ln.startswith("| mix-router |"))
+    assert f"| {paired_difference(items['mix-router'], items['single-ft_a']).text()} | {mix.text()} | .000 [.000, .000] |" \
+        in line
+    assert f"| merge-linear-x | 0.800 | {row['average_se']:.3f} | {want.text()} |" in rep.markdown
+    assert "keep no per-item outcomes" not in rep.markdown
+    assert recs["single-ft_a"].outcomes["add"] == {"ids": 20, "bits": "fffc00"}
+
+
+def test_old_records_without_outcomes_render_with_n_a_intervals_and_say_so(tmp_path, record_outcomes, record_cases):
+    record_outcomes(ITEMS)
+    record_cases({"merge-ties-old": ({"add": 0.5, "mul": 0.5}, {"method": "ties"})})
+    rep = write_report("tiny", tmp_path / "results")
+    assert "1 of 6 cases keep no per-item outcomes (recorded before they were kept)" in rep.markdown
+    assert "| merge-ties-old | 0.500 |  | -.100 [n/a] |" in rep.markdown
+    assert all(rep.files[k].read_bytes()[:4] == b"\x89PNG" for k in ("average", "tasks", "tradeoffs"))
+
+
+def test_plots_draw_95_percent_error_bars_where_outcomes_exist(record_outcomes, record_cases):
+    from glue.record.compare import standard_errors
+    from glue.record.report import figure_average, figure_tradeoffs
+
+    recs = record_outcomes(ITEMS) + record_cases({"merge-ties-old": ({"add": 0.5, "mul": 0.5}, {"method": "ties"})})
+    fig = figure_average(recs, "tiny")
+    (ax,) = fig.axes
+    from matplotlib.container import ErrorbarContainer
+
+    eb = next(c for c in ax.containers if isinstance(c, ErrorbarContainer))
+    label = {y: t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels())}
+    widths = {label[seg[0, 1]]: seg for seg in eb.lines[2][0].get_segments()}
+    merge = next(r for r in recs if r.case == "merge-linear-x")
+    lo, hi = widths["merge-linear-x"][:, 0]
+    assert hi - lo == pytest.approx(2 * 1.96 * standard_errors(merge)[1])
+    lo, hi = widths["merge-ties-old"][:, 0]
+    assert hi == lo  # no outcomes: no bar
+    assert "1 of 6 cases without per-item outcomes have none" in fig.get_suptitle()
+    trade = figure_tradeoffs(recs, "tiny")
+    assert any(c.has_yerr for ax in trade.axes for c in ax.containers)
