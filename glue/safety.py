@@ -1,9 +1,12 @@
 """Output safety: what glue may write, replace or delete.
 
 - Every output directory glue creates carries an ownership marker, ``.glue-output`` (JSON: what wrote
-  it, when, which process). ``--overwrite`` replaces only a directory carrying that marker, and never
-  an input, an ancestor of an input, the cache or results root or an ancestor of them
-  (``check_output``).
+  it, its ``kind``, when, which process). ``check_output`` is the one guard of every verb that writes a
+  directory (merge, mix, select, recipe): the output may not be, contain or sit inside an input (every
+  model, base, shared model, tokenizer source, zoo member, spec file the verb reads), the cache or the
+  results root (``data_roots``), nor be or contain ``/``, home or the current directory
+  (``protected_roots``); ``--overwrite`` replaces only a directory whose marker says a verb wrote it as
+  an output (``OUTPUT_KINDS``: never a zoo member glue built). Paths are compared with symlinks resolved.
 - Names that become path components (zoo names, case ids, recipe names) pass ``safe_name`` first,
   and a path built under a root is checked to stay under it (``under_root``).
 - A set of files that belong together (``glue cluster``'s matrices, clusters and plots) is written
@@ -72,24 +75,50 @@ def under_root(path: str | os.PathLike, root: str | os.PathLike, what: str = "ou
     return Path(path)
 
 
-def protected_roots() -> dict[Path, str]:
-    """Directories ``--overwrite`` never replaces (resolved path -> what it is)."""
-    from glue.paths import cache_dir, results_dir
+OUTPUT_KINDS = ("output", "merge", "mix", "select", "recipe")
+"""Marker kinds ``--overwrite`` may replace: the directories glue's writing verbs produce. Zoo members
+glue built (``surrogate``) and cache entries (``lm_eval_tasks``...) are never replaced."""
 
+
+def protected_roots() -> dict[Path, str]:
+    """Directories no output may be or contain (resolved path -> what it is)."""
     out = {Path("/").resolve(): "the filesystem root", Path.home().resolve(): "your home directory",
            Path.cwd().resolve(): "the current directory"}
-    out[cache_dir().resolve()] = "glue's cache ($GLUE_CACHE)"
-    out[results_dir().resolve()] = "the results root ($GLUE_RESULTS or results/)"
+    out.update(data_roots())
     return out
 
 
-def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
-                 what: str = "output directory") -> Path:
-    """Refuse an output directory that would destroy or nest in data; returns ``Path(out)``.
+def data_roots() -> dict[Path, str]:
+    """Directories no output may sit inside either (resolved path -> what it is): the cache holds the zoo
+    members glue built, the results root the records and tables of every bench."""
+    from glue.paths import cache_dir, results_dir
 
-    Refused: ``out`` is an input, inside an input, or an ancestor of an input; ``out`` is (or holds)
-    the cache, the results root, home, the current directory or ``/``; a parent of ``out`` is a file;
-    ``out`` exists and ``overwrite`` is false, or it exists without glue's marker, or is not a directory.
+    return {cache_dir().resolve(): "glue's cache ($GLUE_CACHE)",
+            results_dir().resolve(): "the results root ($GLUE_RESULTS or results/)"}
+
+
+def marker_kind(directory: str | os.PathLike) -> str | None:
+    """The ``kind`` in the ownership marker of ``directory`` (None: no marker; ``"?"``: unreadable)."""
+    f = Path(directory) / MARKER
+    if not f.is_file():
+        return None
+    try:
+        d = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return "?"
+    return str(d.get("kind", "?")) if isinstance(d, dict) else "?"
+
+
+def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
+                 overwrite: bool = False, what: str = "output directory") -> Path:
+    """The one output guard of every verb that writes a directory; returns ``Path(out)``.
+
+    ``inputs``: everything the verb reads (model, base, shared and tokenizer directories, zoo members,
+    spec files; None entries are skipped). Refused, with symlinks resolved on both sides: ``out`` is an
+    input, lies inside one, or contains one; ``out`` is, contains or lies inside the cache or the results
+    root; ``out`` is or contains ``/``, home or the current directory; a parent of ``out`` is a file;
+    ``out`` exists and ``overwrite`` is false, or it is not a directory, or it carries no marker of a
+    glue output (``OUTPUT_KINDS``).
     """
     out = Path(out)
     r = out.resolve()
@@ -97,7 +126,13 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] 
         if r == root or r in root.parents:
             raise ConfigError(f"{what} {out} is {'' if r == root else 'an ancestor of '}{name} ({root}); glue never "
                               f"writes over it: choose a new directory")
+    for root, name in data_roots().items():
+        if root in r.parents:
+            raise ConfigError(f"{what} {out} lies inside {name} ({root}), which holds zoo members, caches and "
+                              f"records that glue never replaces: choose a directory outside it")
     for i in inputs:
+        if i is None:
+            continue
         ir = Path(i).resolve()
         if r == ir:
             raise ConfigError(f"{what} {out} is one of the inputs ({i}); choose another --out")
@@ -113,10 +148,15 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] 
             raise ConfigError(f"{what} {out} already exists (pass --overwrite to replace a directory glue wrote)")
         if out.is_symlink() or not out.is_dir():
             raise ConfigError(f"{what} {out} exists and is not a directory; glue replaces only directories it wrote")
-        if not (out / MARKER).is_file():
+        kind = marker_kind(out)
+        if kind is None:
             raise ConfigError(f"{what} {out} exists and was not written by glue (no {MARKER} marker in it); "
                               f"--overwrite replaces only glue's own outputs: remove it yourself or choose "
                               f"another --out")
+        if kind not in OUTPUT_KINDS:
+            raise ConfigError(f"{what} {out} exists and is not a glue output (its {MARKER} says kind {kind!r}: "
+                              f"{'a zoo member glue built' if kind == 'surrogate' else 'not an output'}); "
+                              f"--overwrite replaces only outputs of glue's verbs ({', '.join(OUTPUT_KINDS)})")
     return out
 
 

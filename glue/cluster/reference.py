@@ -25,10 +25,9 @@ StateDictLoader = Callable[[str | os.PathLike], Mapping[str, torch.Tensor]]
 
 def from_pretrained_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of ``AutoModelForCausalLM.from_pretrained(path)`` in float32 (as the official code)."""
-    from transformers import AutoModelForCausalLM
+    from glue.io.hfconfig import from_pretrained
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True,
-                                                trust_remote_code=False).state_dict()
+    return from_pretrained("model", path, dtype=torch.float32).state_dict()
 
 
 def pair_similarity(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],

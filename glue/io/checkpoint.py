@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from glue.errors import CheckpointError, OutputError
-from glue.io.hfconfig import CONFIG_FILE, read_config  # noqa: F401  (re-exported)
+from glue.io.hfconfig import CONFIG_FILE, from_pretrained, read_config, refuse_remote_code  # noqa: F401  (re-exported)
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -315,22 +315,6 @@ def atomic_dir(final: str | os.PathLike, overwrite: bool = False, *, inputs: Ite
         raise
 
 
-def refuse_remote_code(path: str | os.PathLike) -> dict:
-    """The config of model directory ``path``; ``CheckpointError`` when the model or its tokenizer needs
-    its own Python code (``auto_map`` in ``config.json`` or ``tokenizer_config.json``): glue never runs
-    code shipped with a model (``trust_remote_code`` is always False)."""
-    path = Path(path)
-    config = read_config(path)
-    for name in (CONFIG_FILE, "tokenizer_config.json"):
-        f = path / name
-        d = config if name == CONFIG_FILE else (json.loads(f.read_text()) if f.is_file() else {})
-        if isinstance(d, dict) and d.get("auto_map"):
-            raise CheckpointError(f"{f}: the model needs its own Python code (auto_map {sorted(d['auto_map'])}); "
-                                  f"glue never runs code shipped with a model (trust_remote_code=False). Use a "
-                                  f"checkpoint of an architecture transformers implements")
-    return config
-
-
 def default_dtype(device: str | torch.device) -> torch.dtype:
     """The compute dtype of models on ``device``: bfloat16 on CUDA (how 7B models are run), float32 on CPU
     (bf16 matmuls on CPU are slow and change scores; see the environment reference)."""
@@ -341,7 +325,6 @@ def load_model(path: str | os.PathLike, dtype: torch.dtype | None = None, device
     """Load ``(model, tokenizer)`` from a local model directory, offline, with errors naming the file.
     ``dtype`` defaults to ``default_dtype(device)``."""
     dtype = dtype or default_dtype(device)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -349,12 +332,11 @@ def load_model(path: str | os.PathLike, dtype: torch.dtype | None = None, device
     refuse_remote_code(path)  # also a clear error for a missing/corrupt config.json
     Checkpoint(path).close()  # clear error for missing/corrupt weights, before transformers' own
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
-                                                     trust_remote_code=False)
+        model = from_pretrained("model", path, dtype=dtype)
     except Exception as e:  # transformers raises many types; name the directory
         raise CheckpointError(f"cannot load model from {path}: {type(e).__name__}: {e}") from e
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        tok = from_pretrained("tokenizer", path)
     except Exception as e:
         raise CheckpointError(f"cannot load tokenizer from {path}: {type(e).__name__}: {e}") from e
     return model.to(device).eval(), tok

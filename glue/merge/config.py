@@ -241,7 +241,12 @@ class MergeConfig:
     def run(self, out: str | os.PathLike, *, device: str = "cpu", overwrite: bool = False,
             max_shard_bytes: int = 2 * 1024**3, progress: bool | None = None,
             threads: int | None = 1) -> MergeResult:
-        """Resolve the inputs and run the streaming executor into ``out`` (see ``merge_checkpoints``)."""
+        """Resolve the inputs and run the streaming executor into ``out`` (see ``merge_checkpoints``).
+
+        First, before any model, tokenizer or LoRA is loaded: ``out`` passes ``glue.safety.check_output``
+        against every input directory (models, base, tokenizer source, the config file), and no input
+        needs code shipped with it (``glue.io.hfconfig.refuse_remote_code``)."""
+        self.check_inputs(out, overwrite=overwrite)
         from glue.merge.executor import merge_checkpoints  # torch: imported once the config is valid
 
         models = [m.resolve() for m in self.models]
@@ -257,6 +262,37 @@ class MergeConfig:
             return merge_checkpoints(self.spec, models, out, slices=self.slice_plan(), ref=ref, **kw)
         return merge_checkpoints(self.spec, models, out, base=base, **kw)
 
+
+    def input_dirs(self) -> list[tuple[str, Path]]:
+        """``(what, directory)`` of every directory the merge reads (a ``model+lora`` reference: both),
+        without building anything."""
+        from glue.merge import lora
+
+        out: list[tuple[str, Path]] = []
+        refs = [("model", m) for m in self.models] + [("base", self.base), ("tokenizer_source", self.tokenizer_source)]
+        for what, ref in refs:
+            if ref is None:
+                continue
+            pair = lora.split(ref.path) if ref.zoo is None else None
+            if pair is not None:
+                out += [(f"{what} {ref.name!r}", pair[0]), (f"{what} {ref.name!r} (LoRA adapter)", pair[1])]
+            else:
+                out.append((what if what != "model" else f"model {ref.name!r}", Path(ref.location or ref.path)))
+        if self.tokenizer not in (None, "base", "union"):
+            out.append(("tokenizer source", Path(self.tokenizer)))
+        return out
+
+    def check_inputs(self, out: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """``out`` off every input (``glue.safety.check_output``) and no input needing its own code."""
+        from glue.io.hfconfig import refuse_remote_code
+        from glue.safety import check_output
+
+        dirs = self.input_dirs()
+        src = Path(self.source)
+        check_output(out, inputs=[d for _, d in dirs] + ([src] if src.is_file() else []), overwrite=overwrite)
+        for what, d in dirs:
+            if not what.endswith("(LoRA adapter)"):
+                refuse_remote_code(d, f"{self.source}: {what}")
 
     def tokenizer_plan(self, models: list[Path], base: Path | None) -> TokenizerPlan:
         """The output vocabulary and row maps over the executor's checkpoints (models, then the base)."""

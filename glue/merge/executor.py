@@ -35,6 +35,7 @@ import torch
 
 from glue.errors import CheckpointError, ConfigError
 from glue.io.checkpoint import CONFIG_FILE, Checkpoint, atomic_dir
+from glue.io.hfconfig import refuse_remote_code
 from glue.io.malloc import streaming_allocator
 from glue.safety import check_output
 from glue.io.stream_writer import PlannedWriter
@@ -201,8 +202,10 @@ def merge_checkpoints(spec: MergeSpec, models: Sequence[str | os.PathLike], out:
     odt = out_dtype(dtype)
     device = check_device(device)
     out = Path(out)
-    inputs = paths + ([base_path] if base_path else [])
+    inputs = paths + ([base_path] if base_path else []) + ([Path(tokenizer_source)] if tokenizer_source else [])
     check_output(out, inputs=inputs, overwrite=overwrite)  # never an input, inside one, or not glue's own
+    for p in inputs:  # the output's config says the inputs' model_type: never one that needs a model's own code
+        refuse_remote_code(p, "merge input", config_required=False)  # a missing config.json: Checkpoint says so
     if slices is not None and base_path is not None:
         raise ConfigError("with slices, the base is one of each slice's sources: pass base=None")
     if slices is None:

@@ -48,10 +48,12 @@ def merged(model: Path, adapter: Path) -> Path:
     if (out / "config.json").is_file():
         return out
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    with atomic_dir(out, overwrite=True) as tmp:
-        m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model), adapter, is_trainable=False)
+    from glue.io.hfconfig import from_pretrained
+
+    base = from_pretrained("model", model, what="LoRA base model")  # never code shipped with the model
+    with atomic_dir(out, overwrite=True, kind="lora", checked=False) as tmp:  # inside glue's cache: its own path
+        m = PeftModel.from_pretrained(base, adapter, is_trainable=False)
         m.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
         for f in model.iterdir():  # tokenizer files and the like travel with the merged model
             if f.is_file() and not (tmp / f.name).exists() and not f.name.startswith("model"):

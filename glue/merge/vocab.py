@@ -77,14 +77,17 @@ class TokenizerPlan:
               chat_template: str | None = None) -> TokenizerPlan:
         """``source``: ``"base"``, ``"union"`` or a model directory; ``models``: every input's
         directory (the executor's checkpoint order); ``base``: index of the base in ``models``."""
-        from transformers import AutoTokenizer
+        from glue.errors import ConfigError, GlueError
+        from glue.io.hfconfig import from_pretrained, refuse_remote_code
 
-        from glue.errors import ConfigError
-
+        for m in [*models, *([] if source in ("base", "union") else [source])]:  # before any tokenizer is loaded
+            refuse_remote_code(m, "tokenizer_source: model", config_required=False)
         toks, sizes = [], []
         for m in models:
             try:
-                toks.append(AutoTokenizer.from_pretrained(m))
+                toks.append(from_pretrained("tokenizer", m))
+            except GlueError:
+                raise
             except Exception as e:  # noqa: BLE001 - any loading failure means no usable tokenizer
                 raise ConfigError(f"tokenizer_source: cannot load the tokenizer of {m}: {e}") from None
             cfg = json.loads((Path(m) / "config.json").read_text())
@@ -101,7 +104,12 @@ class TokenizerPlan:
         elif source == "union":
             out = _union(toks, ref)
         else:
-            out = AutoTokenizer.from_pretrained(source)
+            try:
+                out = from_pretrained("tokenizer", source)
+            except GlueError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise ConfigError(f"tokenizer_source: cannot load the tokenizer of {source}: {e}") from None
         vocab = out.get_vocab()
         perms = {}
         for i, (t, n) in enumerate(zip(toks, sizes)):

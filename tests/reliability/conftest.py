@@ -88,10 +88,42 @@ def run(args: list[str], env: dict[str, str], timeout: float = 600) -> subproces
     return p
 
 
+def refused(kind: str, action, expected: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """Run ``action`` (glue's argv, run in-process, or a callable) and assert what every bad-input kind
+    must give: exit 2, no traceback, an error naming each of ``expected``, and the test's whole tmp tree
+    (inputs, outputs, results root) and the cache byte-for-byte as before. Records the table row."""
+    from glue.cli import main
+    from glue.errors import GlueError
+    from glue.paths import cache_dir
+
+    capsys.readouterr()
+    croot = cache_dir()  # the cache the action sees (a kind may point $GLUE_CACHE elsewhere)
+    before, cache_before = snapshot(tmp_path), snapshot(croot)
+    t0 = time.perf_counter()
+    try:
+        rc = action() if callable(action) else main(action)
+        err = capsys.readouterr().err
+    except SystemExit as e:  # argparse refuses a bad choice itself (exit 2, usage on stderr)
+        rc, err = e.code, capsys.readouterr().err
+    except GlueError as e:  # a library call (no CLI around it)
+        rc, err = 2, f"error: {e}"
+    seconds = time.perf_counter() - t0
+    monkeypatch.undo()
+    left = diff(before, snapshot(tmp_path))
+    cache_left = diff(cache_before, snapshot(croot))
+    record_row(kind, err.split("error: ", 1)[-1], seconds, left if cache_left == "nothing" else f"{left}; cache {cache_left}")
+    assert rc == 2, f"exit status {rc}; stderr: {err}"
+    assert "Traceback" not in err
+    missing = [s for s in expected if s not in err]
+    assert not missing, f"error does not name {missing}: {err}"
+    assert left == "nothing", f"left behind in the tmp tree: {left}"
+    assert cache_left == "nothing", f"the cache changed: {cache_left}"
+
+
 @pytest.fixture
 def rel():
     """The helpers above, for the suite's modules (test modules here import nothing from each other)."""
     from types import SimpleNamespace
 
     return SimpleNamespace(snapshot=snapshot, diff=diff, temporaries=temporaries, record_row=record_row,
-                           glue_env=glue_env, run=run, repo=REPO)
+                           glue_env=glue_env, run=run, refused=refused, repo=REPO)

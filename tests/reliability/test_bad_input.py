@@ -12,7 +12,6 @@ import json
 import math
 import os
 import struct
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pytest
 import yaml
 
 from glue.cli import main
-from glue.errors import GlueError
 from glue.paths import cache_dir
 
 
@@ -360,25 +358,4 @@ KINDS = {
 def test_bad_input_is_a_clear_error_and_leaves_nothing(kind, models, tmp_path, monkeypatch, capsys, rel):
     ctx = Ctx(tmp_path, models, monkeypatch)
     action, expected = KINDS[kind](ctx)
-    capsys.readouterr()
-    snapshot, diff = rel.snapshot, rel.diff
-    before, cache_before = snapshot(tmp_path), snapshot(cache_dir())
-    t0 = time.perf_counter()
-    try:
-        rc = action() if callable(action) else main(action)
-        err = capsys.readouterr().err
-    except SystemExit as e:  # argparse refuses a bad choice itself (exit 2, usage on stderr)
-        rc, err = e.code, capsys.readouterr().err
-    except GlueError as e:  # a library call (no CLI around it)
-        rc, err = 2, f"error: {e}"
-    seconds = time.perf_counter() - t0
-    monkeypatch.undo()
-    left = diff(before, snapshot(tmp_path))
-    cache_left = diff(cache_before, snapshot(cache_dir()))
-    rel.record_row(kind, err.split("error: ", 1)[-1], seconds, left if cache_left == "nothing" else f"{left}; cache {cache_left}")
-    assert rc == 2, f"exit status {rc}; stderr: {err}"
-    assert "Traceback" not in err
-    missing = [s for s in expected if s not in err]
-    assert not missing, f"error does not name {missing}: {err}"
-    assert left == "nothing", f"left behind in the tmp tree: {left}"
-    assert cache_left == "nothing", f"the cache changed: {cache_left}"
+    rel.refused(kind, action, expected, tmp_path, monkeypatch, capsys)
