@@ -28,11 +28,16 @@ def _mix(args) -> int:
     import time
 
     from glue.mix.config import load_mix_config
-    from glue.mix.spec import check_mixture
+    from glue.mix.spec import check_mixture, mix_inputs
+    from glue.safety import check_output
 
     t0 = time.perf_counter()
     spec, fmt = load_mix_config(args.config)
-    check_mixture(spec)  # every field and the experts' config.json, before torch is imported
+    try:
+        check_mixture(spec)  # every field and the experts' config.json, before torch is imported
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}") from None
+    check_output(args.out, inputs=[*mix_inputs(spec), args.config], overwrite=args.overwrite)
     import torch
 
     from glue.mix.build import is_mixtral_exportable, save_mixture

@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--router", help="router of the paper recipe (default hidden)")
     p.add_argument("--no-search", action="store_true", help="run the paper's recipe only")
     p.add_argument("--max-experts", type=int, help="searched variant: largest expert set (default 6)")
-    p.add_argument("--evaluator", help="evaluator of the reported split (default native)")
+    p.add_argument("--evaluator", help="evaluator of the reported split (default native, also with --limit or "
+                   "--spec without eval.evaluator)")
     p.add_argument("--limit", type=int, help="score only the first N items of each task (smoke runs)")
     p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown",
                    help="stdout: the per-task table as markdown (default), the whole report as JSON, or CSV")
@@ -67,10 +68,36 @@ def spec_from_args(args):
     return RecipeSpec.from_dict(d, src)
 
 
+def check_recipe_inputs(spec, out: str, *, overwrite: bool = False, spec_file: str | None = None) -> None:
+    """Before any work: the spec against its zoo (``glue.recipe.spec.check_against_zoo``: what ``glue mix``
+    would refuse mid-run), the output against every input (``glue.safety.check_output``: zoo members, the
+    zoo and spec files, the cache, the results root)."""
+    from pathlib import Path
+
+    from glue.errors import GlueError
+    from glue.recipe.spec import check_against_zoo
+    from glue.safety import check_output
+    from glue.zoo import get_zoo, resolve
+
+    zoo = get_zoo(spec.zoo)
+    check_against_zoo(spec, zoo)
+    dirs = []
+    for m in zoo.all_models():
+        try:
+            dirs.append((m.name, resolve(m)))
+        except GlueError:
+            continue  # not built: it would be in the cache, which no output may touch
+    files = [f for f in (spec_file, spec.zoo) if f and Path(f).is_file()]
+    check_output(out, inputs=[d for _, d in dirs] + files, overwrite=overwrite)
+    # members needing their own code: the run leaves them out with the reason (glue.zoo.remote.runnable), and
+    # glue.io.load_model refuses them; glue's surrogate members never do
+
+
 def _recipe(args) -> int:
     if not args.out:
         raise ConfigError("missing --out DIR; usage: glue recipe --zoo NAME --out DIR [--spec recipe.yaml]")
     spec = spec_from_args(args)
+    check_recipe_inputs(spec, args.out, overwrite=args.overwrite, spec_file=args.spec)
     from glue.recipe.report import per_task_rows
     from glue.recipe.run import run_recipe
 

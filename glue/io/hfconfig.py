@@ -136,7 +136,8 @@ def from_pretrained(kind: str, path: str | os.PathLike, *, what: str | None = No
         raise ValueError(f"from_pretrained: kind {kind!r}; allowed: {', '.join(AUTO_CLASSES)}")
     if trust_remote_code is not True:
         trust_remote_code = False
-        refuse_remote_code(path, what or kind, config_required=kind != "tokenizer")
+        # a tokenizer-only folder or a GGUF file (tensors and metadata, no config.json): the files present are checked
+        refuse_remote_code(path, what or kind, config_required=kind != "tokenizer" and "gguf_file" not in kwargs)
     import transformers
 
     cls = getattr(transformers, AUTO_CLASSES[kind])

@@ -28,7 +28,7 @@ from glue.errors import ConfigError
 from glue.mix.levels import LEVELS, SHARED
 from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM
 from glue.mix.routers import ROUTERS, RouterContext
-from glue.mix.spec import MixSpec, check_mixture
+from glue.mix.spec import MixSpec, check_mixture, mix_inputs
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
@@ -75,13 +75,25 @@ def active_params(cfg: GlueMixtureConfig) -> int:
 
 
 # -- sources --------------------------------------------------------------------------------------------
-def _read_all(src) -> dict[str, Tensor]:
+def check_finite(t: Tensor, name: str, label: str) -> Tensor:
+    """``t``, or ``CheckpointError`` naming ``label`` and tensor ``name`` when it holds NaN or Inf."""
+    from glue.merge.plan import all_finite
+
+    if t.is_floating_point() and not all_finite(t):
+        from glue.errors import CheckpointError
+
+        bad = int((~torch.isfinite(t)).sum())
+        raise CheckpointError(f"{label}: tensor {name!r} has {bad} NaN/Inf value(s); refusing to mix it")
+    return t
+
+
+def _read_all(src, label: str = "expert") -> dict[str, Tensor]:
     if isinstance(src, Mapping):
-        return {k: v.detach().float() for k, v in src.items()}
+        return {k: check_finite(v.detach().float(), k, label) for k, v in src.items()}
     from glue.io.checkpoint import Checkpoint
 
     with Checkpoint(src) as ck:
-        return {n: ck.read(n, dtype=torch.float32) for n in ck.names()}
+        return {n: check_finite(ck.read(n, dtype=torch.float32), n, f"{label} ({src})") for n in ck.names()}
 
 
 def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -100,14 +112,15 @@ def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, T
         if method == "linear" and "weights" not in args:
             args["weights"] = [1.0 / len(experts)] * len(experts)
         return {n: merge_tensors(method, [sd[n] for sd in experts], name=n, **args) for n in experts[0]}
-    return _read_all(sh)
+    return _read_all(sh, "shared model")
 
 
 def shared_model(spec: MixSpec, device: str = "cpu"):
     """The shared model of ``spec`` alone (a ``LlamaForCausalLM``; by default the uniform linear merge
     of the experts): the "merge of the same experts" reference of the benchmarks."""
     cfg = check_mixture(spec)
-    return llama_model(cfg, shared_state(spec, [_read_all(e.source) for e in spec.experts])).to(device)
+    experts = [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts]
+    return llama_model(cfg, shared_state(spec, experts)).to(device)
 
 
 def llama_model(cfg: dict, state: Mapping[str, Tensor], dtype: torch.dtype = torch.float32):
@@ -120,11 +133,13 @@ def llama_model(cfg: dict, state: Mapping[str, Tensor], dtype: torch.dtype = tor
 
 
 def load_tokenizer(spec: MixSpec):
-    from transformers import AutoTokenizer
+    """The tokenizer of the shared model's directory, else of the first expert's that has one (never code
+    shipped with it: ``glue.io.hfconfig.from_pretrained``)."""
+    from glue.io.hfconfig import from_pretrained
 
     for src in [spec.shared] + [e.source for e in spec.experts]:
         if isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "tokenizer_config.json").exists():
-            return AutoTokenizer.from_pretrained(src, local_files_only=True)
+            return from_pretrained("tokenizer", src, what="tokenizer of")
     raise ConfigError("no tokenizer: pass tokenizer= or give an expert/shared directory with tokenizer files")
 
 
@@ -168,7 +183,7 @@ def build_mixture(spec: MixSpec, tokenizer=None, device: str = "cpu") -> Mixture
     t0 = time.perf_counter()
     cfg = check_mixture(spec)
     t = {"validate": time.perf_counter() - t0}
-    experts = [_read_all(e.source) for e in spec.experts]
+    experts = [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts]
     shared = shared_state(spec, experts)
     t["read_and_merge"] = time.perf_counter() - t0
     if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
@@ -235,8 +250,9 @@ class Sources:
     """Source tensors by ``(source, name)``: ``SHARED``, an expert index or ``"gate"`` (``ZEROS``: name is
     a shape). Checkpoints are read one tensor at a time, or copied without reading (``write``)."""
 
-    def __init__(self, experts: list, shared, gates: Mapping[str, Tensor]):
+    def __init__(self, experts: list, shared, gates: Mapping[str, Tensor], labels: dict | None = None):
         self.experts, self.shared, self.gates = experts, shared, gates
+        self.labels = labels or {}  # source -> label in NaN/Inf errors
 
     def _src(self, src):
         return self.shared if src == SHARED else self.gates if src == "gate" else self.experts[src]
@@ -259,6 +275,10 @@ class Sources:
         pos = 0
         for src, name in parts:
             s = None if src == ZEROS else self._src(src)
+            if s is not None:  # a NaN/Inf in an expert, the shared model or a gate: refused, never written
+                t = s.read(name) if hasattr(s, "locate") else s[name]
+                check_finite(t, name, self.labels.get(src, str(src)))
+                del t
             if hasattr(s, "locate") and s.dtype(name) == dtype:
                 fd, offset, nbytes = s.locate(name)
                 writer.copy_part(out, pos, fd, offset, nbytes)
@@ -280,13 +300,11 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
     from glue.io.checkpoint import Checkpoint, atomic_dir
     from glue.io.stream_writer import PlannedWriter
 
+    from glue.safety import check_output
+
     out = Path(out)
     cfg = check_mixture(spec)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"output directory {out} already exists (pass --overwrite to replace it)")
-    for e in spec.experts:
-        if isinstance(e.source, (str, os.PathLike)) and Path(e.source).resolve() == out.resolve():
-            raise ConfigError(f"output directory {out} is expert {e.name!r}")
+    check_output(out, inputs=mix_inputs(spec), overwrite=overwrite)  # never an expert, the shared model...
     odt = DTYPES[spec.dtype]
     if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
         tokenizer = load_tokenizer(spec)
@@ -298,12 +316,12 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
         names = list(cks[0]) if isinstance(cks[0], Mapping) else cks[0].names()
         if isinstance(sh, str) and sh in names_e:
             shared = cks[names_e.index(sh)]
-            shared_model = llama_model(cfg, _read_all(spec.experts[names_e.index(sh)].source))
+            shared_model = llama_model(cfg, _read_all(spec.experts[names_e.index(sh)].source, f"expert {sh!r}"))
         elif isinstance(sh, (str, os.PathLike)):
             shared = stack.enter_context(Checkpoint(sh))
             shared_model = _load_dir_model(sh, torch.bfloat16 if spec.router == "hidden" else torch.float32)
         else:
-            shared = shared_state(spec, [_read_all(e.source) for e in spec.experts])
+            shared = shared_state(spec, [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts])
             shared_model = llama_model(cfg, shared)
         gates = gate_tensors(spec, cfg, compute_gates(spec, cfg, shared_model, tokenizer))
         del shared_model
@@ -313,9 +331,10 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
             items = [(o, None, [(s, n)]) for o, s, n in output_plan(spec, names, cfg)]
             items += [(k, None, [("gate", k)]) for k in gates]
             out_cfg = mixture_config(spec, cfg)
-        sources = Sources(cks, shared, gates)
+        labels = {i: f"expert {e.name!r}" for i, e in enumerate(spec.experts)}
+        sources = Sources(cks, shared, gates, {**labels, SHARED: "shared model", "gate": "router gate"})
         entries = [(n, shape or sources.shape(*parts[0]), odt) for n, shape, parts in items]
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, inputs=mix_inputs(spec), kind="mix") as tmp:
             writer = PlannedWriter(tmp, entries)
             try:
                 for n, _, parts in items:
@@ -336,9 +355,9 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
 
 
 def _load_dir_model(path, dtype):
-    from transformers import AutoModelForCausalLM
+    from glue.io.hfconfig import from_pretrained
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).eval()
+    return from_pretrained("model", path, what="shared model", dtype=dtype).eval()
 
 
 def spec_record(spec: MixSpec) -> dict:

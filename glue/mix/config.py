@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 from glue.errors import ConfigError
-from glue.mix.spec import ExpertSpec, MixSpec
+from glue.mix.spec import ExpertSpec, MixSpec, check_unique_models
 
 GLUE_KEYS = {"level", "router", "routing", "top_k", "dense_layers", "shared", "router_params", "seed", "dtype",
              "experts"}
@@ -81,12 +81,20 @@ def from_glue(raw: dict, where: str = "config") -> MixSpec:
         if not isinstance(e, dict) or "model" not in e:
             raise ConfigError(f"{w}: a mapping with at least 'model'")
         _check_keys(e, GLUE_EXPERT_KEYS, w)
-        experts.append(ExpertSpec(str(e.get("name") or Path(e["model"]).name), e["model"],
+        if not isinstance(e["model"], str) or not e["model"]:
+            raise ConfigError(f"{w}.model: a model directory, got {e['model']!r}")
+        if "name" in e and (not isinstance(e["name"], str) or not e["name"].strip()):
+            raise ConfigError(f"{w}.name: a non-empty string, got {e['name']!r}")
+        experts.append(ExpertSpec(e.get("name") or Path(e["model"]).name, e["model"],
                                   _prompts(e.get("prompts"), f"{w}.prompts"),
                                   _prompts(e.get("negative_prompts"), f"{w}.negative_prompts")))
+    check_unique_models(experts, f"{where}: experts")
+    rp = raw.get("router_params")
+    if rp is not None and not isinstance(rp, dict):
+        raise ConfigError(f"{where}: router_params: a mapping of the router's parameters, got {rp!r}")
     return MixSpec(raw["level"], raw["router"], experts, routing=raw.get("routing"), top_k=raw.get("top_k", 1),
                    dense_layers=raw.get("dense_layers", 0), shared=raw.get("shared"),
-                   router_params=dict(raw.get("router_params") or {}), seed=raw.get("seed", 0),
+                   router_params=dict(rp or {}), seed=raw.get("seed", 0),
                    dtype=raw.get("dtype", "float32"))
 
 
@@ -97,13 +105,17 @@ def from_mergekit(raw: dict, where: str = "config") -> MixSpec:
     _check_keys(raw, MERGEKIT_KEYS | set(MERGEKIT_UNSUPPORTED), where)
     if "base_model" not in raw or "experts" not in raw:
         raise ConfigError(f"{where}: a mergekit-moe config needs base_model and experts")
+    if not isinstance(raw["base_model"], str) or not raw["base_model"]:
+        raise ConfigError(f"{where}: base_model: a model directory, got {raw['base_model']!r}")
+    if not isinstance(raw["experts"], list) or not raw["experts"]:
+        raise ConfigError(f"{where}: experts: a non-empty list, got {raw['experts']!r}")
     mode = raw.get("gate_mode", "hidden")
-    if mode not in GATE_MODES:
+    if not isinstance(mode, str) or mode not in GATE_MODES:
         raise ConfigError(f"{where}: gate_mode {mode!r} is not supported by glue mix; supported: "
                           f"{', '.join(GATE_MODES)}")
     router, params = GATE_MODES[mode]
     experts = []
-    for i, e in enumerate(raw["experts"] or []):
+    for i, e in enumerate(raw["experts"]):
         w = f"{where}: experts[{i}]"
         if not isinstance(e, dict) or "source_model" not in e:
             raise ConfigError(f"{w}: a mapping with source_model")
@@ -116,6 +128,7 @@ def from_mergekit(raw: dict, where: str = "config") -> MixSpec:
         experts.append(ExpertSpec(f"expert{i}", e["source_model"],
                                   _prompts(e.get("positive_prompts"), f"{w}.positive_prompts"),
                                   _prompts(e.get("negative_prompts"), f"{w}.negative_prompts")))
+    check_unique_models(experts, f"{where}: experts")
     dtype = raw.get("dtype") or _stored_dtype(raw["base_model"])
     return MixSpec("ffn_level", router, experts, routing="token", top_k=raw.get("experts_per_token", 2),
                    dense_layers=0, shared=raw["base_model"], router_params=params, seed=0, dtype=dtype)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glue.arch import ARCH_FIELDS, ONE_CONFIG_FIELDS, architecture_key, mismatch
-from glue.errors import ConfigError
+from glue.errors import ConfigError, GlueError
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -77,15 +77,43 @@ class MixSpec:
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def expert_config(e: ExpertSpec) -> dict:
-    """The expert's config.json (read from disk, never its weights)."""
+def expert_config(e: ExpertSpec, what: str | None = None) -> dict:
+    """The expert's config.json (read from disk, never its weights); ``CheckpointError`` when the expert or
+    its tokenizer needs code shipped with it (``auto_map``: glue never runs it)."""
+    what = what or f"expert {e.name!r}"
     if isinstance(e.source, Mapping):
         if e.config is None:
-            raise ConfigError(f"expert {e.name!r}: a state-dict source needs its config (ExpertSpec.config)")
+            raise ConfigError(f"{what}: a state-dict source needs its config (ExpertSpec.config)")
         return dict(e.config)
-    from glue.io.hfconfig import read_config
+    from glue.io.hfconfig import refuse_remote_code
 
-    return read_config(e.source)
+    return refuse_remote_code(e.source, what, model_type=False)  # other model types: check_compatible
+
+
+def mix_inputs(spec: MixSpec) -> list[Path]:
+    """Every directory the mixture reads: the experts and a shared model given as a directory (a
+    mergekit-moe ``base_model``); ``glue.safety.check_output`` keeps the output off all of them."""
+    names = {e.name for e in spec.experts}
+    srcs = [e.source for e in spec.experts]
+    if isinstance(spec.shared, (str, os.PathLike)) and spec.shared not in names:
+        srcs.append(spec.shared)
+    return [Path(s) for s in srcs if isinstance(s, (str, os.PathLike))]
+
+
+def check_unique_models(experts: list[ExpertSpec], where: str = "experts") -> None:
+    """A mixture config lists each model once: ``ConfigError`` naming both experts when two names are one
+    directory (symlinks resolved). ``check_mixture`` allows it (tests build mixtures of copies of one
+    expert); ``glue mix`` configs do not."""
+    seen: dict[Path, str] = {}
+    for e in experts:
+        if not isinstance(e.source, (str, os.PathLike)):
+            continue
+        key = Path(e.source).resolve()
+        if key in seen:
+            raise ConfigError(f"{where}: {seen[key]!r} and {e.name!r} are the same model ({e.source}); an expert "
+                              f"twice only splits its own traffic: list it once (raise top_k or give it more "
+                              f"prompts instead)")
+        seen[key] = e.name
 
 
 def check_compatible(configs: Mapping[str, dict], what: str = "experts") -> dict:
@@ -109,34 +137,133 @@ def check_compatible(configs: Mapping[str, dict], what: str = "experts") -> dict
     return ref
 
 
-def check_mixture(spec: MixSpec) -> dict:
-    """Validate ``spec`` (names, ranges, prompts, shapes) and fill defaults; return the experts' config.
+ROUTER_PARAM_RULES: dict[tuple[str, str], tuple[str, Any]] = {
+    ("hidden", "mode"): ("choice", ("last", "avg")),
+    ("centroids", "temperature"): ("positive", None),  # 0 would make every gate zero
+    ("mlp", "hidden"): ("count", None),
+    ("mlp", "steps"): ("count", None),
+    ("mlp", "lr"): ("positive", None),
+    ("mlp", "weight_decay"): ("non-negative", None),
+}
+"""Allowed values of the routers' declared parameters (``ROUTERS[r].params``), by ``(router, name)``: a
+``choice`` of strings, a ``count`` (integer >= 1), a ``positive`` or ``non-negative`` finite number.
+A parameter without a rule must have its default's type."""
 
-    Reads config.json files only. Raises ``ConfigError`` or ``UnknownNameError`` naming the field."""
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_router_params(router: str, params: Any, where: str = "router_params") -> dict:
+    """``params`` (a mapping) checked against router ``router``'s declared parameters: names, types and
+    ranges (``ROUTER_PARAM_RULES``); ``ConfigError`` naming ``where.<name>``, the value and what is
+    allowed. Shared by ``glue mix`` and ``glue recipe`` (its ``mixture.router_params``)."""
+    from glue.mix.routers import ROUTERS
+
+    r = ROUTERS.get(router)
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{where}: a mapping of router {router!r}'s parameters, got {params!r}")
+    unknown = sorted(map(str, set(params) - set(r.params)))
+    if unknown:
+        raise ConfigError(f"{where}: {unknown} not parameters of router {r.name!r}; it takes "
+                          f"{', '.join(sorted(r.params)) or '(none)'}")
+    for k, v in params.items():
+        kind, allowed = ROUTER_PARAM_RULES.get((r.name, k), ("type", type(r.params[k])))
+        ok = {"choice": lambda: isinstance(v, str) and v in allowed,
+              "count": lambda: _is_int(v) and v >= 1,
+              "positive": lambda: _is_number(v) and v > 0,
+              "non-negative": lambda: _is_number(v) and v >= 0,
+              "type": lambda: (_is_number(v) if allowed is float else _is_int(v) if allowed is int
+                               else isinstance(v, allowed))}[kind]()
+        if not ok:
+            want = {"choice": f"one of {', '.join(allowed or ())}", "count": "an integer >= 1",
+                    "positive": "a finite number > 0", "non-negative": "a finite number >= 0",
+                    "type": f"a {getattr(allowed, '__name__', allowed)}"}[kind]
+            raise ConfigError(f"{where}.{k}: {v!r}; router {r.name!r} takes {want}")
+    return dict(params)
+
+
+def _check_prompts(e: ExpertSpec) -> None:
+    for field_name, ps in (("prompts", e.prompts), ("negative_prompts", e.negative_prompts)):
+        if isinstance(ps, str) or not isinstance(ps, (list, tuple)):
+            raise ConfigError(f"experts[{e.name!r}].{field_name}: a list of strings, got {ps!r}")
+        for i, p in enumerate(ps):
+            if not isinstance(p, str) or not p.strip():
+                raise ConfigError(f"experts[{e.name!r}].{field_name}[{i}]: {p!r}; a prompt is a non-empty string "
+                                  f"(an empty one gives the router no input to route by)")
+
+
+def _check_shared_merge(sh: Mapping, n: int) -> None:
+    from glue.merge import get_method
+    from glue.merge.base import resolve_args
+
+    method = sh.get("method")
+    if not isinstance(method, str):
+        raise ConfigError(f"shared.method: a merge method name, got {method!r}")
+    m = get_method(method)
+    args = {k: v for k, v in sh.items() if k != "method"}
+    try:
+        resolve_args(m.name, n, has_base=False, weights=args.pop("weights", None),
+                     densities=args.pop("densities", None), params=args)
+    except GlueError as e:
+        raise ConfigError(f"shared: {{method: {method}, ...}} merges the experts without a base: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"shared: {{method: {method}, ...}}: {e}") from None
+
+
+def check_mixture(spec: MixSpec) -> dict:
+    """Validate ``spec`` (names, types, ranges, prompts, shapes) and fill defaults; return the experts' config.
+
+    Reads config.json files only. Raises ``ConfigError`` or ``UnknownNameError`` naming the field: level,
+    router, routing, dtype (strings of their registries); top_k (integer 1..E), dense_layers (integer
+    0..L-1), seed (integer >= 0) -- booleans are not integers; router_params (``check_router_params``);
+    experts (at least one, names unique, no model twice, prompts non-empty strings, no remote code);
+    shared (None, an expert name, a model directory or a merge of the experts)."""
     from glue.mix.levels import LEVELS
     from glue.mix.routers import ROUTERS
 
+    for key in ("level", "router"):
+        v = getattr(spec, key)
+        if not isinstance(v, str):
+            reg = LEVELS if key == "level" else ROUTERS
+            raise ConfigError(f"{key}: {v!r}; allowed: {', '.join(reg.names())}")
     level = LEVELS.get(spec.level)
     router = ROUTERS.get(spec.router)
-    if not spec.experts:
+    if not isinstance(spec.experts, (list, tuple)) or not spec.experts:
         raise ConfigError("experts: a mixture needs at least one expert")
     names = [e.name for e in spec.experts]
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise ConfigError(f"experts: expert name {bad[0]!r}; a name is a non-empty string")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"experts: duplicate expert names {dup}")
+    for e in spec.experts:
+        _check_prompts(e)
+        if not isinstance(e.source, (str, os.PathLike, Mapping)) or isinstance(e.source, str) and not e.source:
+            raise ConfigError(f"experts[{e.name!r}].model: a model directory, got {e.source!r}")
+    if spec.routing is not None and not isinstance(spec.routing, str):
+        raise ConfigError(f"routing: {spec.routing!r}; allowed: {', '.join(level.routings)}")
     spec.routing = spec.routing or level.default_routing
     if spec.routing not in level.routings:
         raise ConfigError(f"routing: {spec.routing!r} is not an input of {level.name}; allowed: "
                           f"{', '.join(level.routings)}")
     E = len(spec.experts)
-    if not isinstance(spec.top_k, int) or not 1 <= spec.top_k <= E:
-        raise ConfigError(f"top_k: {spec.top_k!r} is out of range; with {E} experts it must be 1..{E}")
-    if spec.dtype not in DTYPES:
+    if not _is_int(spec.top_k) or not 1 <= spec.top_k <= E:
+        raise ConfigError(f"top_k: {spec.top_k!r} is out of range; with {E} experts it must be an integer 1..{E}")
+    if not isinstance(spec.dtype, str) or spec.dtype not in DTYPES:
         raise ConfigError(f"dtype: {spec.dtype!r}; allowed: {', '.join(DTYPES)}")
-    unknown = sorted(set(spec.router_params) - set(router.params))
-    if unknown:
-        raise ConfigError(f"router_params: {unknown} not parameters of router {router.name!r}; it takes "
-                          f"{', '.join(sorted(router.params)) or '(none)'}")
+    if not _is_int(spec.seed) or not 0 <= spec.seed < 2**63:
+        raise ConfigError(f"seed: {spec.seed!r}; an integer >= 0")
+    spec.router_params = check_router_params(router.name, spec.router_params)
     if router.needs_prompts:
         for e in spec.experts:
             if not e.prompts:
@@ -144,20 +271,21 @@ def check_mixture(spec: MixSpec) -> dict:
                                   f"expert (positive_prompts in mergekit-moe YAML); this expert has none")
     cfg = check_compatible({f"expert {e.name!r}": expert_config(e) for e in spec.experts})
     L = cfg["num_hidden_layers"]
-    if not isinstance(spec.dense_layers, int) or not 0 <= spec.dense_layers < L:
+    if not _is_int(spec.dense_layers) or not 0 <= spec.dense_layers < L:
         raise ConfigError(f"dense_layers: {spec.dense_layers!r} is out of range; the experts have {L} layers, so "
-                          f"it must be 0..{L - 1}")
+                          f"it must be an integer 0..{L - 1}")
     sh = spec.shared
     if isinstance(sh, Mapping) and "method" in sh:
-        from glue.merge import get_method
-
-        get_method(sh["method"])
+        _check_shared_merge(sh, E)
     elif isinstance(sh, str) and sh in names:
         pass
     elif sh is not None:
+        if not isinstance(sh, (str, os.PathLike, Mapping)) or isinstance(sh, (str, os.PathLike)) and not str(sh):
+            raise ConfigError(f"shared: {sh!r}; allowed: null (the uniform merge of the experts), an expert name "
+                              f"({', '.join(names)}), a model directory, or a merge {{method: ...}} of the experts")
         if isinstance(sh, (str, os.PathLike)) and not Path(sh).is_dir():
             raise ConfigError(f"shared: {str(sh)!r} is neither an expert name ({', '.join(names)}), a model "
                               f"directory, nor a merge {{method: ...}}")
-        shared_cfg = expert_config(ExpertSpec("shared", sh))
+        shared_cfg = expert_config(ExpertSpec("shared", sh), "shared model")
         check_compatible({f"expert {names[0]!r}": cfg, "the shared model": shared_cfg}, "shared")
     return cfg

@@ -139,8 +139,12 @@ class RecipeSpec:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
             _known(value, {f.name for f in fields(kind)}, source, f" in {key}")
-            if key == "eval" and "tasks" in value:
-                value = {**value, "tasks": tuple(value["tasks"] or ())}
+            if key == "eval":  # the recipe's default evaluator (native), also when only other eval fields are given
+                value = {"evaluator": RecipeSpec.eval.evaluator, **value}
+                if "tasks" in value:
+                    if isinstance(value["tasks"], str) or not isinstance(value["tasks"], (list, tuple, type(None))):
+                        raise ConfigError(f"{source}: eval.tasks must be a list of task names, got {value['tasks']!r}")
+                    value = {**value, "tasks": tuple(value["tasks"] or ())}
             if key == "search" and "routers" in value:
                 if not isinstance(value["routers"], (list, tuple)) or not value["routers"]:
                     raise ConfigError(f"{source}: search.routers must be a non-empty list of router names, "
@@ -180,31 +184,105 @@ def _number(value: Any, what: str, lo: float, hi: float | None = None, integer: 
         raise ConfigError(f"{what} must be {kind} >= {lo}{f' and <= {hi}' if hi is not None else ''}, got {value!r}")
 
 
+MIN_EXPERTS = 2
+"""The fewest experts a recipe mixture can have (fewer: the one model is used alone, no mixture)."""
+
+
+def _name(value: Any, what: str, allowed) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: {value!r} is not a name; allowed: {', '.join(allowed)}")
+
+
+def check_against_zoo(spec: RecipeSpec, zoo: Any) -> None:
+    """What the spec alone cannot check, from the zoo's member list and the configs on disk, before any
+    work (``glue mix``'s ranges): ``mixture.dense_layers`` below every in-model expert's depth,
+    ``mixture.top_k`` not beyond the zoo's members, ``cluster.delta_from`` a model of the zoo."""
+    from glue.errors import GlueError
+    from glue.io.hfconfig import read_config
+    from glue.zoo import resolve
+
+    models = list(zoo.all_models())
+    names = [mm.name for mm in models]
+    if spec.cluster.delta_from is not None and spec.cluster.delta_from not in names:
+        raise ConfigError(f"cluster.delta_from: {spec.cluster.delta_from!r} is not a model of zoo {zoo.name!r}; "
+                          f"allowed: {', '.join(names)}")
+    x = spec.mixture
+    if x is None:
+        return
+    if x.top_k > len(zoo.members):
+        raise ConfigError(f"mixture.top_k: {x.top_k} is beyond the experts: zoo {zoo.name!r} has "
+                          f"{len(zoo.members)} members")
+    depths = {}
+    for mm in zoo.members:
+        try:
+            cfg = read_config(resolve(mm))
+        except GlueError:
+            continue  # not built yet: the run resolves it (and says so)
+        n = cfg.get("num_hidden_layers") or (cfg.get("text_config") or {}).get("num_hidden_layers")
+        if isinstance(n, int):
+            depths[mm.name] = n
+    if depths and x.dense_layers >= min(depths.values()):
+        shallow = min(depths, key=depths.get)
+        raise ConfigError(f"mixture.dense_layers: {x.dense_layers} is out of range; member {shallow!r} has "
+                          f"{depths[shallow]} layers, so it must be 0..{depths[shallow] - 1}")
+
+
 def _check(spec: RecipeSpec) -> None:
     """Registry names and ranges, checked once (no model is loaded)."""
     from glue.cluster import CLUSTER_METHODS
+    from glue.cluster.clustering import LINKAGES
+    from glue.merge import get_method
     from glue.mix import ROUTERS
+    from glue.mix.spec import check_router_params
     from glue.select.pipeline import selectable_methods
     from glue.select.strategies import STRATEGIES
 
-    if not spec.zoo:
+    if not isinstance(spec.zoo, str) or not spec.zoo:
         raise ConfigError("zoo: a zoo name or zoo YAML file is required")
-    c, m, x, s = spec.cluster, spec.merge, spec.mixture, spec.search
+    c, m, x, s, ev = spec.cluster, spec.merge, spec.mixture, spec.search, spec.eval
+    bs = ev.batch_size
+    if bs is not None and bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise ConfigError(f"eval.batch_size must be an integer >= 1, 'auto' or null, got {bs!r}")
+    if not isinstance(ev.device, str) or not ev.device:
+        raise ConfigError(f"eval.device must be a device name (cpu, cuda, cuda:N), got {ev.device!r}")
+    if not isinstance(ev.allow_code_execution, bool):
+        raise ConfigError(f"eval.allow_code_execution must be true or false, got {ev.allow_code_execution!r}")
     if c.threshold is not None:
         _number(c.threshold, "cluster.threshold", -1.0, 1.0)
+    _name(c.method, "cluster.method", CLUSTER_METHODS.names())
     CLUSTER_METHODS.get(c.method)
+    _name(c.linkage, "cluster.linkage", LINKAGES)
+    if c.linkage not in LINKAGES:
+        raise ConfigError(f"cluster.linkage: {c.linkage!r}; allowed: {', '.join(LINKAGES)}")
+    if c.delta_from is not None and (not isinstance(c.delta_from, str) or not c.delta_from):
+        raise ConfigError(f"cluster.delta_from must be a member name or null, got {c.delta_from!r}")
+    _name(m.strategy, "merge.strategy", STRATEGIES.names())
     STRATEGIES.get(m.strategy)
+    _name(m.method, "merge.method", selectable_methods())
     if m.method not in selectable_methods():
         raise ConfigError(f"merge.method: {m.method!r} cannot drive selective merging; allowed: "
                           f"{', '.join(selectable_methods())}")
     if not isinstance(m.params, dict):
         raise ConfigError(f"merge.params must be a mapping of the method's parameters, got {m.params!r}")
+    method = get_method(m.method)
+    for k, v in m.params.items():  # what glue merge checks: the method's declared parameters
+        try:
+            method.param(k).check(v)
+        except ValueError as e:
+            raise ConfigError(f"merge.params.{k} = {v!r}: {e}") from None
+    if m.density is not None:
+        _number(m.density, "merge.density", 0.0, 1.0)
+        if m.density == 0:
+            raise ConfigError("merge.density must be in (0, 1], got 0")
     _number(m.trials, "merge.trials", 1, integer=True)
     _number(m.seed, "merge.seed", 0, integer=True)
     if x is not None:
+        _name(x.level, "mixture.level", MIXTURE_LEVELS)
         if x.level not in MIXTURE_LEVELS:
             raise ConfigError(f"mixture.level: {x.level!r}; allowed: {', '.join(MIXTURE_LEVELS)}")
+        _name(x.router, "mixture.router", ROUTERS.names())
         ROUTERS.get(x.router)
+        _name(x.routing, "mixture.routing", ("prompt_mean", "prompt_last"))
         if x.routing not in ("prompt_mean", "prompt_last"):
             raise ConfigError(f"mixture.routing: {x.routing!r}; allowed: prompt_mean, prompt_last")
         _number(x.top_k, "mixture.top_k", 1, integer=True)
@@ -214,11 +292,20 @@ def _check(spec: RecipeSpec) -> None:
         if x.level == "request" and (x.top_k != 1 or x.dense_layers):
             raise ConfigError("mixture.top_k and mixture.dense_layers apply to level model_level; a request-level "
                               "mixture sends each request to one whole expert (top_k 1, no dense layers)")
+        if x.top_k > MIN_EXPERTS:
+            raise ConfigError(f"mixture.top_k: {x.top_k} is beyond the experts: a recipe's mixture has as few as "
+                              f"{MIN_EXPERTS} experts (the candidates that win a task on search), so top_k must be "
+                              f"1..{MIN_EXPERTS}")
     if not isinstance(s.enabled, bool):
         raise ConfigError(f"search.enabled must be true or false, got {s.enabled!r}")
     _number(s.max_experts, "search.max_experts", 2, integer=True)
     for r in s.routers:
+        _name(r, "search.routers", ROUTERS.names())
         ROUTERS.get(r)
+    if x is not None:  # the mixture's router_params go to every router the recipe builds with (glue mix's check)
+        for r in dict.fromkeys([x.router, *(s.routers if s.enabled else ())]):
+            where = "mixture.router_params" + ("" if r == x.router else f" (with search router {r!r})")
+            check_router_params(r, x.router_params, where)
     if s.enabled and x is None:
         raise ConfigError("search: the searched variant searches the mixture; with mixture: null set "
                           "search: {enabled: false}")
