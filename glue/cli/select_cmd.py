@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def register(sub) -> None:
     from glue.cli import VERBS
     from glue.eval import EVALUATORS
-    from glue.select import DEFAULT_DENSITY, DEFAULT_TRIALS
+    from glue.select import ACCEPT, DEFAULT_ALPHA, DEFAULT_DENSITY, DEFAULT_TRIALS
 
     p = sub.add_parser("select", help=VERBS["select"],
                        description="Run a selection strategy (Model-GLUE, arXiv 2410.05357) over the members of a zoo "
@@ -37,6 +37,12 @@ def register(sub) -> None:
                    help="evolutionary: per-layer-group coefficients over G contiguous layer groups (default 0: off)")
     p.add_argument("--density", type=float, help=f"fixed per-model density of TIES/DARE-style methods "
                                                  f"(default {DEFAULT_DENSITY}; evolutionary searches it)")
+    p.add_argument("--accept", choices=ACCEPT, default="plain",
+                   help="greedy strategies: accept a round when its search score is >= the best so far (plain, the "
+                        "paper's rule, default), or only when that gain is also significant on the paired search "
+                        "items (paired: one-sided p-value < --alpha)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help=f"significance level of --accept paired (default {DEFAULT_ALPHA})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a global parameter of the merge method, e.g. lambda=0.5 (repeatable)")
     p.add_argument("--evaluator", choices=EVALUATORS,
@@ -87,7 +93,7 @@ def _select(args) -> int:
     sel = prepare(get_zoo(args.zoo), args.strategy, args.method, members=args.members, trials=args.trials,
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
                   evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
-                  device=args.device)
+                  device=args.device, accept=args.accept, alpha=args.alpha)
     from glue.safety import check_output
 
     check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)

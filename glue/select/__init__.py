@@ -18,7 +18,7 @@ from glue.lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["Selection", "Written", "final_merge", "prepare",
                      "run_selection", "selectable_methods", "write_selection"], "pipeline"),
-    **dict.fromkeys(["DEFAULT_DENSITY", "DEFAULT_TRIALS", "Evaluation", "Oracle", "Outcome", "Point", "Problem", "Round", "Search", "SelectionResult",
+    **dict.fromkeys(["ACCEPT", "DEFAULT_ALPHA", "DEFAULT_DENSITY", "DEFAULT_TRIALS", "Evaluation", "Oracle", "Outcome", "Point", "Problem", "Round", "Search", "SelectionResult",
                      "flat_weights"], "search"),
     **dict.fromkeys(["GRID", "STRATEGIES", "Strategy", "run_strategy"], "strategies"),
 }

@@ -125,6 +125,7 @@ class ZooOracle:
         self.single_cache = single_cache if single_cache is not None else {}
         self._mlp: dict[int, dict[str, torch.Tensor]] = {}
         self._current: tuple[Point, dict[str, torch.Tensor]] | None = None
+        self._outcomes: dict[tuple, dict[str, list[float]]] = {}
 
     # -- merges ---------------------------------------------------------------------------------------
     def spec(self, point: Point) -> MergeSpec:
@@ -162,8 +163,24 @@ class ZooOracle:
         function of the key (seeded merge, one evaluation), so it is computed once."""
         key = self._key(point)
         if key not in self.single_cache:
-            self.single_cache[key] = self.evaluate(point).average
+            self.single_cache[key] = self._evaluated(key, point).average
         return self.single_cache[key]
+
+    def _evaluated(self, key: tuple, what: Point | int):
+        """``evaluate(what)``, its per-item outcomes kept for ``outcomes`` (under the score's ``key``)."""
+        res = self.evaluate(what)
+        self._outcomes[key] = {t: [float(v) for v in res.per_item[t]] for t in self.eval_spec.tasks}
+        return res
+
+    def outcomes(self, what: Point | int) -> dict[str, list[float]]:
+        """Per-item search outcomes of a merge point or of candidate ``what`` alone (task -> one number per item):
+        what the ``paired`` acceptance rule compares. Kept when this process scored ``what``; else (a score from
+        the shared cache, or from a worker) evaluated once more: a score is a deterministic function of its key,
+        so these are the outcomes behind it."""
+        key = self._key(what) if isinstance(what, Point) else self._single_key(what)
+        if key not in self._outcomes:
+            self._evaluated(key, what)
+        return self._outcomes[key]
 
     def score_many(self, points: Sequence[Point]) -> list[float | BaseException]:
         """``score`` of each point (or the failure it raised, as ``glue.select.search.Failed``), the ones not
@@ -203,11 +220,14 @@ class ZooOracle:
             self._ray.close()
             self._ray = None
 
-    def single(self, i: int) -> float:
+    def _single_key(self, i: int) -> tuple:
         s = self.eval_spec
-        key = (str(self.paths[i].resolve()), s.tasks, s.split, s.evaluator, s.limit)
+        return (str(self.paths[i].resolve()), s.tasks, s.split, s.evaluator, s.limit)
+
+    def single(self, i: int) -> float:
+        key = self._single_key(i)
         if key not in self.single_cache:
-            self.single_cache[key] = self.evaluate(i).average
+            self.single_cache[key] = self._evaluated(key, i).average
         return self.single_cache[key]
 
     def similarity(self, current: Point | int, i: int) -> float:

@@ -39,7 +39,7 @@ from glue.merge import (
     merge_checkpoints,
     resolve_args,
 )
-from glue.select.search import DEFAULT_DENSITY, DEFAULT_TRIALS, Problem, SelectionResult
+from glue.select.search import DEFAULT_ALPHA, DEFAULT_DENSITY, DEFAULT_TRIALS, Problem, SelectionResult
 from glue.select.strategies import STRATEGIES, Strategy, run_strategy
 from glue.eval.spec import EvalSpec
 from glue.zoo import Zoo
@@ -119,7 +119,7 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
             trials: int = DEFAULT_TRIALS, seed: int = 0, num_groups: int = 0, density: float | None = None,
             params: Mapping[str, Any] | None = None, evaluator: str | None = None,
             search_evaluator: str | None = None, limit: int | None = None, device: str = "cpu",
-            tasks: Sequence[str] | None = None) -> Selection:
+            tasks: Sequence[str] | None = None, accept: str = "plain", alpha: float = DEFAULT_ALPHA) -> Selection:
     """Check a selection request and resolve its models; raise a ``GlueError`` naming the bad value.
 
     Args:
@@ -136,6 +136,8 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
             Both default to ``native`` when every task is a surrogate task (it equals lm-eval item by
             item there, and is fast), else ``lmeval``.
         limit, device, tasks: as ``glue.eval.evaluate`` (tasks default to the zoo's).
+        accept, alpha: the greedy strategies' acceptance rule and its significance level
+            (``glue.select.search.ACCEPT``; ``plain`` is the paper's rule).
     """
     from glue.arch import architecture_key, describe_architecture
     from glue.eval import check_tasks
@@ -155,6 +157,10 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
         groups = [n for n, s in STRATEGIES.items() if s.layer_groups]
         raise ConfigError(f"num_groups={num_groups}: strategy {strat.name!r} has no per-layer-group coefficients; "
                           f"only {', '.join(groups)} does")
+    if accept != "plain" and not strat.greedy:
+        greedy = [n for n, s in STRATEGIES.items() if s.greedy]
+        raise ConfigError(f"accept={accept!r}: strategy {strat.name!r} has no accept/reject rounds; the acceptance rule "
+                          f"applies to {', '.join(greedy)}")
     takes_density = "density" in m.per_model
     if density is not None:
         if not takes_density:
@@ -206,7 +212,7 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     if num_groups:
         LayerGroups(num_layers, num_groups)  # num_groups <= layers
     problem = Problem(tuple(dirs), m.name, takes_density, float(density if density is not None else DEFAULT_DENSITY),
-                      trials, seed, num_groups)
+                      trials, seed, num_groups, accept, alpha)
     return Selection(zoo, strat, m, dirs, resolve(zoo.base) if m.needs_base else None, excluded, problem,
                      dict(params or {}), final, search, num_layers)
 

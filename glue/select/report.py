@@ -43,7 +43,7 @@ def report(result) -> str:
                  "decision": "start"}]
         rows += [{"round": r.index, "candidate": r.candidate, "single": singles.get(r.candidate),
                   "similarity": r.similarity, "c": r.coefficient, "score": r.score, "best before": r.best_before,
-                  "decision": "keep" if r.accepted else "drop"} for r in result.rounds]
+                  "p (gain)": r.p_value, "decision": "keep" if r.accepted else "drop"} for r in result.rounds]
         df = pd.DataFrame(rows).set_index("round")
         out += ["", render_table(df.dropna(axis=1, how="all"))]
     weights, densities = result.weights(), result.densities()

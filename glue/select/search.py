@@ -121,6 +121,26 @@ class Oracle(Protocol):
     def similarity(self, current: Point | int, i: int) -> float:
         """MLP similarity between the current model (a merge, or candidate ``current`` alone) and candidate ``i``."""
 
+    # optional, for the ``paired`` acceptance rule (``ACCEPT``):
+    # def outcomes(self, what: Point | int) -> Mapping[str, Sequence[float]]:
+    #     """Per-item search outcomes (task -> one number per item, the same items for every model) of a merge
+    #     or of candidate ``what`` alone; the score is the mean over tasks of their means."""
+
+
+ACCEPT = ("plain", "paired")
+"""How a greedy round decides (``Problem.accept``):
+
+- ``plain`` (the paper's rule, the default): accept when the round's best search score is ``>=`` the best so far.
+- ``paired``: also require that gain to be significant on the paired search items: the round's best merge and
+  the current model are scored on the same items, and the one-sided p-value of "the merge is better"
+  (``glue.record.stats.paired_difference``: the exact sign-flip test on 0/1 outcomes of equal-size tasks,
+  else the normal test) must be below ``Problem.alpha``. A tie or a gain that the items cannot tell from
+  noise is dropped, so the search stops chasing differences of one or two items (the search split has 100
+  items per task; one item of one task moves a six-task average by .0017).
+"""
+
+DEFAULT_ALPHA = 0.05
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -134,6 +154,8 @@ class Problem:
         trials: evaluation budget of search strategies (CMA-ES).
         seed: seed of every random choice a strategy makes.
         num_groups: layer groups of the evolutionary strategy (0: one coefficient set).
+        accept: the greedy strategies' acceptance rule (``ACCEPT``: ``plain``, the paper's, or ``paired``).
+        alpha: the significance level of the ``paired`` rule (one-sided).
     """
 
     names: tuple[str, ...]
@@ -143,6 +165,14 @@ class Problem:
     trials: int = 60
     seed: int = 0
     num_groups: int = 0
+    accept: str = "plain"
+    alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self) -> None:
+        if self.accept not in ACCEPT:
+            raise ConfigError(f"accept: {self.accept!r}; one of {', '.join(ACCEPT)}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha: {self.alpha!r}; a significance level in (0, 1)")
 
     @property
     def n(self) -> int:
@@ -187,8 +217,10 @@ class Round:
 
     ``coefficient`` is the chosen weight ``c`` of the current merge (the candidate gets ``1 - c``);
     ``score`` the round's best search score (None if every merge failed); ``best_before`` the best
-    score before the round; ``accepted`` whether ``score >= best_before``; ``similarity`` the MLP
-    similarity that picked the candidate (similarity strategies).
+    score before the round; ``accepted`` whether ``score >= best_before`` (and, under the ``paired`` rule,
+    ``p_value < alpha``); ``similarity`` the MLP similarity that picked the candidate (similarity strategies);
+    ``p_value`` the one-sided p-value of the round's best merge beating the current model on the paired
+    search items (``paired`` rule only; None when the plain test already rejected the round).
     """
 
     index: int
@@ -198,6 +230,7 @@ class Round:
     best_before: float
     accepted: bool
     similarity: float | None = None
+    p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +265,7 @@ class Search:
         self.oracle, self.names, self.progress = oracle, tuple(names), progress
         self.rows: list[Evaluation] = []
         self.similarities = 0
+        self.paired_tests = 0
 
     @property
     def evaluations(self) -> int:
@@ -276,6 +310,22 @@ class Search:
     def similarity(self, current: Point | int, i: int) -> float:
         self.similarities += 1
         return float(self.oracle.similarity(current, i))
+
+    def gain_p_value(self, challenger: Point | int, incumbent: Point | int) -> float:
+        """One-sided p-value of ``challenger`` scoring above ``incumbent`` on the paired search items (a merge
+        point, or a candidate index alone), from the oracle's per-item outcomes.
+
+        Raises:
+            ConfigError: the oracle keeps no per-item outcomes (it has no ``outcomes`` method).
+        """
+        from glue.record.stats import one_sided_p, paired_difference
+
+        get = getattr(self.oracle, "outcomes", None)
+        if get is None:
+            raise ConfigError(f"accept: paired needs per-item search outcomes; {type(self.oracle).__name__} gives "
+                              f"scores only (use accept: plain)")
+        self.paired_tests += 1
+        return one_sided_p(paired_difference(dict(get(challenger)), dict(get(incumbent))))
 
     def _run(self, fn, **row: Any) -> float | None:
         t0 = time.perf_counter()

@@ -16,7 +16,9 @@ Greedy strategies (the paper's heuristics; one round per remaining candidate):
      and scored, and the best is kept; ties go to the larger ``c`` (the official ``>=`` test over
      an ascending grid).
 4. Greedy accept/reject: if the round's best score is ``>=`` the best so far, the merge becomes the
-   current model; otherwise the candidate is dropped for good.
+   current model; otherwise the candidate is dropped for good. That is the paper's rule (``accept: plain``,
+   the default); ``accept: paired`` also requires the gain over the current model to be significant on the
+   paired search items (one-sided p-value below ``alpha``; ``glue.select.search.ACCEPT``).
 5. The result is one flat merge: ``w_0 = prod_j c_j``, ``w_i = (1 - c_i) * prod_{j>i} c_j`` over the
    accepted rounds (``flat_weights``). If no round is accepted the result is the top-1 model itself.
 
@@ -82,6 +84,7 @@ class Strategy:
         layer_groups: the strategy supports per-layer-group coefficients (``--num-groups``).
         fixed_density: the strategy merges with one fixed density (``--density``) rather than searching it.
         needs_similarity: the strategy asks the oracle for MLP similarities.
+        greedy: the strategy accepts or rejects candidates round by round (``Problem.accept`` applies).
     """
 
     name: str
@@ -91,6 +94,7 @@ class Strategy:
     layer_groups: bool = False
     fixed_density: bool = True
     needs_similarity: bool = False
+    greedy: bool = False
 
 
 STRATEGIES: Registry[Strategy] = Registry("selection strategy")
@@ -127,7 +131,11 @@ def run_strategy(strategy: str | Strategy, problem: Problem, oracle: Oracle,
         options["trials"] = problem.trials
     if s.layer_groups:
         options["num_groups"] = problem.num_groups
+    if problem.accept != "plain":
+        options.update(accept=problem.accept, alpha=problem.alpha)
     info = dict(out.info)
+    if search.paired_tests:
+        info["paired_tests"] = search.paired_tests
     if s.needs_similarity:
         info["similarities"] = search.similarities
     return SelectionResult(
@@ -191,7 +199,11 @@ def greedy(problem: Problem, search: Search, *, grid: Callable[[int], Sequence[f
             if s is not None and (round_best is None or s >= round_best):
                 round_best, round_c = s, c
         accepted = round_best is not None and round_best >= best
-        rounds.append(Round(r, problem.names[cand], round_c, round_best, best, accepted, sim))
+        p_value = None
+        if accepted and problem.accept == "paired":
+            p_value = search.gain_p_value(_point(problem, models + [cand], coefficients + [round_c]), current)
+            accepted = p_value < problem.alpha
+        rounds.append(Round(r, problem.names[cand], round_c, round_best, best, accepted, sim, p_value))
         if accepted:
             models.append(cand)
             coefficients.append(round_c)
@@ -229,12 +241,12 @@ def merge_all(problem: Problem, search: Search) -> Outcome:
     return Outcome(point, None, score, everyone, everyone, ())
 
 
-register(Strategy("average", average, "greedy running average of accepted models (c = (k+1)/(k+2))"))
-register(Strategy("coefficient", coefficient, "greedy, best coefficient of 0.1..0.9 per round"))
+register(Strategy("average", average, "greedy running average of accepted models (c = (k+1)/(k+2))", greedy=True))
+register(Strategy("coefficient", coefficient, "greedy, best coefficient of 0.1..0.9 per round", greedy=True))
 register(Strategy("similarity", lambda p, s: similarity(p, s, "descending"),
-                  "greedy, most MLP-similar candidate next, coefficient search", needs_similarity=True))
+                  "greedy, most MLP-similar candidate next, coefficient search", needs_similarity=True, greedy=True))
 register(Strategy("similarity_ascending", lambda p, s: similarity(p, s, "ascending"),
-                  "greedy, least MLP-similar candidate next, coefficient search", needs_similarity=True))
+                  "greedy, least MLP-similar candidate next, coefficient search", needs_similarity=True, greedy=True))
 register(Strategy("all", merge_all, "baseline: merge every candidate, uniform weights"))
 
 

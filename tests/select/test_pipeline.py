@@ -319,3 +319,22 @@ def test_candidates_that_do_not_fit_stay_on_disk_with_the_same_scores(tiny_zoo, 
     assert disk.similarity(points[0], 1) == mem.similarity(points[0], 1) < 1.0
     assert disk._mlp == {} and len(mem._mlp) == 2  # on disk: candidates' MLP weights are not kept either
     assert len({mem.score(p) for p in points}) == 2  # different merges: a real comparison
+
+
+def test_the_paired_rule_on_real_checkpoints_uses_the_oracles_per_item_outcomes(tiny_zoo):
+    """``accept="paired"`` through the pipeline: each accepted round's gain is significant on the search items
+    (p < alpha); the oracle's outcomes are those behind its scores; a strategy without rounds refuses the rule."""
+    with pytest.raises(ConfigError, match="accept='paired': strategy 'all' has no accept/reject rounds; the "
+                                          "acceptance rule applies to average, coefficient, similarity"):
+        prepare(tiny_zoo, "all", "linear", accept="paired")
+    sel = prepare(tiny_zoo, "coefficient", "linear", limit=20, accept="paired", alpha=0.2)
+    res = run_selection(sel)
+    assert sel.problem.accept == "paired" and res.options["accept"] == "paired"
+    tested = [r for r in res.rounds if r.p_value is not None]
+    assert tested  # the rule was exercised (tiny: a one-item gain of ft_add, p = .5, is dropped)
+    assert all(r.accepted == (r.p_value < 0.2) for r in tested)
+    assert all(not r.accepted for r in res.rounds if r.p_value is None)
+    o = ZooOracle(list(sel.dirs.values()), sel.search, method="linear")
+    items = o.outcomes(0)
+    assert o.single(0) == pytest.approx(sum(sum(v) / len(v) for v in items.values()) / len(items))
+    assert set(items) == set(sel.tasks) and all(len(v) == 20 for v in items.values())

@@ -153,3 +153,61 @@ def test_deterministic(strategy, fake_oracle):
     runs = [run_strategy(strategy, Problem(NAMES), fake_oracle(SINGLES, planted, SIM)) for _ in range(2)]
     a, b = ([(r.kind, r.candidate, r.coefficient, r.weights, r.score) for r in res.trace] for res in runs)
     assert a == b and runs[0].point == runs[1].point
+
+
+# ---- the paired acceptance rule ------------------------------------------------------------------------
+
+class ItemOracle:
+    """Candidates a (top, 60 of 100 items right), b (merging it adds 1 right item: noise), c (adds 20 items:
+    a real gain), h (harmful: 30 items fewer); a merge's items are a's plus the gains of what it includes."""
+
+    GAIN = {1: 1, 2: 20, 3: -30}
+    SINGLES = [0.60, 0.59, 0.55, 0.40]
+
+    def __init__(self):
+        self.asked = []
+
+    def outcomes(self, what):
+        self.asked.append(what)
+        if isinstance(what, int):
+            right = int(round(100 * self.SINGLES[what]))
+            return {"t": [1.0] * right + [0.0] * (100 - right)}
+        right = 60 + sum(self.GAIN[i] for i in what.included() if i)
+        return {"t": [1.0] * right + [0.0] * (100 - right)}
+
+    def score(self, point):
+        return sum(self.outcomes(point)["t"]) / 100
+
+    def single(self, i):
+        return self.SINGLES[i]
+
+    def similarity(self, current, i):
+        return 0.5
+
+
+@pytest.mark.parametrize("strategy", GREEDY)
+def test_the_paired_rule_drops_a_gain_the_items_cannot_tell_from_noise(strategy):
+    names = ("a", "b", "c", "h")
+    plain = run_strategy(strategy, Problem(names), ItemOracle())
+    paired = run_strategy(strategy, Problem(names, accept="paired", alpha=0.05), ItemOracle())
+    assert set(plain.kept) == {"a", "b", "c"}  # the paper's rule takes the one-item gain of b
+    assert set(paired.kept) == {"a", "c"} and set(paired.dropped) == {"b", "h"}
+    rounds = {r.candidate: r for r in paired.rounds}
+    assert rounds["b"].p_value == pytest.approx(0.5)  # one item won, none lost: P(B >= 1 | k = 1) = 1/2
+    assert rounds["c"].p_value == pytest.approx(0.5**20) and rounds["c"].accepted
+    assert rounds["h"].p_value is None and not rounds["h"].accepted  # the plain test already said no
+    assert all(r.p_value is None for r in plain.rounds)
+    assert paired.options["accept"] == "paired" and paired.options["alpha"] == 0.05 and "accept" not in plain.options
+    assert paired.info["paired_tests"] == 2
+
+
+def test_the_paired_rule_needs_an_oracle_with_per_item_outcomes_and_a_valid_level(fake_oracle):
+    with pytest.raises(ConfigError, match="accept: paired needs per-item search outcomes; FakeOracle gives scores only"):
+        run_strategy("average", Problem(NAMES, accept="paired"), fake_oracle(SINGLES, planted))
+    with pytest.raises(ConfigError, match="accept: 'strict'; one of plain, paired"):
+        Problem(NAMES, accept="strict")
+    with pytest.raises(ConfigError, match=r"alpha: 1.5; a significance level in \(0, 1\)"):
+        Problem(NAMES, accept="paired", alpha=1.5)
+    # the plain rule never asks for outcomes: the paper's behaviour is unchanged
+    res = run_strategy("coefficient", Problem(NAMES), fake_oracle(SINGLES, planted, SIM))
+    assert res.dropped == ("h",)
