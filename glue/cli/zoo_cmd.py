@@ -125,12 +125,17 @@ def _build(args) -> int:
 
 
 def _fetch(z, args) -> int:
-    """A real zoo: check every member on disk, fetch what is missing (see ``glue.zoo.fetch``)."""
+    """A real zoo: check every member and every dataset of its tasks on disk, fetch what is missing (see
+    ``glue.zoo.fetch`` and ``glue.eval.datasets``). When nothing can be fetched (``--offline``, no hub), one error
+    lists every missing member and dataset, with how to get each, before any download."""
     import os
     import sys
 
     from glue.cli import DEFAULTED_ENV
-    from glue.zoo.fetch import fetch_zoo
+    from glue.errors import CheckpointError, ConfigError
+    from glue.eval.datasets import dataset_status, fetch_datasets
+    from glue.eval.datasets import missing_message as datasets_message
+    from glue.zoo.fetch import fetch_zoo, hub_allowed
 
     if "HF_HUB_OFFLINE" in DEFAULTED_ENV:  # glue's offline default, not the user's: the build step may fetch
         os.environ.pop("HF_HUB_OFFLINE", None)
@@ -138,11 +143,26 @@ def _fetch(z, args) -> int:
         if hub is not None:
             hub.HF_HUB_OFFLINE = False
     t0 = time.time()
-    states = fetch_zoo(z, convert_bin=args.convert_bin, download=not args.offline,
-                       log=lambda m: print(m, file=sys.stderr))
-    print(f"zoo {z.name}: {len(states)} models ready, {time.time() - t0:.1f} s")
+    data = [(d, why) for d, why in dataset_status(z.tasks) if why]
+    why = "downloads are off (--offline)" if args.offline else "HF_HUB_OFFLINE is set"
+    try:
+        states = fetch_zoo(z, convert_bin=args.convert_bin, download=not args.offline,
+                           log=lambda m: print(m, file=sys.stderr))
+    except CheckpointError as e:  # the members' error, plus the datasets that are missing too: one error
+        if data:
+            reason = why if args.offline or not hub_allowed() else "the hub could not be reached for the models"
+            raise CheckpointError(f"{e}\n{datasets_message(z.name, data, reason)}") from None
+        raise
+    if data and (args.offline or not hub_allowed()):
+        raise ConfigError(datasets_message(z.name, data, why))
+    fetched = fetch_datasets(z.name, z.tasks, download=not args.offline, log=lambda m: print(m, file=sys.stderr))
+    print(f"zoo {z.name}: {len(states)} models and {len(fetched)} datasets ready, {time.time() - t0:.1f} s")
     for s in states:
         print(f"  {s.member.name:28s} {s.path}")
+    from glue.zoo.remote import runnable
+
+    for name, reason in runnable(z)[1].items():
+        print(f"  {name}: {reason}", file=sys.stderr)
     return 0
 
 

@@ -242,4 +242,4 @@ def test_cli_zoo_build_of_a_real_zoo_on_disk_lists_paths(root, hub, capsys, tmp_
                                      "members: [{name: f, source: org/ft}]\n")
     assert main(["zoo", "build", str(tmp_path / "z.yaml"), "--offline"]) == 0
     out = capsys.readouterr().out
-    assert "2 models ready" in out and str(root / "org" / "ft") in out
+    assert "2 models and 0 datasets ready" in out and str(root / "org" / "ft") in out  # its task (add) is local
