@@ -192,7 +192,7 @@ def prepare_recipe(spec: RecipeSpec) -> Prepared:
     zoo, left_out = runnable(get_zoo(spec.zoo))  # remote-code members: left out, with the reason (no opt-in here)
     ev = spec.eval.with_tasks(zoo.tasks)
     if zoo.kind == "real":
-        require_real(zoo, ev.tasks)
+        require_real(zoo, ev.tasks, left_out)
     real = [t for t in ev.tasks if not TASKS.get(t).local]
     if real and ev.evaluator == "native":
         raise ConfigError(f"eval.evaluator: native scores local (surrogate) tasks only; zoo {zoo.name}'s tasks "
@@ -207,9 +207,10 @@ def prepare_recipe(spec: RecipeSpec) -> Prepared:
     return Prepared(spec, zoo, ev, search, threshold, left_out)
 
 
-def require_real(zoo, tasks) -> None:
+def require_real(zoo, tasks, left_out: dict[str, str] | None = None) -> None:
     """A real zoo: every member usable on disk and every dataset of ``tasks`` in the cache glue reads
-    offline; else one ``ConfigError`` listing all that is missing and how to get it (no network here)."""
+    offline; else one ``ConfigError`` listing all that is missing and how to get it (no network here),
+    and the members ``left_out`` of the run (not needed)."""
     from glue.eval.datasets import dataset_status
     from glue.eval.datasets import missing_message as datasets_message
     from glue.zoo.fetch import check_zoo, missing_message
@@ -219,6 +220,7 @@ def require_real(zoo, tasks) -> None:
     data = [(d, w) for d, w in dataset_status(tasks) if w]
     parts = ([missing_message(zoo, bad, why)] if bad else []) + ([datasets_message(zoo.name, data, why)] if data else [])
     if parts:
+        parts += [f"(not needed: {m}, left out of the run: {why})" for m, why in (left_out or {}).items()]
         raise ConfigError("\n".join(parts))
 
 
