@@ -86,9 +86,24 @@ def pytest_addoption(parser):
                      "actors, a CPU or GPU each, on the run's Ray cluster (with --executor ray: the same cluster)")
     g.addoption("--trials", type=int, default=60,
                 help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
+    g.addoption("--accept", type=_accept_rules, default=["plain"], metavar="RULE,...",
+                help="merge cases of the greedy strategies: acceptance rule(s) (glue.select.search.ACCEPT; default "
+                     "plain, the paper's; 'plain,paired' runs both, the paired ones as merge-M-S-paired)")
+    g.addoption("--alpha", type=float, default=0.05,
+                help="significance level of --accept paired (default 0.05; part of those cases' config)")
 
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # the default sweep of the cluster cases
+
+
+def _accept_rules(text: str) -> list[str]:
+    from glue.select.search import ACCEPT
+
+    out = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in out if x not in ACCEPT]
+    if not out or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated acceptance rules among {', '.join(ACCEPT)}")
+    return list(dict.fromkeys(out))
 
 
 def _thresholds(text: str) -> list[float]:
@@ -202,7 +217,7 @@ def pytest_generate_tests(metafunc):
 # the options a case run on a Ray worker gets from the driver (everything that shapes a case's config)
 _FORWARDED = ("--models", "--evaluator", "--split", "--limit", "--device", "--rerun", "--thresholds",
               "--cluster-method", "--threads", "--trials", "--allow-code-execution", "--search-workers",
-              "--search-pool", "--trust-remote-code", "--prompt-set")
+              "--search-pool", "--trust-remote-code", "--prompt-set", "--accept", "--alpha")
 
 
 def _forwarded_args(config) -> list[str]:

@@ -9,6 +9,9 @@ models included), ``failures``, ``search_score``, ``kept``/``dropped`` (comma-se
 order), final ``weights`` (and ``densities``), ``strategy_seconds`` (the search alone); the record's
 ``build_seconds`` is the final streaming merge.
 
+``--accept plain,paired`` adds the greedy strategies under the paired acceptance rule (``glue.select.search.ACCEPT``,
+significance level ``--alpha``) as ``merge-<method>-<strategy>-paired``; the plain cases' configs do not change.
+
 Run::
 
     pytest benchmarks --models tiny --evaluator native -k merge                 # CI size, a few minutes
@@ -112,16 +115,32 @@ def _rounded(coeffs: dict) -> dict:
     return {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4) for k, v in coeffs.items()}
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES.names())
-@pytest.mark.parametrize("method", MERGE_CASES)
-def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_path, single_scores):
+def pytest_generate_tests(metafunc):
+    """``method x strategy`` (ids ``linear-coefficient``), plus ``x accept`` for the greedy strategies when
+    ``--accept`` names a rule other than ``plain`` (ids ``linear-coefficient-paired``)."""
+    if metafunc.function.__name__ != "test_merge":
+        return
+    combos, ids = [], []
+    for method in MERGE_CASES:
+        for strategy in STRATEGIES.names():
+            for accept in metafunc.config.getoption("--accept"):
+                if accept == "plain" or STRATEGIES.get(strategy).greedy:
+                    combos.append((method, strategy, accept))
+                    ids.append(f"{method}-{strategy}" + ("" if accept == "plain" else f"-{accept}"))
+    metafunc.parametrize("method,strategy,accept", combos, ids=ids)
+
+
+def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconfig, tmp_path, single_scores):
     s = run_settings
     st = STRATEGIES.get(strategy)
+    alpha = pytestconfig.getoption("--alpha")
     sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, evaluator=s.evaluator,
-                  limit=s.limit, device=s.device)
+                  limit=s.limit, device=s.device, accept=accept, alpha=alpha)
     p = sel.problem
     config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),
               "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed}
+    if accept != "plain":  # the paper's rule adds nothing: its cases keep their config (and hash)
+        config.update(accept=accept, alpha=alpha)
     if p.takes_density and st.fixed_density:
         config["density"] = p.density
     if st.uses_trials:
@@ -143,7 +162,9 @@ def test_merge(method, strategy, zoo, run_settings, recorder, pytestconfig, tmp_
             extra["densities"] = _rounded({k: v for k, v in result.densities().items() if k in result.kept})
         if result.single is not None:
             extra["single"] = result.single
+        if accept != "plain":
+            extra["paired_tests"] = result.info.get("paired_tests", 0)
         return Measurements(scores=written.test.scores, n=written.test.n, eval_seconds=written.test.seconds,
                             build_seconds=written.merge.seconds, extra=extra)
 
-    recorder.run(f"merge-{method}-{strategy}", config, case)
+    recorder.run(f"merge-{method}-{strategy}" + ("" if accept == "plain" else f"-{accept}"), config, case)

@@ -12,8 +12,8 @@ there; every caller takes its settings from one frozen ``EvalSpec`` (``glue/eval
 
 from __future__ import annotations
 
+import collections
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -91,21 +91,25 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
     scores, n, per_item = out[:3]
     ids = out[3] if len(out) > 3 else {t: list(range(len(v))) for t, v in per_item.items()}
     res = EvalResult(scores, n, time.time() - t0, evaluator, split, per_item, ids)
-    _RESULTS[id(res)] = res
+    _RECENT.setdefault(split, collections.deque(maxlen=RECENT)).append(res)
     return res
 
 
-_RESULTS: weakref.WeakValueDictionary[int, EvalResult] = weakref.WeakValueDictionary()
-"""The live ``EvalResult``s of this process (weakly held: an entry goes when its result does)."""
+RECENT = 1024
+"""How many of this process's latest ``EvalResult``s per split ``result_of`` can find."""
+
+_RECENT: dict[str, collections.deque[EvalResult]] = {}
 
 
 def result_of(task: str, score: object) -> EvalResult | None:
-    """The live ``EvalResult`` whose score of ``task`` is the very object ``score`` (identity, not equality:
-    two models with equal scores are never confused), or None. It lets a caller that kept only the score
-    (``Measurements(scores=res.scores)``) find that score's per-item outcomes."""
-    for res in list(_RESULTS.values()):
-        if res.scores.get(task) is score:
-            return res
+    """The ``EvalResult`` (among the ``RECENT`` latest of each split in this process) whose score of ``task`` is the
+    very object ``score`` (identity, not equality: two models with equal scores are never confused), or None.
+    It lets a caller that kept only the score (``Measurements(scores=res.scores)``) find that score's per-item
+    outcomes. The results are held, so a score object found here cannot be another result's reused object."""
+    for results in _RECENT.values():
+        for res in reversed(results):
+            if res.scores.get(task) is score:
+                return res
     return None
 
 
