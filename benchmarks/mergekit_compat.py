@@ -111,11 +111,12 @@ def make_lora(model_dir: Path, out: Path, seed: int = 7) -> Path:
     """A rank-4 LoRA adapter on q_proj/v_proj of ``model_dir`` with random (non-zero) A and B."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+
+    from glue.io.hfconfig import from_pretrained
 
     if (out / "adapter_config.json").is_file():
         return out
-    m = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+    m = get_peft_model(from_pretrained("model", model_dir),
                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -259,10 +260,11 @@ def _last_line(text: str) -> str:
 def generate(path: Path) -> str:
     """Load with AutoModelForCausalLM and greedily generate 8 tokens after '12+3='."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    from glue.io.hfconfig import from_pretrained
+
+    tok = from_pretrained("tokenizer", path)
+    model = from_pretrained("model", path, dtype=torch.float32)
     ids = tok("12+3=", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
     return repr(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=False))

@@ -16,8 +16,7 @@ import time
 import torch
 import yaml
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
+from glue.io.hfconfig import from_pretrained
 from glue.mix.routers import mergekit_hidden, mergekit_tokenize, module_inputs
 
 ap = argparse.ArgumentParser()
@@ -27,7 +26,7 @@ cfg = yaml.safe_load(open(f"{root}/moe.yaml"))
 mk = load_file(f"{root}/out-mergekit-moe/model.safetensors")
 L = len([k for k in mk if k.endswith("mlp.gate.weight")])
 ref = torch.stack([mk[f"model.layers.{i}.mlp.gate.weight"].float() for i in range(L)])  # [L,E,H]
-tok = AutoTokenizer.from_pretrained(f"{root}/base")
+tok = from_pretrained("tokenizer", f"{root}/base")
 sets = [(e["positive_prompts"], e.get("negative_prompts") or []) for e in cfg["experts"]]
 
 
@@ -46,7 +45,7 @@ def gates(vec):
 
 
 for dt in (torch.bfloat16, torch.float32):
-    m = AutoModelForCausalLM.from_pretrained(f"{root}/base", dtype=dt).eval()
+    m = from_pretrained("model", f"{root}/base", dtype=dt).eval()
     t = time.perf_counter()
     g = gates(lambda ps: mergekit_hidden(m, tok, ps, False))
     s = time.perf_counter() - t

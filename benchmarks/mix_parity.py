@@ -83,13 +83,12 @@ def main() -> None:
     missing = sorted(set(mk) ^ set(gl))
     same = sum(torch.equal(mk[k], gl[k]) for k in others)
     gate_rel = max(((mk[k].float() - gl[k].float()).abs().max() / mk[k].float().abs().max()).item() for k in gates)
-    from transformers import AutoModelForCausalLM
+    from glue.io.hfconfig import from_pretrained
 
     ids = torch.randint(3, 55, (2, 12), generator=torch.Generator().manual_seed(0))
-    la = AutoModelForCausalLM.from_pretrained(scratch / "out-mergekit-moe", dtype=torch.float32,
-                                              experts_implementation="eager")(ids).logits
-    lb = AutoModelForCausalLM.from_pretrained(scratch / "out-glue", dtype=torch.float32,
-                                              experts_implementation="eager")(ids).logits
+    la = from_pretrained("model", scratch / "out-mergekit-moe", dtype=torch.float32,
+                         experts_implementation="eager")(ids).logits
+    lb = from_pretrained("model", scratch / "out-glue", dtype=torch.float32, experts_implementation="eager")(ids).logits
     med = {t: [statistics.median(x[i] for x in v) for i in (0, 1, 3)] for t, v in res.items()}
     ref = med["mergekit-moe"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

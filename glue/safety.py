@@ -93,8 +93,8 @@ def data_roots() -> dict[Path, str]:
     members glue built, the results root the records and tables of every bench."""
     from glue.paths import cache_dir, results_dir
 
-    return {cache_dir().resolve(): "glue's cache ($GLUE_CACHE)",
-            results_dir().resolve(): "the results root ($GLUE_RESULTS or results/)"}
+    return {cache_dir().resolve(): "glue's cache ($GLUE_CACHE: zoo members glue built, merged LoRAs, task files)",
+            results_dir().resolve(): "the results root ($GLUE_RESULTS or results/: records and tables of the benches)"}
 
 
 def marker_kind(directory: str | os.PathLike) -> str | None:
@@ -128,8 +128,8 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike |
                               f"writes over it: choose a new directory")
     for root, name in data_roots().items():
         if root in r.parents:
-            raise ConfigError(f"{what} {out} lies inside {name} ({root}), which holds zoo members, caches and "
-                              f"records that glue never replaces: choose a directory outside it")
+            raise ConfigError(f"{what} {out} lies inside {name} ({root}), which glue manages itself: "
+                              f"choose a directory outside it")
     for i in inputs:
         if i is None:
             continue
