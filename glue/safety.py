@@ -155,7 +155,7 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike |
                               f"another --out")
         if kind not in OUTPUT_KINDS:
             raise ConfigError(f"{what} {out} exists and is not a glue output (its {MARKER} says kind {kind!r}: "
-                              f"{'a zoo member glue built' if kind == 'surrogate' else 'not an output'}); "
+                              f"{'a zoo member glue built' if kind in ('surrogate', 'pretrained') else 'not an output'}); "
                               f"--overwrite replaces only outputs of glue's verbs ({', '.join(OUTPUT_KINDS)})")
     return out
 
