@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["errors", "kernels", "paths", "safety", "lazy", "yamlfile", "registry", "arch"]),
     ("io", ["io"]),
     ("math and assembly", ["merge", "cluster", "mix"]),
-    ("data and evaluation", ["zoo", "eval", "surrogate"]),
+    ("data and evaluation", ["zoo", "eval", "surrogate", "pretrained"]),
     ("harness", ["record", "select", "recipe", "cli", "__main__", "__init__"]),
 ]
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
