@@ -94,3 +94,9 @@ def test_the_recorder_keeps_the_outcomes_behind_scores_taken_from_an_evaluation(
     assert none.outcomes == {}
     own = rec.measure("single-c", {}, lambda: res)  # an EvalResult itself
     assert own.outcomes == kept.outcomes
+
+    def case():  # the usual case: the EvalResult is gone once the case returns, its scores dict is not
+        r = evaluate(None, None, ["add", "mul"], "test", "fake")
+        return Measurements(scores=r.scores, n=r.n)
+
+    assert rec.measure("merge-d", {}, case).outcomes == kept.outcomes
