@@ -295,6 +295,9 @@ class GlueMixtureForCausalLM(PreTrainedModel, GenerationMixin):
     _no_split_modules = ["LlamaDecoderLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
+    # experts with tied embeddings (SmolLM2, Qwen2-0.5B...): no lm_head tensor anywhere, the head is the
+    # shared embedding, as in Llama and in the Mixtral export (used only when config.tie_word_embeddings)
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
     routes_on_prompt = True  # scorers pass prompt_mask (glue.eval)
 
     def __init__(self, config: GlueMixtureConfig):
@@ -302,6 +305,8 @@ class GlueMixtureForCausalLM(PreTrainedModel, GenerationMixin):
         self.model = GlueMixtureModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+        if getattr(config, "tie_word_embeddings", False):
+            self.register_load_state_dict_post_hook(_tied_head_is_loaded)
 
     def get_input_embeddings(self):
         return self.model.embed_tokens
@@ -330,6 +335,12 @@ class GlueMixtureForCausalLM(PreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None)
+
+
+def _tied_head_is_loaded(module: nn.Module, keys) -> None:
+    """``load_state_dict``: a tied ``lm_head.weight`` is the embedding's tensor, loaded with it, not missing."""
+    if "lm_head.weight" in keys.missing_keys and module.lm_head.weight is module.model.embed_tokens.weight:
+        keys.missing_keys.remove("lm_head.weight")
 
 
 def register_auto_classes() -> None:
