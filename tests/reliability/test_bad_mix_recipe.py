@@ -332,6 +332,8 @@ KINDS = {
     "recipe: batch_size 0": lambda c: (c.recipe(eval={"batch_size": 0}), ["eval.batch_size", "0"]),
     "recipe: unknown linkage": lambda c: (c.recipe(cluster={"method": "agglomerative", "linkage": "median"}),
                                           ["cluster.linkage", "median", "average"]),
+    "recipe: unknown linkage, greedy clustering": lambda c: (c.recipe(cluster={"linkage": "median"}),
+                                                             ["cluster.linkage", "median", "average"]),
     "recipe: routing a number": lambda c: (c.recipe(mixture={"routing": 3}), ["mixture.routing", "3"]),
     "recipe: merge param of the wrong type": lambda c: (c.recipe(merge={"params": {"normalize": "yes"}}),
                                                         ["merge.params.normalize", "'yes'"]),
