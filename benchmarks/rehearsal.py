@@ -60,17 +60,22 @@ def write_models(root: Path, zoo_name: str, hidden: int, layers: int, seed: int 
                       max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=BOS, eos_token_id=EOS,
                       pad_token_id=PAD)
     base = LlamaForCausalLM(cfg)
-    models = zoo.all_models()
+    bases = {zoo.base.family if zoo.base else "": base}  # another weight family: its own random base (Which16's
+    models = zoo.all_models()                           # CodeLlama members), so the zoo has several clusters
     if remote_code_member:
         from glue.zoo.spec import Member
 
-        models = (*models, Member(**REMOTE, note="remote-code member: config.json has auto_map"))
+        remote = Member(**REMOTE, note="remote-code member: config.json has auto_map")
+        models = (*[m for m in models if m.name != remote.name], remote)  # Which16's own CrystalChat replaced
     for i, m in enumerate(models):
         out = root / m.source
         if (out / "config.json").is_file():
             continue
+        if m.family not in bases:
+            torch.manual_seed(seed + 1000 + len(bases))
+            bases[m.family] = LlamaForCausalLM(cfg)
         model = LlamaForCausalLM(cfg)
-        model.load_state_dict(base.state_dict())
+        model.load_state_dict(bases[m.family].state_dict())
         if m is not zoo.base:
             g = torch.Generator().manual_seed(seed + 1 + i)
             with torch.no_grad():
