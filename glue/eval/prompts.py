@@ -161,6 +161,11 @@ def _offline_env() -> None:
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
     os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))
+    import sys
+
+    cfg = sys.modules.get("datasets.config")  # imported before these were set: it read them already
+    if cfg is not None and os.environ["HF_HUB_OFFLINE"].lower() in ("1", "true", "yes", "on"):
+        cfg.HF_HUB_OFFLINE = True  # never wait on the network for a dataset that is not cached
 
 
 _LM_EVAL_DIRS = {"arc_challenge": "arc", "winogrande": "winogrande", "mmlu": "mmlu/default", "gsm8k": "gsm8k",
