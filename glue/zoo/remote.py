@@ -68,7 +68,8 @@ def runnable(zoo: Zoo, trust_remote_code: bool = False) -> tuple[Zoo, dict[str, 
     for m in zoo.all_models():
         why = remote_code_reason(m)
         if why:
-            left[m.name] = f"{why}; left out: glue runs no code shipped with a model unless {OPT_IN} is given"
+            left[m.name] = (f"{why}; left out: glue runs no code shipped with a model without an explicit opt-in "
+                            f"({OPT_IN} of pytest benchmarks)")
     if zoo.base is not None and zoo.base.name in left:
         raise ConfigError(f"zoo {zoo.name}: its base {zoo.base.name} needs remote code ({left[zoo.base.name]})")
     if not left:
