@@ -94,9 +94,12 @@ def _select(args) -> int:
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
                   evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
                   device=args.device, accept=args.accept, alpha=args.alpha)
+    from glue.io.hfconfig import refuse_remote_code
     from glue.safety import check_output
 
     check_output(args.out, inputs=[*sel.dirs.values(), *([sel.base] if sel.base else [])], overwrite=args.overwrite)
+    for name, d in [*sel.dirs.items(), *([("base", sel.base)] if sel.base else [])]:  # before the first evaluation
+        refuse_remote_code(d, f"member {name!r}" if name != "base" else "base")
     print(header(sel), flush=True)
     result = run_selection(sel, progress=None if args.quiet else _progress, workers=args.workers or os.cpu_count() or 1,
                            pool=args.pool)

@@ -237,6 +237,12 @@ def _mix_remote(c: Ctx):
     return ["mix", c.mix(), "--out", c.out()], ["expert 'ft_cmp'", str(f), "needs its own Python code"]
 
 
+def _select_remote(c: Ctx):
+    f, why = _remote("tokenizer")(c)
+    return ["select", "--zoo", c.zoo_yaml(), "--strategy", "all", "--method", "linear", "--out", c.out(), "--limit",
+            "1", "--quiet"], ["member 'tiny_ft_cmp'", str(f), "needs its own Python code"]
+
+
 def _moe_field(**fields):
     return lambda c: (["mix", c.moe(**fields), "--out", c.out()], [next(iter(fields)) if "experts_per_token" not in
                                                                     fields else "top_k"])
@@ -263,6 +269,7 @@ KINDS = {
     "merge: unknown model_type": _merge_remote("model_type"),
     "merge: tokenizer_source needs its own code": _merge_tokenizer_source_remote,
     "mix: expert config with auto_map": _mix_remote,
+    "select: member tokenizer with auto_map": _select_remote,
     # -- glue mix validation (items 9-10)
     "mix: NaN in an expert's weights": _nan_expert,
     "mix: dense_layers true": lambda c: (["mix", c.mix(dense_layers=True), "--out", c.out()],
