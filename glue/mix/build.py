@@ -139,7 +139,7 @@ def load_tokenizer(spec: MixSpec):
 
     for src in [spec.shared] + [e.source for e in spec.experts]:
         if isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "tokenizer_config.json").exists():
-            return from_pretrained("tokenizer", src, what="tokenizer of")
+            return from_pretrained("tokenizer", src, what="mixture tokenizer")
     raise ConfigError("no tokenizer: pass tokenizer= or give an expert/shared directory with tokenizer files")
 
 
