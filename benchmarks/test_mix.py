@@ -86,8 +86,9 @@ def candidates(zoo) -> list[str]:
             if m.architecture == ref.architecture and m.family == ref.family and m.role == "finetune"]
 
 
-def _scores_of(zoo, s, names) -> dict:
-    """Per model: search scores (decisions) and run-split results (reported), computed once per worker."""
+def _scores_of(zoo, s, names, splits=("search", "run")) -> dict:
+    """Per model: ``search`` scores (decisions) and ``run``-split results (reported), each computed once per
+    worker and only when asked (real zoos: every candidate is scored on search, only the experts on the run)."""
     from glue.eval import evaluate
     from glue.io import load_model
     from glue.zoo import resolve
@@ -96,11 +97,14 @@ def _scores_of(zoo, s, names) -> dict:
     out = {}
     for name in names:
         key = (zoo.name, name, s.split, s.evaluator, s.limit)
-        if key not in _CACHE:
+        got = _CACHE.setdefault(key, {})
+        todo = [sp for sp in splits if sp not in got]
+        if todo:
             model, tok = load_model(resolve(zoo.member(name)), device=s.device)
-            _CACHE[key] = {"search": evaluate(model, tok, zoo.tasks, "search", search_ev, s.limit),
-                           "run": evaluate(model, tok, zoo.tasks, s.split, s.evaluator, s.limit)}
-        out[name] = _CACHE[key]
+            for sp in todo:
+                got[sp] = (evaluate(model, tok, zoo.tasks, "search", search_ev, s.limit) if sp == "search"
+                           else evaluate(model, tok, zoo.tasks, s.split, s.evaluator, s.limit))
+        out[name] = got
     return out
 
 
@@ -133,7 +137,7 @@ def expert_specs(zoo, s, prompt_set: str = "calib"):
     names = candidates(zoo)
     if len(names) < 2:
         pytest.skip(f"zoo {zoo.name} has fewer than two fine-tunes of the base's architecture and family")
-    sc = _scores_of(zoo, s, names)
+    sc = _scores_of(zoo, s, names, ("search",))
     assigned = {n: [] for n in names}
     for t in zoo.tasks:
         assigned[max(names, key=lambda n: (sc[n]["search"].scores[t], -names.index(n)))].append(t)
