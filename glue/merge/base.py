@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from glue.lazy import lazy_module
 from glue.errors import ConfigError
 from glue.merge._primitives import RESCALES, generator
+from glue.merge import compat
 from glue.registry import Registry
 
 torch = lazy_module("torch")  # imported on first use: configs are validated without torch
@@ -345,7 +346,8 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
         else:
             dt = getattr(torch, str(compute_dtype).removeprefix("torch."))
         xs = [t.to(dt) for t in tensors]
-        return m.compat_fn(xs, base=b.to(dt) if b is not None else None, weights=list(args.weights),
-                           densities=args.densities, rng=rng, **args.params)
+        with compat.mergekit_reductions():  # mergekit's thread count: its reductions' summation order
+            return m.compat_fn(xs, base=b.to(dt) if b is not None else None, weights=list(args.weights),
+                               densities=args.densities, rng=rng, **args.params)
     w = torch.tensor(args.weights, dtype=torch.float32, device=tensors[0].device)
     return m.fn(list(tensors), base=b, weights=w, densities=args.densities, rng=rng, **args.params)

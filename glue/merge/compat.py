@@ -11,12 +11,25 @@ Returns a tensor ``[*]`` of the compute dtype.
 The formulas are the methods' own (see their modules); only the precision and the operation
 order differ. Randomized methods (DARE, DELLA) have no kernel here: mergekit draws their masks
 from torch's global generator, which glue does not reproduce.
+
+Thread count: torch's CPU reductions (sums, norms, dot products of more than 32768 elements) split
+the work into one chunk per thread, so their last bits depend on the number of threads. mergekit
+runs with torch's default (it changes it only with ``--num-threads``), so the compat kernels run
+under ``mergekit_threads()`` threads whatever ``--threads`` says (``merge_tensors`` sets it around the
+kernel and restores it after).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
+
+from glue.errors import ConfigError
 
 from glue.lazy import lazy_module
 
@@ -24,6 +37,42 @@ torch = lazy_module("torch")  # imported on first use: configs are validated wit
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+
+MERGEKIT_THREADS_ENV = "GLUE_MERGEKIT_THREADS"
+"""Environment variable: the thread count mergekit ran with, when it was given ``--num-threads``."""
+
+
+@functools.lru_cache(maxsize=1)
+def mergekit_threads() -> int:
+    """The torch intra-op thread count mergekit computes with on this machine: ``$GLUE_MERGEKIT_THREADS``
+    if set, else torch's default in a fresh interpreter (what ``mergekit-yaml`` starts with; it follows
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and the physical cores). Asked once per process: this
+    process's own count may have been changed already (``--threads``, evaluation workers)."""
+    env = os.environ.get(MERGEKIT_THREADS_ENV)
+    if env is not None:
+        if not env.strip().isdigit() or int(env) < 1:
+            raise ConfigError(f"${MERGEKIT_THREADS_ENV}={env!r}: must be a positive integer (the --num-threads "
+                              f"mergekit ran with)")
+        return int(env)
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+@contextlib.contextmanager
+def mergekit_reductions() -> Iterator[None]:
+    """Run the block with ``mergekit_threads()`` torch threads (restored after): a compat kernel's
+    reductions then sum in mergekit's order whatever glue's own thread count is."""
+    n, old = mergekit_threads(), torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _rescaled(x: Tensor, mask: Tensor, rescale: str, eps: float = 1e-7) -> Tensor:

@@ -1,0 +1,67 @@
+"""``--mergekit-compat`` kernels (glue.merge.compat): independent of glue's thread count.
+
+mergekit computes with torch's default thread count; torch's CPU reductions over more than 32768
+elements sum one chunk per thread, so a compat kernel run at another thread count gives other last
+bits. ``merge_tensors(compute_dtype=...)`` runs the kernel under ``mergekit_threads()`` threads.
+"""
+
+import pytest
+import torch
+
+from glue.merge import compat, merge_tensors
+from glue.merge.executor import torch_threads
+
+SHAPE = (96, 1024)  # 98304 elements per tensor: three reduction chunks' worth (torch's grain is 32768)
+
+
+def _family(dtype, n=3):
+    g = torch.Generator().manual_seed(0)  # a draw where 1 and 2 threads differ in both dtypes
+    base = torch.randn(SHAPE, generator=g)
+    return base.to(dtype), [(base + 0.02 * torch.randn(SHAPE, generator=g)).to(dtype) for _ in range(n)]
+
+
+@pytest.fixture
+def mergekit_at_two(monkeypatch):
+    """mergekit runs with 2 threads here (as on the 2-core machine this was measured on)."""
+    monkeypatch.setattr(compat, "mergekit_threads", lambda: 2)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_model_stock_compat_is_thread_independent(mergekit_at_two, dtype):
+    dt = getattr(torch, dtype)
+    base, fts = _family(dt)
+    with torch_threads(2):
+        ref = compat.model_stock(fts, base=base, filter_wise=False)  # the kernel as mergekit runs it (2 threads)
+    with torch_threads(1):
+        one = compat.model_stock(fts, base=base, filter_wise=False)
+    assert not torch.equal(ref, one), "the data must show the thread dependence the test guards against"
+    for n in (1, 2):
+        with torch_threads(n):
+            out = merge_tensors("model_stock", fts, base=base, compute_dtype=dtype)
+            assert torch.get_num_threads() == n  # restored after the kernel
+        assert out.dtype == dt
+        assert torch.equal(out, ref), f"--threads {n}"
+
+
+def test_mergekit_threads_env(monkeypatch):
+    compat.mergekit_threads.cache_clear()
+    monkeypatch.setenv(compat.MERGEKIT_THREADS_ENV, "3")
+    try:
+        assert compat.mergekit_threads() == 3
+        compat.mergekit_threads.cache_clear()
+        monkeypatch.setenv(compat.MERGEKIT_THREADS_ENV, "zero")
+        with pytest.raises(Exception, match="GLUE_MERGEKIT_THREADS.*positive integer"):
+            compat.mergekit_threads()
+    finally:
+        compat.mergekit_threads.cache_clear()
+
+
+def test_mergekit_threads_default_is_a_fresh_torch(monkeypatch):
+    compat.mergekit_threads.cache_clear()
+    monkeypatch.delenv(compat.MERGEKIT_THREADS_ENV, raising=False)
+    try:
+        with torch_threads(1):  # this process's count does not leak into mergekit's
+            n = compat.mergekit_threads()
+        assert n >= 1
+    finally:
+        compat.mergekit_threads.cache_clear()
