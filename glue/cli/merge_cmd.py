@@ -5,6 +5,7 @@ glue merge --list"""
 from __future__ import annotations
 
 import re
+import sys
 
 from glue.errors import ConfigError
 
@@ -64,6 +65,9 @@ def _merge(args) -> int:
     cfg = load_config(args.config, members=member_dir).with_overrides(
         dtype=args.dtype, vocab_policy=args.vocab_policy, seed=args.seed, mergekit_compat=args.mergekit_compat,
         copy_tokenizer=False if args.no_copy_tokenizer else None)
+    notice = cfg.parity_notice()
+    if notice:
+        print(notice, file=sys.stderr)
     res = cfg.run(args.out, device=args.device, overwrite=args.overwrite, max_shard_bytes=parse_size(args.shard_size),
                   progress=False if args.no_progress else None, threads=args.threads or None)
     spec = cfg.spec

@@ -182,6 +182,7 @@ def as_float32_kernel(fn):
         w = torch.tensor(list(weights), dtype=torch.float32, device=tensors[0].device)
         return fn(tensors, weights=w, **kw).to(tensors[0].dtype)
 
+    compat.float32_arithmetic = True  # same bytes as glue's default mode: no parity notice
     compat.__name__ = f"{fn.__name__}_compat"
     compat.__doc__ = f"``{fn.__name__}`` with the result in the compute dtype (mergekit works in float32 here too)."
     return compat

@@ -91,6 +91,30 @@ class ModelRef:
         return Path(self.location or self.path)
 
 
+def _inputs_dtype(refs: Sequence[ModelRef]) -> str | None:
+    """The promoted dtype of the floating tensors of ``refs``' checkpoints (headers only; a
+    ``model+lora`` reference: its model's), as mergekit computes without a config ``dtype``;
+    ``None`` when a checkpoint cannot be read (the merge itself then says why)."""
+    import torch
+
+    from glue.io import Checkpoint
+    from glue.merge import lora
+
+    dt = None
+    for r in refs:
+        pair = lora.split(r.path) if r.zoo is None else None
+        path = Path(pair[0]) if pair is not None else Path(r.location or r.path)
+        try:
+            with Checkpoint(path) as ck:
+                for n in ck.names():
+                    t = ck.dtype(n)
+                    if t.is_floating_point:
+                        dt = t if dt is None else torch.promote_types(dt, t)
+        except (GlueError, OSError):
+            return None
+    return str(dt).removeprefix("torch.") if dt is not None else None
+
+
 MemberResolver = Callable[[str, str], Path]
 """``(zoo name, member name) -> model directory``; raises ``GlueError`` for an unknown or missing member."""
 
@@ -190,6 +214,23 @@ class MergeConfig:
                             PlanSource(index[base.model.path], *base.layer_range) if base else None)
             out.append((sdef, self._spec(refs, params)))
         return out
+
+    def parity_notice(self) -> str | None:
+        """The one line ``glue merge`` prints on stderr when this mergekit config is merged in glue's
+        float32 arithmetic although mergekit computes it in half precision (its ``dtype``, else the
+        inputs' promoted dtype, read from the checkpoints' headers), with a method whose mergekit
+        kernel glue has (``--mergekit-compat`` would give mergekit's bytes); else ``None``. Linear and
+        SLERP compute in float32 in mergekit too: no notice for them."""
+        if self.format != "mergekit" or self.compute_dtype is not None:
+            return None
+        kernel = get_method(self.method).compat_fn
+        if kernel is None or getattr(kernel, "float32_arithmetic", False):
+            return None
+        dt = self.mergekit_dtype or _inputs_dtype(self.models + ((self.base,) if self.base else ()))
+        if dt not in ("bfloat16", "float16"):
+            return None
+        return (f"glue merge: note: float32 arithmetic: bytes differ from mergekit's (it computes {self.method} in "
+                f"{dt}); --mergekit-compat for bit parity")
 
     def with_overrides(self, *, mergekit_compat: bool = False, copy_tokenizer: bool | None = None,
                        **kw: Any) -> MergeConfig:
