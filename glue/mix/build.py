@@ -211,16 +211,32 @@ def is_mixtral_exportable(spec: MixSpec) -> bool:
         {**r.params, **spec.router_params})
 
 
-def mixtral_config(spec: MixSpec, cfg: dict):
-    from transformers import MixtralConfig
+MIXTRAL_DROPPED_KEYS = ("model_type", "architectures", "auto_map", "transformers_version", "torch_dtype", "dtype",
+                        "_name_or_path")
+"""Keys of the experts' config not carried into the Mixtral config: what names the source model (its
+type, classes, code) rather than its architecture's values."""
 
-    keep = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_parameters",
-            "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "hidden_act", "attention_dropout")
-    d = {k: cfg[k] for k in keep if k in cfg}
-    d.update(num_local_experts=len(spec.experts), num_experts_per_tok=spec.top_k, sliding_window=None,
-             architectures=["MixtralForCausalLM"], dtype=spec.dtype)
-    return MixtralConfig(**d)
+
+def mixtral_config(spec: MixSpec, cfg: dict):
+    """The ``MixtralConfig`` of the exported mixture, built as mergekit-moe 0.1.5 builds it: every key of
+    the experts' config (``cfg``, a Llama or Mistral ``config.json``: ``attention_bias``, ``mlp_bias``,
+    ``pretraining_tp``, ``rope_parameters``, ... included) through that model type's config class, then
+    ``MistralConfig`` (no sliding window) and ``MixtralConfig``; then the experts, top-k and dtype."""
+    from transformers import AutoConfig, MistralConfig, MixtralConfig
+
+    base = AutoConfig.for_model(cfg["model_type"], **{k: v for k, v in cfg.items() if k not in MIXTRAL_DROPPED_KEYS})
+    if not isinstance(base, MistralConfig):
+        mistral = MistralConfig(**base.to_dict())
+        mistral.sliding_window = None
+        mistral.max_position_embeddings = base.max_position_embeddings
+        base = mistral
+    out = MixtralConfig(**{k: v for k, v in base.to_dict().items() if k not in MIXTRAL_DROPPED_KEYS})
+    out.architectures = ["MixtralForCausalLM"]
+    out.num_local_experts = len(spec.experts)
+    out.num_experts_per_tok = spec.top_k
+    out.sliding_window = None
+    out.dtype = spec.dtype
+    return out
 
 
 ZEROS = "zeros"
