@@ -75,7 +75,7 @@ def render(d: dict[str, Any]) -> str:
                     "(share of each task's items sent to each expert):", ""]
         src = v.get("router_prompt_source") or {}
         if src:
-            out[-1:-1] = ["Calib prompts: " + "; ".join(src.values()) + ".", ""]
+            out[-2:-2] = ["Calib prompts: " + "; ".join(src.values()) + ".", ""]
         out.append(_table(["expert", "prompts from", *v["router_choices_test"]],
                           [[e, ", ".join(v["router_prompts_from_tasks"].get(e, [])) or "-",
                             *[v["router_choices_test"][t].get(e, 0.0) for t in v["router_choices_test"]]]
