@@ -74,7 +74,9 @@ def build(root: Path, dtype: str) -> dict[str, Path]:
     dt = getattr(torch, dtype)
 
     def cfg(vocab):
-        return LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=176, num_hidden_layers=LAYERS,
+        # intermediate 576: the MLP matrices (36864 elements) exceed torch's 32768-element reduction grain,
+        # so sums and norms over them depend on the thread count (issue 27)
+        return LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=576, num_hidden_layers=LAYERS,
                            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
                            tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0)
 
@@ -232,23 +234,54 @@ def cases(d: dict[str, Path], store: str) -> list[dict]:
     add("method multislerp with a base (task vectors)",
         {"merge_method": "multislerp", "base_model": m["base"], "models": models(fts, weight=[1.0, 0.5, 0.2]), **dt})
     # 9: compute dtype: mergekit computes in dtype; glue in float32 unless --mergekit-compat
-    per = {"linear": ({"weight": w}, {}), "task_arithmetic": ({"weight": w}, {"lambda": 0.9}),
-           "ties": ({"weight": [1.0, 0.6, 0.3], "density": [0.3, 0.5, 0.7]}, {}),
-           "breadcrumbs": ({"weight": [1.0, 0.6, 0.3], "density": [0.5, 0.6, 0.7]}, {"gamma": 0.02}),
-           "model_stock": ({}, {}), "slerp": ({}, {"t": 0.3})}
-    for meth, (pm, gp) in per.items():
-        cfg = {"merge_method": meth, "models": models(fts[:2] if meth == "slerp" else fts, **pm),
-               "dtype": "bfloat16"}
-        if meth != "linear":
-            cfg["base_model"] = m["ft0"] if meth == "slerp" else m["base"]
-        if gp:
-            cfg["parameters"] = gp
-        add(f"dtype: bfloat16 {meth}", cfg, stores=("bfloat16",))
-        add(f"dtype: bfloat16 {meth}, --mergekit-compat", cfg, ["--mergekit-compat"], stores=("bfloat16",))
+    for c in parity_cases(m["base"], fts, store):
+        add(c["feature"], c["cfg"], c["flags"], stores=(store,))
     # 10: LoRA and --no-copy-tokenizer
     add("--no-copy-tokenizer", {"merge_method": "linear", "models": models(fts[:2], weight=[0.5, 0.5]), **dt},
         ["--no-copy-tokenizer"], stores=("float32",))
     return out
+
+
+PARITY = {"linear": ({"weight": [0.5, 0.3, 0.2]}, {}), "task_arithmetic": ({"weight": [0.5, 0.3, 0.2]}, {"lambda": 0.9}),
+          "ties": ({"weight": [1.0, 0.6, 0.3], "density": [0.3, 0.5, 0.7]}, {}),
+          "breadcrumbs": ({"weight": [1.0, 0.6, 0.3], "density": [0.5, 0.6, 0.7]}, {"gamma": 0.02}),
+          "model_stock": ({}, {}), "slerp": ({}, {"t": 0.3}),
+          "nuslerp": ({"weight": [1.0, 0.6]}, {}), "multislerp": ({"weight": [1.0, 0.6, 0.3]}, {}),
+          "karcher": ({}, {}), "sce": ({}, {"select_topk": 0.5}), "nearswap": ({}, {"t": 0.01}),
+          "arcee_fusion": ({}, {}),
+          "dare_ties": ({"weight": [1.0, 0.6, 0.3], "density": [0.5, 0.6, 0.7]}, {}),
+          "della": ({"weight": [1.0, 0.6, 0.3], "density": [0.5, 0.6, 0.7]}, {"epsilon": 0.1})}
+"""The parity table's methods: (per-model parameters, global parameters)."""
+
+
+def parity_cases(base: str, fts: list[str], dtype: str, methods=None) -> list[dict]:
+    """Per method, the mergekit config computing in ``dtype``, in glue's default mode and with
+    ``--mergekit-compat`` (slerp goes from ``fts[0]``; nearswap and arcee_fusion take one model)."""
+    n_models = {"slerp": 2, "nuslerp": 2, "nearswap": 1, "arcee_fusion": 1}
+    no_base = ("linear", "nuslerp", "multislerp", "karcher")
+    out = []
+    for meth in methods or PARITY:
+        pm, gp = PARITY[meth]
+        n = min(n_models.get(meth, 3), len(fts))
+        cfg = {"merge_method": meth, "models": [
+            {"model": f, **({"parameters": {k: v[i] for k, v in pm.items()}} if pm else {})}
+            for i, f in enumerate(fts[:n])], "dtype": dtype}
+        if meth not in no_base:
+            cfg["base_model"] = fts[0] if meth == "slerp" else base
+        if gp:
+            cfg["parameters"] = gp
+        variants = [[], ["--mergekit-compat"]]
+        if meth == "arcee_fusion" and dtype != "float32":  # mergekit writes its float32 result as it is
+            variants.append(["--mergekit-compat", "--dtype", "float32"])
+        for flags in variants:
+            out.append({"feature": f"dtype: {dtype} {meth}" + (", " + " ".join(flags) if flags else ""),
+                        "cfg": cfg, "flags": flags, "demo": False})
+    return out
+
+
+REAL_METHODS = ("ties", "model_stock", "nuslerp", "multislerp", "karcher", "sce", "nearswap", "arcee_fusion",
+                "dare_ties")
+"""The methods of the real-model rows (a subset: a merge of SmolLM2-135M takes seconds to minutes here)."""
 
 
 def _last_line(text: str) -> str:
@@ -304,8 +337,9 @@ def run_mergekit(todo: list[tuple[dict, Path]], args, env) -> dict[str, str]:
     return json.loads((scratch / "mk_status.json").read_text())
 
 
-def run_glue(c: dict, d: Path) -> tuple[int, str]:
-    """``glue merge`` in this process (``glue.cli.main``): exit status and stderr."""
+def run_glue(c: dict, d: Path, out: str = "glue", threads: int | None = None) -> tuple[int, str]:
+    """``glue merge`` in this process (``glue.cli.main``) into ``d/out``, with ``--threads threads``
+    unless the case gives its own: exit status and stderr."""
     import contextlib
     import io
 
@@ -314,26 +348,27 @@ def run_glue(c: dict, d: Path) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            rc = glue_main(["merge", str(d / "mk.yaml"), "--out", str(d / "glue"), "--no-progress"] + c["flags"])
+            flags = c["flags"] + (["--threads", str(threads)] if threads and "--threads" not in c["flags"] else [])
+            rc = glue_main(["merge", str(d / "mk.yaml"), "--out", str(d / out), "--no-progress"] + flags)
         except Exception as e:  # noqa: BLE001 - a crash is a finding, reported in the table
             rc, _ = 1, print(f"CRASH {type(e).__name__}: {e}", file=err)
     return rc, err.getvalue()
 
 
-def compare(c: dict, d: Path, mk_status: str, gl: tuple[int, str]) -> list[str]:
+def compare(c: dict, d: Path, mk_status: str, gl: tuple[int, str], out: str = "glue") -> list[str]:
     mk_ok, gl_ok = mk_status == "ok", gl[0] == 0
     mk_col = "wrote a model" if mk_ok else f"fails: {_last_line(mk_status)[:160]}"
     if not gl_ok:
-        left = " (output left behind!)" if (d / "glue").exists() else ""
+        left = " (output left behind!)" if (d / out).exists() else ""
         return ["refused" + left, "", "", _last_line(gl[1]).replace(str(d.parent.parent), "…")[:400], mk_col, ""]
     if not mk_ok:
         return ["wrote a model", "", "", "", mk_col, ""]
-    a, b = _tensors(d / "mergekit"), _tensors(d / "glue")
+    a, b = _tensors(d / "mergekit"), _tensors(d / out)
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         diff = sorted(set(a) ^ set(b))[:3] or [k for k in a if a[k].shape != b[k].shape][:3]
         return ["DIFFERENT TENSORS", "", "", f"{diff}", mk_col, ""]
     note = ""
-    va, vb = read_vocab(d / "mergekit"), read_vocab(d / "glue")
+    va, vb = read_vocab(d / "mergekit"), read_vocab(d / out)
     if va and vb and va != vb and set(va) == set(vb) and len(va) == len(vb):
         # mergekit orders a union's new tokens by its tokenizers' hash order (differs run to run): compare by token
         order = [0] * len(va)
@@ -344,10 +379,10 @@ def compare(c: dict, d: Path, mk_status: str, gl: tuple[int, str]) -> list[str]:
         note = f"same tokens; ids of {moved} differ (mergekit's order is its hash order), compared by token. "
     diff, n = _maxdiff(a, b)
     total = sum(t.numel() for t in a.values())
-    tok_files = sorted(p.name for p in (d / "glue").glob("tokenizer*"))
+    tok_files = sorted(p.name for p in (d / out).glob("tokenizer*"))
     mk_tok = sorted(p.name for p in (d / "mergekit").glob("tokenizer*"))
     note += "" if tok_files == mk_tok else f"tokenizer files: glue {tok_files}, mergekit {mk_tok}"
-    demo = generate(d / "glue") if c["demo"] else ""
+    demo = generate(d / out) if c["demo"] else ""
     verdict = "equal (bit-identical)" if n == 0 else "DIFFERS"
     return [verdict, f"{diff:.3g}", f"{n}/{total} ({100 * n / total:.2f}%)", note, mk_col, demo]
 
@@ -358,44 +393,68 @@ def main(argv=None) -> int:
     ap.add_argument("--mergekit-bin", default="/tmp/mkvenv/bin")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("-k", default="", help="only cases whose feature contains this text")
+    ap.add_argument("--threads", default="1,2", help="glue's --threads values, each case run at each (default 1,2); "
+                    "mergekit runs with torch's default")
+    ap.add_argument("--real", action="append", default=[], metavar="DTYPE=BASE,FT1,FT2",
+                    help="real-model rows instead of the small checkpoints: the parity cases of REAL_METHODS on these "
+                         "checkpoint directories, computing in DTYPE (repeatable)")
     ap.add_argument("--update", help="a table written before: keep its rows for the cases not run now")
     args = ap.parse_args(argv)
     if not (Path(args.mergekit_bin) / "mergekit-yaml").is_file():
         ap.error(f"no mergekit-yaml in {args.mergekit_bin} (see --help)")
+    threads = [int(x) for x in args.threads.split(",")]
     env, root = _env(), Path(args.scratch)
     rows = []
     t0 = time.perf_counter()
     todo = []
-    for store in ("float32", "bfloat16"):
-        dirs = build(root / "models", store)
-        for i, c in enumerate(cases(dirs, store)):
+    if args.real:
+        groups = []
+        for spec in args.real:
+            dtype, _, paths = spec.partition("=")
+            base, *fts = paths.split(",")
+            groups.append((f"real {dtype}", parity_cases(base, fts, dtype, REAL_METHODS)))
+    else:
+        groups = [(store, cases(build(root / "models", store), store)) for store in ("float32", "bfloat16")]
+    for store, cs in groups:
+        for i, c in enumerate(cs):
             if args.k and args.k not in c["feature"]:
                 continue
-            d = root / "runs" / store / f"{i:02d}"
+            d = root / "runs" / store.replace(" ", "-") / f"{i:02d}"
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
             (d / "mk.yaml").write_text(yaml.safe_dump(c["cfg"], sort_keys=False))
             todo.append((dict(c, store=store), d))
-    print(f"{len(todo)} cases: mergekit ...", file=sys.stderr, flush=True)
-    status = run_mergekit(todo, args, env)
+    # a config given twice (default and --mergekit-compat) is merged by mergekit once
+    first: dict[str, Path] = {}
+    mk_todo = [(c, d) for c, d in todo if first.setdefault((d / "mk.yaml").read_text(), d) == d]
+    print(f"{len(todo)} cases ({len(mk_todo)} mergekit merges): mergekit ...", file=sys.stderr, flush=True)
+    status = run_mergekit(mk_todo, args, env)
     print(f"mergekit done ({time.perf_counter() - t0:.0f} s); glue ...", file=sys.stderr, flush=True)
     for c, d in todo:
-        res = compare(c, d, status.get(str(d / "mergekit"), "did not run"), run_glue(c, d))
-        rows.append([c["feature"], c["store"], " ".join(c["flags"])] + res)
-        print(f"{c['store']} {c['feature']}: {res[0]} {res[1]} {res[2]} {res[3][:100]}", file=sys.stderr, flush=True)
+        src = first[(d / "mk.yaml").read_text()]
+        if src != d:
+            (d / "mergekit").symlink_to(src / "mergekit")
+        mk = status.get(str(src / "mergekit"), "did not run")
+        for t in ([None] if "--threads" in c["flags"] else threads):
+            out = f"glue-t{t}" if t else "glue"
+            res = compare(c, d, mk, run_glue(c, d, out, t), out)
+            rows.append([c["feature"], c["store"], " ".join(c["flags"]), str(t or "")] + res)
+            print(f"{c['store']} {c['feature']} threads {t}: {res[0]} {res[1]} {res[2]} {res[3][:100]}",
+                  file=sys.stderr, flush=True)
+            shutil.rmtree(d / out, ignore_errors=True)  # real checkpoints: 270 MB each
     lines = ["| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in r) + " |" for r in rows]
     if args.update:  # the earlier table's rows, with the ones just run replaced in place
-        done = {tuple(r[:2]): line for r, line in zip(rows, lines)}
+        done = {(r[0], r[1], r[3]): line for r, line in zip(rows, lines)}
         old = [ln for ln in Path(args.update).read_text().splitlines() if ln.startswith("| ") and
                not ln.startswith("| feature |")]
-        keys = [tuple(c.strip() for c in ln.split(" | ")[:2]) for ln in old]
-        keys = [(k[0].removeprefix("| "), k[1]) for k in keys]
+        keys = [[c.strip() for c in ln.removeprefix("| ").split(" | ")] for ln in old]
+        keys = [(k[0], k[1], k[3]) for k in keys]
         lines = [done.pop(k, ln) for k, ln in zip(keys, old)] + list(done.values())
-    print("| feature | checkpoints | glue flags | glue outcome | max abs diff | elements differing | "
+    print("| feature | checkpoints | glue flags | glue threads | glue outcome | max abs diff | elements differing | "
           "glue message / note | mergekit 0.1.5 | AutoModelForCausalLM generates |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
-    print(f"\n{len(rows)} cases in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(f"\n{len(rows)} rows in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -336,6 +336,8 @@ def merge_tensors(method: str | MergeMethod, tensors: Sequence[Tensor], *, base:
     b = base if m.reads_base else None
     rng = (lambda i: generator(args.seed, name, i)) if m.randomized else None
     if compute_dtype is not None:
+        if m.randomized:
+            raise ConfigError(f"{m.name} cannot give mergekit's bytes: {compat.RANDOM_MASKS}")
         if m.compat_fn is None:
             raise ConfigError(f"{m.name} has no mergekit-compatible kernel (compute in the config's dtype); "
                               f"run it without --mergekit-compat")

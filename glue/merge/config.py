@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 
 from glue.errors import ConfigError, GlueError, UnknownNameError
+from glue.merge import compat
 from glue.merge.base import METHODS, get_method, resolve_args
 from glue.merge.plan import OUT_DTYPE_NAMES, VOCAB_POLICIES, SliceDef
 from glue.merge.plan import SliceSource as PlanSource
@@ -428,6 +429,9 @@ def validate(cfg: MergeConfig) -> MergeConfig:
         raise ConfigError(f"{cfg.source}: base {cfg.base.path} is also listed in models; the base is the origin of "
                           f"the task vectors, not a model to merge: remove it from models")
     m = get_method(cfg.method)
+    if cfg.compute_dtype is not None and m.randomized:
+        raise ConfigError(f"{cfg.source}: --mergekit-compat: {cfg.method} cannot give mergekit's bytes: "
+                          f"{compat.RANDOM_MASKS}; run it without --mergekit-compat")
     if cfg.compute_dtype is not None and m.compat_fn is None:
         raise ConfigError(f"{cfg.source}: --mergekit-compat: {cfg.method} has no mergekit-compatible kernel; "
                           f"methods that have one: {', '.join(n for n, x in METHODS.items() if x.compat_fn)}")

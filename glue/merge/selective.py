@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from glue.lazy import lazy_module
 from glue.merge._primitives import elect_sign
+from glue.merge import compat
 from glue.merge.base import MergeMethod, Param, register
 
 torch = lazy_module("torch")  # imported on first use: configs are validated without torch
@@ -71,18 +72,21 @@ def arcee_fusion(tensors: Sequence[Tensor], *, base: Tensor, **_) -> Tensor:
 
 
 register(MergeMethod(
-    name="sce", fn=sce, needs_base=True, randomized=False, per_model=(),
+    name="sce", fn=sce,
+    compat_fn=compat.sce, needs_base=True, randomized=False, per_model=(),
     params=(Param("select_topk", float, 1.0, "share of the highest-variance elements kept", low=0.0, high=1.0,
                   low_open=True),),
     min_models=1, max_models=None, paper="https://arxiv.org/abs/2408.07990",
     summary="select high-variance elements, weight models by task-vector energy, erase sign conflicts"))
 register(MergeMethod(
-    name="nearswap", fn=nearswap, needs_base=True, randomized=False, per_model=(),
+    name="nearswap", fn=nearswap,
+    compat_fn=compat.nearswap, needs_base=True, randomized=False, per_model=(),
     params=(Param("t", float, None, "similarity threshold: weight of the other model = clip(t / |a - b|, 0, 1)",
                   low=0.0),), min_models=1, max_models=1,
     paper="https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001",
     summary="take the other model's value where it is close to the base (within t)"))
 register(MergeMethod(
-    name="arcee_fusion", fn=arcee_fusion, needs_base=True, randomized=False, per_model=(), params=(),
+    name="arcee_fusion", fn=arcee_fusion,
+    compat_fn=compat.arcee_fusion, needs_base=True, randomized=False, per_model=(), params=(),
     min_models=1, max_models=1, paper="https://www.arcee.ai/blog/meet-mergekit-v0-1-arcee-fusion-expanded-model-support-multi-gpu-acceleration",
     summary="keep the updates whose KL-weighted importance is an outlier (above median + 1.5 IQR)"))

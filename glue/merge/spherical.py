@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from glue.lazy import lazy_module
 from glue.errors import ConfigError
+from glue.merge import compat
 from glue.merge.base import MergeMethod, Param, register
 
 torch = lazy_module("torch")  # imported on first use: configs are validated without torch
@@ -130,19 +131,22 @@ def karcher(tensors: Sequence[Tensor], *, max_iter: int, tol: float, **_) -> Ten
 
 
 register(MergeMethod(
-    name="nuslerp", fn=nuslerp, needs_base=False, uses_base=True, randomized=False, per_model=("weight",),
+    name="nuslerp", fn=nuslerp,
+    compat_fn=compat.nuslerp, needs_base=False, uses_base=True, randomized=False, per_model=("weight",),
     params=(Param("nuslerp_flatten", bool, True, "SLERP over the flattened tensor (else per row vector)"),
             Param("nuslerp_row_wise", bool, False, "without flatten: SLERP per column instead of per row")),
     min_models=2, max_models=2, paper="https://en.wikipedia.org/wiki/Slerp",
     summary="SLERP of two models (of their task vectors with a base) at t = w1 / (w0 + w1)"))
 register(MergeMethod(
-    name="multislerp", fn=multislerp, needs_base=False, uses_base=True, randomized=False, per_model=("weight",),
+    name="multislerp", fn=multislerp,
+    compat_fn=compat.multislerp, needs_base=False, uses_base=True, randomized=False, per_model=("weight",),
     params=(Param("normalize_weights", bool, True, "divide the weights by their sum"),
             Param("eps", float, 1e-8, "added to norms against division by zero", low=0.0)),
     min_models=1, max_models=None, paper="https://doi.org/10.1145/502122.502124",
     summary="barycentric SLERP of N models on the hypersphere (task vectors with a base)"))
 register(MergeMethod(
-    name="karcher", fn=karcher, needs_base=False, randomized=False, per_model=(),
+    name="karcher", fn=karcher,
+    compat_fn=compat.karcher, needs_base=False, randomized=False, per_model=(),
     params=(Param("max_iter", int, 10, "fixed-point iterations at most", low=1),
             Param("tol", float, 1e-5, "stop when the tangent step is below this", low=0.0, low_open=True)),
     min_models=1, max_models=None, paper="https://doi.org/10.1002/cpa.3160300502",

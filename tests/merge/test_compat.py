@@ -117,3 +117,64 @@ def test_no_notice_where_bytes_do_not_differ(bf16_family, tmp_path, capsys):
 
     assert main(["merge", str(glue_cfg), "--out", str(tmp_path / "g-out"), "--no-progress"]) == 0
     assert NOTICE not in capsys.readouterr().err
+
+
+# -- the kernels of the spherical and selective methods ----------------------------------------------------
+KERNELS = {"nuslerp": dict(weights=[1.0, 0.6], nuslerp_flatten=True, nuslerp_row_wise=False),
+           "multislerp": dict(weights=[1.0, 0.6, 0.3], normalize_weights=True, eps=1e-8),
+           "karcher": dict(max_iter=10, tol=1e-5), "sce": dict(select_topk=0.5), "nearswap": dict(t=0.01),
+           "arcee_fusion": {}}
+N_MODELS = {"nuslerp": 2, "nearswap": 1, "arcee_fusion": 1}
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_kernel_in_float32_is_glues_float32_method(mergekit_at_two, name):
+    """In float32 mergekit's operation order is glue's own (the float32 rows of results/mergekit_compat.md
+    are bit-identical to mergekit): the transcribed kernel gives glue's float32 bytes."""
+    from glue.merge import METHODS
+
+    base, fts = _family(torch.float32, N_MODELS.get(name, 3))
+    kw = dict(KERNELS[name])
+    m = METHODS.get(name)
+    b = base if m.reads_base else None
+    with torch_threads(2):
+        w = kw.pop("weights", None)
+        ref = m.fn(fts, base=b, **({"weights": torch.tensor(w)} if w else {}), **kw)
+    out = merge_tensors(name, fts, base=b, compute_dtype="float32", **({"weights": w} if w else {}), **kw)
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_kernel_in_bfloat16_rounds_like_mergekit(mergekit_at_two, name):
+    """In bf16 the kernel computes in bf16 (other bytes than glue's float32 arithmetic rounded to bf16,
+    the difference --mergekit-compat exists for), and is close to it."""
+    from glue.merge import METHODS
+
+    base, fts = _family(torch.bfloat16, N_MODELS.get(name, 3))
+    kw = dict(KERNELS[name])
+    b = base if METHODS.get(name).reads_base else None
+    w = kw.pop("weights", None)
+    out = merge_tensors(name, fts, base=b, compute_dtype="bfloat16", **({"weights": w} if w else {}), **kw)
+    f32 = merge_tensors(name, fts, base=b, **({"weights": w} if w else {}), **kw)
+    assert out.dtype == (torch.float32 if name == "arcee_fusion" else torch.bfloat16)  # arcee: mergekit's float mask
+    assert not torch.equal(out.to(torch.bfloat16), f32.to(torch.bfloat16))
+    if name == "arcee_fusion":  # bf16 importances (many ties) move the threshold: other elements kept, each
+        # output element still the base or the base plus the bf16 task vector (mergekit's float32 mask promotes)
+        assert bool(((out == base.float()) | (out == base.float() + (fts[0] - base).float())).all())
+    else:
+        assert torch.allclose(out.float(), f32, atol=0.05)
+
+
+def test_arcee_fusion_refuses_a_sampled_quantile():
+    big = torch.zeros(1001, 1000, dtype=torch.bfloat16)
+    with pytest.raises(Exception, match=r"1001000 elements.*torch.randint.*global generator.*without --mergekit-compat"):
+        merge_tensors("arcee_fusion", [big + 1], base=big, compute_dtype="bfloat16")
+
+
+@pytest.mark.parametrize("name", ["dare_ties", "dare_linear", "della", "della_linear"])
+def test_randomized_methods_refuse_with_the_reason(name):
+    base, fts = _family(torch.bfloat16, 2)
+    with pytest.raises(Exception, match=r"cannot give mergekit's bytes: .*global generator.*its own \(seed, tensor "
+                                        r"name, model\)"):
+        merge_tensors(name, fts, base=base, compute_dtype="bfloat16", seed=0, densities=[0.5, 0.5],
+                      **({"epsilon": 0.1} if "della" in name else {}))
