@@ -279,8 +279,7 @@ def parity_cases(base: str, fts: list[str], dtype: str, methods=None) -> list[di
     return out
 
 
-REAL_METHODS = ("ties", "model_stock", "nuslerp", "multislerp", "karcher", "sce", "nearswap", "arcee_fusion",
-                "dare_ties")
+REAL_METHODS = ("ties", "model_stock", "nuslerp", "multislerp", "karcher", "sce", "nearswap", "arcee_fusion")
 """The methods of the real-model rows (a subset: a merge of SmolLM2-135M takes seconds to minutes here)."""
 
 
@@ -398,6 +397,7 @@ def main(argv=None) -> int:
     ap.add_argument("--real", action="append", default=[], metavar="DTYPE=BASE,FT1,FT2",
                     help="real-model rows instead of the small checkpoints: the parity cases of REAL_METHODS on these "
                          "checkpoint directories, computing in DTYPE (repeatable)")
+    ap.add_argument("--methods", help="real-model rows: these methods (comma-separated) instead of REAL_METHODS")
     ap.add_argument("--update", help="a table written before: keep its rows for the cases not run now")
     args = ap.parse_args(argv)
     if not (Path(args.mergekit_bin) / "mergekit-yaml").is_file():
@@ -412,7 +412,8 @@ def main(argv=None) -> int:
         for spec in args.real:
             dtype, _, paths = spec.partition("=")
             base, *fts = paths.split(",")
-            groups.append((f"real {dtype}", parity_cases(base, fts, dtype, REAL_METHODS)))
+            methods = args.methods.split(",") if args.methods else REAL_METHODS
+            groups.append((f"real {dtype}", parity_cases(base, fts, dtype, methods)))
     else:
         groups = [(store, cases(build(root / "models", store), store)) for store in ("float32", "bfloat16")]
     for store, cs in groups:
