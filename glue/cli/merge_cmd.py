@@ -44,7 +44,8 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mergekit-compat", action="store_true",
                    help="reproduce mergekit's bytes: compute in the config's dtype (mergekit's meaning) and rank "
-                        "magnitudes as mergekit does, instead of glue's float32 arithmetic")
+                        "magnitudes as mergekit does, instead of glue's float32 arithmetic; its kernels run with "
+                        "mergekit's thread count (torch's default, or $GLUE_MERGEKIT_THREADS), whatever --threads says")
     p.add_argument("--no-copy-tokenizer", action="store_true", help="write no tokenizer files into DIR")
     p.add_argument("--list", action="store_true", help="list the merge methods and exit")
     p.set_defaults(func=_merge)
