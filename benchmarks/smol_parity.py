@@ -109,7 +109,6 @@ def merge_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
 
     from glue.io.checkpoint import load_model
     from glue.io.hfconfig import from_pretrained
-    from glue.merge.config import load_merge_config  # noqa: F401  (config validated by glue merge itself)
     from glue.merge.inmemory import InMemoryMerger
 
     cases = []
@@ -190,8 +189,11 @@ def mix_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
                        {"source_model": str(ds["ft_cmp"]), "positive_prompts": pc}]}
     (d / "moe.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
-    r = subprocess.run([str(mk_bin / "mergekit-moe"), str(d / "moe.yaml"), str(d / "mergekit"), "--allow-crimes"],
-                       env=_env(), capture_output=True, text=True)
+    if (d / "mergekit" / "config.json").is_file():  # a finished earlier run (mergekit-moe takes minutes here)
+        r = subprocess.CompletedProcess([], 0, "", "")
+    else:
+        r = subprocess.run([str(mk_bin / "mergekit-moe"), str(d / "moe.yaml"), str(d / "mergekit"), "--allow-crimes"],
+                           env=_env(), capture_output=True, text=True)
     log(f"mergekit-moe: rc {r.returncode} in {time.time() - t0:.0f} s {r.stderr[-300:] if r.returncode else ''}")
     rc = glue_cli(["mix", str(d / "moe.yaml"), "--out", str(d / "glue"), "--overwrite"])
     spec, _ = load_mix_config(d / "moe.yaml")
@@ -213,7 +215,7 @@ def mix_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
         rows.append(["mergekit-moe hidden, top-1 of 2", "bfloat16", "", f"glue rc {rc}",
                      f"mergekit-moe rc {r.returncode}: {r.stderr.strip().splitlines()[-1][:150] if r.stderr else ''}",
                      "", "", gen])
-    for level, routing in (("ffn_level", "token"), ("block_level", "token"), ("model_level", "prompt_mean")):
+    for level, routing in (("ffn_level", "token"), ("block_level", "prompt_mean"), ("model_level", "prompt_mean")):
         ld = d / level
         ld.mkdir(exist_ok=True)
         gcfg = {"level": level, "router": "hidden", "routing": routing, "top_k": 1, "dtype": "bfloat16",
@@ -238,6 +240,7 @@ def main() -> int:
     ap.add_argument("--scratch", default="/tmp/glue-smol-parity")
     ap.add_argument("--mergekit-bin", default="/work/mk-venv/bin")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--only", choices=["merge", "mix"], default=None, help="only the merge rows or the mixture rows")
     a = ap.parse_args()
     import torch
 
@@ -250,7 +253,8 @@ def main() -> int:
     tok = from_pretrained("tokenizer", base)
     t0 = time.time()
     dirs = members(scratch, base, a.steps)
-    rows = merge_rows(scratch, dirs, Path(a.mergekit_bin), tok) + mix_rows(scratch, dirs, Path(a.mergekit_bin), tok)
+    rows = ((merge_rows(scratch, dirs, Path(a.mergekit_bin), tok) if a.only != "mix" else [])
+            + (mix_rows(scratch, dirs, Path(a.mergekit_bin), tok) if a.only != "merge" else []))
     print("| case | checkpoints | glue flags | outcome | max abs diff | elements differing | tensors | "
           "transformers vs glue forward (greedy text) |")
     print("|---|---|---|---|---|---|---|---|")
