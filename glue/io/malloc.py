@@ -55,11 +55,12 @@ def heap_top_bytes() -> int | None:
 def _grow_top(libc, block: int, top_pad: int) -> None:
     """The pad applies when the heap next grows, so grow it now: allocate heap blocks just under the
     mmap threshold until the top chunk holds the pad, then free them back into it (untouched pages
-    cost no resident memory)."""
+    cost no resident memory). Blocks served from free chunks left by earlier work (a fragmented heap)
+    do not grow the top, so the loop allows several times the blocks the pad holds."""
     ptrs: list[int] = []
     has_info = hasattr(libc, "mallinfo2")
     try:
-        while len(ptrs) < 4 + top_pad // block and (libc.mallinfo2().keepcost < top_pad if has_info else not ptrs):
+        while len(ptrs) < 16 + 4 * (top_pad // block) and (libc.mallinfo2().keepcost < top_pad if has_info else not ptrs):
             ptrs.append(libc.malloc(block))
     finally:
         for ptr in reversed(ptrs):
