@@ -567,6 +567,7 @@ def _best_recorded_mixture(prep: Prepared) -> dict[str, Any] | None:
     """The best ``mix-*`` case recorded for this zoo on the reported split and evaluator (a reference
     read from ``results/ZOO/``, as recorded; None when there is none)."""
     from glue.errors import GlueError
+    from glue.record.provenance import is_reference
     from glue.record.store import latest, load_records
 
     try:
@@ -574,7 +575,7 @@ def _best_recorded_mixture(prep: Prepared) -> dict[str, Any] | None:
     except (GlueError, OSError):  # a reference only: unreadable records leave it out
         return None
     tasks, e = set(prep.eval.tasks), prep.eval
-    ok = [r for r in recs if r.case.startswith("mix-") and not r.case.startswith("mix-ref-")
+    ok = [r for r in recs if r.case.startswith("mix-") and not is_reference(r.case)
           and (r.config.get("split"), r.config.get("evaluator"), r.config.get("limit")) == (e.split, e.evaluator, e.limit)
           and set(r.scores) == tasks]
     if not ok:

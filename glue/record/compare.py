@@ -20,7 +20,7 @@ import numpy as np
 
 from glue.record import stats
 from glue.record.outcomes import decode, paired
-from glue.record.provenance import Record
+from glue.record.provenance import Record, is_reference
 
 REFERENCES = {"best_single": "the best single model", "best_merge": "the best merge",
               "best_mixture": "the best mixture"}
@@ -39,7 +39,7 @@ def references(records: Sequence[Record]) -> dict[str, Record | None]:
 
     return {"base": base, "best_single": best([r for r in singles if r is not base]),
             "best_merge": best([r for r in scored if r.family == "merge"]),
-            "best_mixture": best([r for r in scored if r.family == "mix" and not r.case.startswith("mix-ref-")])}
+            "best_mixture": best([r for r in scored if r.family == "mix" and not is_reference(r.case)])}
 
 
 def has_outcomes(r: Record) -> bool:

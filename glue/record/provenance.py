@@ -358,6 +358,16 @@ def case_family(case: str) -> str:
     return case.split("-", 1)[0]
 
 
+REFERENCE_PREFIXES = ("mix-ref-",)
+"""Case ids that are references (oracle routing, the best single expert, a uniform merge of the same experts),
+measured beside a family's cases but never one of its methods: never a family's "best case"."""
+
+
+def is_reference(case: str) -> bool:
+    """``mix-ref-oracle`` -> True; ``mix-model_level-centroids`` -> False."""
+    return case.startswith(REFERENCE_PREFIXES)
+
+
 def make_record(case: str, zoo: str, config: dict, m: Measurements, provenance: Provenance, *,
                 wall_seconds: float | None = None, memory: dict[str, float | None] | None = None,
                 zoo_fingerprint: str | None = None) -> Record:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from glue.errors import ConfigError
 from glue.record.compare import REFERENCES, error_bars, has_outcomes, interval_text, references, standard_errors
-from glue.record.provenance import Record
+from glue.record.provenance import Record, is_reference
 from glue.record.store import atomic_write, latest, load_records, refresh_results_csv, runs_dir, zoo_dir
 from glue.record.tables import family_rank, records_frame, render, task_names
 
@@ -146,8 +146,14 @@ def render_markdown(records: list[Record], zoo: str, plots: dict[str, str] | Non
     df = df.rename(columns={"average_se": "±se"})
     out += _uncertainty_note(records, refs)
     scored = df[df["average"].notna()]
-    best = scored.loc[scored.groupby("family", sort=False)["average"].idxmax()]
+    refs_mask = scored["case"].map(is_reference)
+    cases, ref_rows = scored[~refs_mask], scored[refs_mask]
+    best = cases.loc[cases.groupby("family", sort=False)["average"].idxmax()]
     out += ["## Best case per family", "", render(best[["family", "case", "average", "±se", *vs]]), ""]
+    if len(ref_rows):  # oracle / ceiling rows: measured beside the cases, never a family's best case
+        out += ["References (not cases: oracle routing, the best single expert, a uniform merge of the same "
+                "experts; never counted as a family's best case):", "",
+                render(ref_rows[["family", "case", "average", "±se", *vs]]), ""]
     tasks = task_names(records)
     details: list[str] = []
     for family, part in df.groupby("family", sort=False):
@@ -382,7 +388,7 @@ def figure_recipe(records: list[Record], zoo: str):
     recipes = sorted((r for r in records if r.family == "recipe" and r.average is not None), key=lambda r: r.case)
     refs = [("best single", References.of(records).best_single)]
     for fam in ("merge", "mix"):
-        rs = [r for r in records if r.family == fam and r.average is not None and not r.case.startswith("mix-ref-")]
+        rs = [r for r in records if r.family == fam and r.average is not None and not is_reference(r.case)]
         refs.append((f"best {fam}", max(rs, key=lambda r: r.average) if rs else None))
     bars = [(f"{label}: {r.case}", r) for label, r in refs if r is not None] + [(r.case, r) for r in recipes]
     tasks = task_names(recipes)

@@ -181,3 +181,18 @@ def test_plots_draw_95_percent_error_bars_where_outcomes_exist(record_outcomes, 
     assert "1 of 6 cases without per-item outcomes have none" in fig.get_suptitle()
     trade = figure_tradeoffs(recs, "tiny")
     assert any(c.has_yerr for ax in trade.axes for c in ax.containers)
+
+
+def test_references_are_never_a_familys_best_case(record_cases):
+    """``mix-ref-oracle`` (oracle routing, a ceiling) scores above every real mixture: the report lists it
+    under the references, and the best mix case is the best real mixture (issue 24 item 5)."""
+    from glue.record.compare import references
+    from glue.record.provenance import is_reference
+
+    recs = record_cases({**CASES, "mix-ref-oracle": ({"add": 0.95, "mul": 0.95}, {"reference": "oracle"})})
+    md = render_markdown(recs, "tiny", {})
+    best = md.split("## Best case per family", 1)[1].split("References (not cases", 1)
+    assert "| mix | mix-router |" in best[0] and "mix-ref-oracle" not in best[0]
+    assert "| mix | mix-ref-oracle | 0.950 |" in best[1].split("## ", 1)[0]
+    assert references(recs)["best_mixture"].case == "mix-router"
+    assert is_reference("mix-ref-oracle") and not is_reference("mix-router") and not is_reference("merge-ref")
