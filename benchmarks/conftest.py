@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sys
 import time
 
 import pytest
@@ -173,12 +174,13 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_configure(config):
-    if config.getoption("--trust-remote-code"):
-        raise pytest.UsageError("--trust-remote-code: glue's model loader (glue.io.load_model) runs transformers with "
-                                "trust_remote_code=False and has no opt-in yet, so a remote-code member cannot be "
-                                "measured; without the flag such members are left out and recorded as left_out-*")
     try:
         zoo = _bench_zoo(config)
+        if config.getoption("--trust-remote-code"):  # the explicit opt-in: those members' own code runs, this run only
+            from glue.zoo.remote import trust
+
+            for name, why in trust(zoo).items():
+                print(f"--trust-remote-code: member {name} runs its own code in this run ({why})", file=sys.stderr)
         if zoo.kind == "real" and not config.getoption("--collect-only"):
             from glue.zoo.fetch import require_local
 

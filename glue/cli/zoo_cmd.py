@@ -36,6 +36,10 @@ def register(sub) -> None:
     q.add_argument("--convert-bin", action="store_true",
                    help="real zoos: fetch members published only as pickled pytorch_model*.bin and convert them to "
                         "safetensors (loaded with torch.load(weights_only=True)); without it they are refused")
+    q.add_argument("--trust-remote-code", action="store_true",
+                   help="real zoos: also fetch the *.py files of members that need their own code (CrystalChat), "
+                        "which a benchmark run with --trust-remote-code then executes; RISK: that code runs with "
+                        "your permissions. Without it no code is fetched and such members are left out")
     q.set_defaults(func=_build)
     q = zs.add_parser("verify", help="check a surrogate zoo's planted structure (gains, harmful, merges, families)")
     q.add_argument("name")
@@ -147,7 +151,7 @@ def _fetch(z, args) -> int:
     why = "downloads are off (--offline)" if args.offline else "HF_HUB_OFFLINE is set"
     try:
         states = fetch_zoo(z, convert_bin=args.convert_bin, download=not args.offline,
-                           log=lambda m: print(m, file=sys.stderr))
+                           log=lambda m: print(m, file=sys.stderr), include_code=args.trust_remote_code)
     except CheckpointError as e:  # the members' error, plus the datasets that are missing too: one error
         if data:
             reason = why if args.offline or not hub_allowed() else "the hub could not be reached for the models"

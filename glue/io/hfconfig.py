@@ -9,8 +9,10 @@ code shipped with a model: glue never runs it.
 - ``from_pretrained(kind, path, ...)``: the one way glue calls ``AutoModelForCausalLM`` /
   ``AutoTokenizer`` / ``AutoConfig.from_pretrained``: the refusal above first, then transformers with
   ``trust_remote_code=False`` and ``local_files_only=True`` (transformers never prompts, never runs a
-  model's ``.py`` file, never reaches the hub). ``trust_remote_code`` is the parameter an explicit opt-in
-  would be threaded through (default False; no verb sets it today).
+  model's ``.py`` file, never reaches the hub).
+- ``trust_remote_code_for(dirs)``: the one explicit opt-in (``--trust-remote-code`` of a benchmark run):
+  those model directories, and only those, are loaded with ``trust_remote_code=True`` by this process;
+  nothing is persisted, every other directory is still refused.
 """
 
 from __future__ import annotations
@@ -106,12 +108,30 @@ def needs_remote_code(path: str | os.PathLike, *, model_type: bool = True, confi
     return None
 
 
+_TRUSTED: set[Path] = set()
+"""Model directories (resolved) whose own code the user opted in to run, in this process only."""
+
+
+def trust_remote_code_for(dirs) -> list[Path]:
+    """The explicit opt-in: model directories ``dirs`` may run the Python code shipped with them when glue
+    loads them, in this process only (``from_pretrained`` passes ``trust_remote_code=True`` for them,
+    ``refuse_remote_code`` lets them through). Returns the resolved directories."""
+    out = [Path(d).resolve() for d in dirs]
+    _TRUSTED.update(out)
+    return out
+
+
+def is_trusted(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a directory the user opted in to run the code of (``trust_remote_code_for``)."""
+    return bool(_TRUSTED) and Path(path).resolve() in _TRUSTED
+
+
 def refuse_remote_code(path: str | os.PathLike, what: str = "model", *, model_type: bool = True,
                        config_required: bool = True) -> dict:
     """The config of model directory ``path`` ({} when absent and not required); ``CheckpointError``
     naming ``what``, the file and the reason when the model or its tokenizer needs its own Python code
-    (see ``needs_remote_code``)."""
-    why = needs_remote_code(path, model_type=model_type, config_required=config_required)
+    (see ``needs_remote_code``) and the user did not opt in for ``path`` (``trust_remote_code_for``)."""
+    why = None if is_trusted(path) else needs_remote_code(path, model_type=model_type, config_required=config_required)
     if why:
         raise CheckpointError(f"{what}: {why}; glue never runs code shipped with a model "
                               f"(trust_remote_code=False). Use a checkpoint of an architecture transformers "
@@ -130,12 +150,12 @@ def from_pretrained(kind: str, path: str | os.PathLike, *, what: str | None = No
     ``kind``: ``model`` (``AutoModelForCausalLM``), ``tokenizer`` or ``config``. The directory is checked
     with ``refuse_remote_code`` first (``what`` names it in the error), then loaded with
     ``trust_remote_code`` (False) and ``local_files_only=True`` unless ``kwargs`` say otherwise.
-    ``trust_remote_code=True`` is the explicit opt-in a caller may thread through later; nothing in
-    glue passes it today."""
+    A directory the user opted in for (``trust_remote_code_for``) is loaded with ``trust_remote_code=True``."""
     if kind not in AUTO_CLASSES:
         raise ValueError(f"from_pretrained: kind {kind!r}; allowed: {', '.join(AUTO_CLASSES)}")
     if trust_remote_code is not True:
-        trust_remote_code = False
+        trust_remote_code = is_trusted(path)
+    if not trust_remote_code:
         # a tokenizer-only folder or a GGUF file (tensors and metadata, no config.json): the files present are checked
         refuse_remote_code(path, what or kind, config_required=kind != "tokenizer" and "gguf_file" not in kwargs)
     import transformers

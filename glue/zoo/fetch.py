@@ -214,9 +214,14 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return "/" not in name and any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def plan_member(member: Member, files: dict[str, int | None], convert_bin: bool) -> MemberPlan:
-    """The files of ``member`` to fetch, given the hub's listing ``files``."""
-    keep = {f: s for f, s in files.items() if _matches(f, HUB_FILES)}
+CODE_FILES = ("*.py",)  # a model's own code: fetched only with the explicit opt-in (--trust-remote-code)
+
+
+def plan_member(member: Member, files: dict[str, int | None], convert_bin: bool,
+                include_code: bool = False) -> MemberPlan:
+    """The files of ``member`` to fetch, given the hub's listing ``files`` (its ``*.py`` files only with
+    ``include_code``, the user's opt-in to run them)."""
+    keep = {f: s for f, s in files.items() if _matches(f, HUB_FILES + (CODE_FILES if include_code else ()))}
     if "config.json" not in keep:
         raise CheckpointError(f"member {member.name!r}: {member.source} has no config.json on the hub")
     convert = False
@@ -269,12 +274,14 @@ def missing_message(zoo: Zoo, bad: list[MemberState], reason: str) -> str:
 
 
 def fetch_zoo(zoo: Zoo, client: HubClient | None = None, *, convert_bin: bool = False, download: bool = True,
-              progress: bool = True, log: Callable[[str], None] = print) -> list[MemberState]:
+              progress: bool = True, log: Callable[[str], None] = print,
+              include_code: bool = False) -> list[MemberState]:
     """Make every model of ``zoo`` available locally; return the final ``check`` of each.
 
     Args:
         client: the hub (default ``HfHub()``); not used when nothing is missing.
         convert_bin: fetch and convert members published only as pickled .bin weights.
+        include_code: also fetch the members' ``*.py`` files (the user's ``--trust-remote-code`` opt-in).
         download: False: only check (the error lists what is missing).
         log: where the one-line summaries go (the CLI passes a stderr printer).
 
@@ -300,7 +307,7 @@ def fetch_zoo(zoo: Zoo, client: HubClient | None = None, *, convert_bin: bool = 
     plans = []
     for s in bad:
         try:
-            plans.append(plan_member(s.member, client.files(s.member.source), convert_bin))
+            plans.append(plan_member(s.member, client.files(s.member.source), convert_bin, include_code))
         except HubUnavailable as e:
             raise CheckpointError(missing_message(zoo, bad, str(e))) from None
     need = sum(p.todo_bytes for p in plans) + sum(

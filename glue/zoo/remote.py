@@ -78,3 +78,22 @@ def runnable(zoo: Zoo, trust_remote_code: bool = False) -> tuple[Zoo, dict[str, 
     if not keep:
         raise ConfigError(f"zoo {zoo.name}: every member needs remote code: " + "; ".join(left.values()))
     return dataclasses.replace(zoo, members=keep), left
+
+
+def trust(zoo: Zoo) -> dict[str, str]:
+    """The explicit opt-in (``--trust-remote-code``): every member of ``zoo`` that needs its own code, on
+    disk, is allowed to run it when glue loads it, in this process only
+    (``glue.io.hfconfig.trust_remote_code_for``). Returns ``{member: why it needs code}``."""
+    from glue.io.hfconfig import trust_remote_code_for
+    from glue.zoo.fetch import check
+
+    out: dict[str, str] = {}
+    for m in zoo.all_models():
+        why = remote_code_reason(m)
+        if why:
+            path = check(m).path
+            if path is not None and path.is_dir():
+                trust_remote_code_for([path])
+                out[m.name] = why
+    return out
+

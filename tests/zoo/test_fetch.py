@@ -243,3 +243,13 @@ def test_cli_zoo_build_of_a_real_zoo_on_disk_lists_paths(root, hub, capsys, tmp_
     assert main(["zoo", "build", str(tmp_path / "z.yaml"), "--offline"]) == 0
     out = capsys.readouterr().out
     assert "2 models and 0 datasets ready" in out and str(root / "org" / "ft") in out  # its task (add) is local
+
+
+def test_the_hub_fetch_takes_code_files_only_with_the_opt_in():
+    from glue.zoo import fetch as F
+    from glue.zoo.spec import Member
+
+    m = Member(name="CrystalChat", source="LLM360/CrystalChat", family="crystal")
+    files = {"config.json": 10, "model.safetensors": 100, "modeling_crystalcoder.py": 5, "tokenizer.json": 3}
+    assert "modeling_crystalcoder.py" not in F.plan_member(m, files, False).files
+    assert "modeling_crystalcoder.py" in F.plan_member(m, files, False, include_code=True).files
