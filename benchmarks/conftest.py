@@ -169,6 +169,13 @@ Scores do not depend on the order (every cached score is a deterministic functio
 
 
 def pytest_collection_modifyitems(session, config, items):
+    # a zoo that leaves no member out has no left_out cases (not one skipped empty-parameter case)
+    names = left_out_members(config) if any(it.path.name == "test_left_out.py" for it in items) else {}
+    empty = [it for it in items if it.path.name == "test_left_out.py"
+             and getattr(getattr(it, "callspec", None), "params", {}).get("left_out_member") not in names]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [it for it in items if it not in empty]
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the order inside a file is kept
 

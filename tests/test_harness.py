@@ -47,3 +47,17 @@ def test_benchmarks_record_resume_and_report(pytester, tiny_zoo):
     report = (root / "report.md").read_text()
     assert "## single (6 cases)" in report and "## merge (1 cases)" in report
     assert "base tiny_base" in report and "limit 4 (smoke run)" in report
+
+
+def test_a_zoo_that_leaves_no_member_out_has_no_left_out_case():
+    """``test_left_out`` is parametrized by the members left out; with none it is deselected, not one
+    empty-parameter case that every run reports as skipped."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest", str(BENCH), "--models", "tiny", "--collect-only", "-q",
+                          "-p", "no:cacheprovider"], capture_output=True, text=True, timeout=300,
+                         cwd=BENCH.parent)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "test_left_out" not in out.stdout and "(1 deselected)" in out.stdout
+    assert "benchmarks/test_single.py::test_single[tiny_base]" in out.stdout
