@@ -32,6 +32,8 @@ def lm_eval_name(spec: TaskSpec, split: str) -> str:
 
 
 def _yaml(spec: TaskSpec, split: str) -> str:
+    if hasattr(spec, "lm_eval_yaml"):  # a local task with its own YAML (glue.eval.humaneval)
+        return spec.lm_eval_yaml(lm_eval_name(spec, split), split)
     path = spec.data_file(split).resolve()
     head = (f"task: {lm_eval_name(spec, split)}\ndataset_path: json\n"
             f"dataset_kwargs: {{data_files: {{test: \"{path}\"}}}}\ntest_split: test\n"
