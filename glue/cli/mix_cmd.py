@@ -34,23 +34,23 @@ def _mix(args) -> int:
     t0 = time.perf_counter()
     spec, fmt = load_mix_config(args.config)
     try:
-        check_mixture(spec)  # every field and the experts' config.json, before torch is imported
+        mix = check_mixture(spec)  # every field and the experts' config.json, before torch is imported; once
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
-    check_output(args.out, inputs=[*mix_inputs(spec), args.config], overwrite=args.overwrite)
+    check_output(args.out, inputs=[*mix_inputs(mix), args.config], overwrite=args.overwrite)
     import torch
 
-    from glue.mix.build import is_mixtral_exportable, save_mixture
+    from glue.mix.build import save_mixture
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = save_mixture(spec, args.out, overwrite=args.overwrite)
-    kind = "MixtralForCausalLM" if is_mixtral_exportable(spec) else "GlueMixtureForCausalLM"
-    print(f"mixed {len(spec.experts)} experts ({fmt} config {args.config}): {spec.level}, router {spec.router}, "
-          f"routing {spec.routing}, top-{spec.top_k}, {spec.dense_layers} dense layers")
-    for e in spec.experts:
+    out = save_mixture(mix, args.out, overwrite=args.overwrite)
+    kind = "MixtralForCausalLM" if mix.mixtral_layout else "GlueMixtureForCausalLM"
+    print(f"mixed {len(mix.experts)} experts ({fmt} config {args.config}): {mix.level.name}, router "
+          f"{mix.router.name}, routing {mix.routing}, top-{mix.top_k}, {mix.dense_layers} dense layers")
+    for e in mix.experts:
         print(f"  {e.name}: {e.source}  ({len(e.prompts)} prompts, {len(e.negative_prompts)} negative)")
-    print(f"  output: {out}  {kind} ({spec.dtype}), {time.perf_counter() - t0:.2f} s")
+    print(f"  output: {out}  {kind} ({mix.dtype}), {time.perf_counter() - t0:.2f} s")
     return 0
 
 
@@ -64,6 +64,7 @@ def _list() -> int:
                                 "what": lv.doc} for n, lv in LEVELS.items()])))
     print()
     print(render(pd.DataFrame([{"router": n, "prompts": "yes" if r.needs_prompts else "", "fitted": "yes" if r.fitted
-                                else "", "params (defaults)": ", ".join(f"{k}={v}" for k, v in r.params.items()),
+                                else "", "params (defaults)": ", ".join(f"{k}={p.default} ({p.allowed})"
+                                                                        for k, p in r.params.items()),
                                 "what": r.doc} for n, r in ROUTERS.items()])))
     return 0

@@ -7,7 +7,9 @@ models of any architecture.
   ``random``, ``mlp``, ``centroids``), each with its declared parameters.
 - ``GlueMixtureForCausalLM`` (``modeling.py``): the model (KV cache, prompt-only routing), registered
   with the Auto classes when transformers is imported after ``import glue``.
-- ``MixSpec`` / ``check_mixture`` (``spec.py``): the typed config, validated before any weight is read.
+- ``MixSpec`` / ``check_mixture`` / ``Mixture`` (``spec.py``): the typed config, validated once before any
+  weight is read into the frozen resolved record (level and router records, defaults filled) that the
+  build, save, gates and export take.
 - ``build_mixture`` (in memory) and ``save_mixture`` (streaming, atomic; ``ffn_level`` token routing
   as a standard ``MixtralForCausalLM``) in ``build.py``; ``load_mix_config`` (``config.py``) reads
   glue's mixture YAML and mergekit-moe's.
@@ -17,8 +19,9 @@ models of any architecture.
 Usage::
 
     spec = MixSpec("model_level", "centroids", [ExpertSpec("a", dir_a, prompts_a), ExpertSpec("b", dir_b, prompts_b)])
-    model = build_mixture(spec).model          # in memory
-    save_mixture(spec, "out/")                 # to disk
+    mix = check_mixture(spec)                  # once, at the edge: the frozen resolved Mixture
+    model = build_mixture(mix).model           # in memory
+    save_mixture(mix, "out/")                  # to disk
 """
 
 from glue.lazy import lazy_exports
@@ -28,9 +31,9 @@ __getattr__ = lazy_exports(__name__, {
     "MixtureBuild": "build", "active_params": "build", "build_mixture": "build", "save_mixture": "build",
     "LEVELS": "levels", "Level": "levels",
     "GlueMixtureConfig": "modeling", "GlueMixtureForCausalLM": "modeling", "top_k_weights": "modeling",
-    "ROUTERS": "routers", "Router": "routers", "RouterContext": "routers",
-    "ExpertSpec": "spec", "MixSpec": "spec", "check_compatible": "spec", "check_mixture": "spec"})
+    "ROUTERS": "routers", "Router": "routers", "RouterContext": "routers", "RouterParam": "routers",
+    "ExpertSpec": "spec", "MixSpec": "spec", "Mixture": "spec", "check_compatible": "spec", "check_mixture": "spec"})
 
 __all__ = ["LEVELS", "ROUTERS", "ExpertSpec", "GlueMixtureConfig", "GlueMixtureForCausalLM", "Level", "MixSpec",
-           "MixtureBuild", "Router", "RouterContext", "active_params", "build_mixture", "check_compatible",
+           "Mixture", "MixtureBuild", "Router", "RouterContext", "RouterParam", "active_params", "build_mixture", "check_compatible",
            "check_mixture", "save_mixture", "top_k_weights"]

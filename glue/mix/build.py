@@ -1,9 +1,10 @@
 """Building mixtures: in memory (``build_mixture``, for the benchmarks) and to disk (``save_mixture``,
 streaming, for ``glue mix``).
 
-Both validate the whole spec first (``check_mixture``: names, ranges, prompts, shapes from config.json
-only), then compute the shared model and the gates, then assemble the output tensor by tensor from the
-mapping of the level (``Level.sources``). ``save_mixture`` reads one source tensor at a time from the
+Both take the resolved ``Mixture`` (``check_mixture``: names, ranges, prompts, shapes from config.json
+only, done once at the edge; a ``MixSpec`` is resolved there once, the compatibility path), then compute
+the shared model and the gates, then assemble the output tensor by tensor from the mapping of the level
+(``Level.sources``). ``save_mixture`` reads one source tensor at a time from the
 checkpoints, writes it to its planned place (``PlannedWriter``) inside an atomic directory, and stores
 an ``ffn_level`` mixture with token routing and plain linear gates as a standard ``MixtralForCausalLM``
 checkpoint (dense layers, if any, as E copies of the shared MLP behind a zero gate, which gives the
@@ -25,10 +26,10 @@ import torch
 from torch import Tensor
 
 from glue.errors import ConfigError
-from glue.mix.levels import LEVELS, SHARED
+from glue.mix.levels import LEVELS, SHARED, Sizes
 from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM
-from glue.mix.routers import ROUTERS, RouterContext
-from glue.mix.spec import MixSpec, check_mixture, mix_inputs
+from glue.mix.routers import RouterContext
+from glue.mix.spec import Mixture, MixSpec, mix_inputs, resolved
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
@@ -41,7 +42,7 @@ class MixtureBuild:
     """An in-memory mixture and how it was made."""
 
     model: torch.nn.Module
-    spec: MixSpec
+    mixture: Mixture
     gates: list[dict[str, Tensor]]
     seconds: float
     timings: dict = field(default_factory=dict)
@@ -56,22 +57,17 @@ class MixtureBuild:
 
 
 def active_params(cfg: GlueMixtureConfig) -> int:
-    """Parameters one token passes through (top-k experts of each mixed part, gates included)."""
+    """Parameters one token passes through: embeddings, head, final norm and dense layers, plus the mixed
+    layers as the level counts them (``Level.active_params``: top-k experts of each mixed part, gates)."""
     H, V, I_, L, d, E, k = (cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size, cfg.num_hidden_layers,
                             cfg.dense_layers, cfg.num_experts, cfg.num_experts_per_tok)
     hd = cfg.head_dim
     attn = H * cfg.num_attention_heads * hd * 2 + H * cfg.num_key_value_heads * hd * 2
     mlp, norms = 3 * H * I_, 2 * H
-    layer = attn + mlp + norms
-    gate = (cfg.gate_hidden * (H + 1) + E * (cfg.gate_hidden + 1)) if cfg.gate_hidden else E * (H + int(cfg.gate_bias))
-    mixed = L - d
-    if cfg.level == "ffn_level":
-        body = mixed * (attn + norms + k * mlp + gate)
-    elif cfg.level == "block_level":
-        body = mixed * (k * layer + gate)
-    else:
-        body = k * mixed * layer + gate
-    return 2 * V * H + H + d * layer + body
+    gh = cfg.gate_hidden
+    gate = (gh * (H + 1) if gh else 0) + E * ((gh or H) + int(cfg.gate_bias))
+    sizes = Sizes(attn=attn, mlp=mlp, norms=norms, gate=gate, mixed=L - d, experts=E, k=k)
+    return 2 * V * H + H + d * sizes.layer + LEVELS.get(cfg.level).active_params(sizes)
 
 
 # -- sources --------------------------------------------------------------------------------------------
@@ -96,12 +92,12 @@ def _read_all(src, label: str = "expert") -> dict[str, Tensor]:
         return {n: check_finite(ck.read(n, dtype=torch.float32), n, f"{label} ({src})") for n in ck.names()}
 
 
-def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+def shared_state(mix: Mixture, experts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     """The shared model's tensors (float32): the uniform linear merge of the experts by default."""
     from glue.merge import merge_tensors
 
-    sh = spec.shared
-    names = [e.name for e in spec.experts]
+    sh = mix.shared
+    names = [e.name for e in mix.experts]
     if isinstance(sh, str) and sh in names:
         return experts[names.index(sh)]
     if sh is None or isinstance(sh, Mapping) and "method" in sh:
@@ -115,100 +111,94 @@ def shared_state(spec: MixSpec, experts: list[dict[str, Tensor]]) -> dict[str, T
     return _read_all(sh, "shared model")
 
 
-def shared_model(spec: MixSpec, device: str = "cpu"):
-    """The shared model of ``spec`` alone (a ``LlamaForCausalLM``; by default the uniform linear merge
+def shared_model(spec: Mixture | MixSpec, device: str = "cpu"):
+    """The shared model of the mixture alone (a ``LlamaForCausalLM``; by default the uniform linear merge
     of the experts): the "merge of the same experts" reference of the benchmarks."""
-    cfg = check_mixture(spec)
-    experts = [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts]
-    return llama_model(cfg, shared_state(spec, experts)).to(device)
+    mix = resolved(spec)
+    experts = [_read_all(e.source, f"expert {e.name!r}") for e in mix.experts]
+    return llama_model(mix.config, shared_state(mix, experts)).to(device)
 
 
 def llama_model(cfg: dict, state: Mapping[str, Tensor], dtype: torch.dtype = torch.float32):
     """A ``LlamaForCausalLM`` of config ``cfg`` holding ``state`` (eval mode)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    m = LlamaForCausalLM(LlamaConfig.from_dict(cfg))
+    m = LlamaForCausalLM(LlamaConfig.from_dict(dict(cfg)))
     m.load_state_dict({k: v for k, v in state.items()}, strict=False)
     return m.to(dtype).eval()
 
 
-def load_tokenizer(spec: MixSpec):
+def load_tokenizer(mix: Mixture):
     """The tokenizer of the shared model's directory, else of the first expert's that has one (never code
     shipped with it: ``glue.io.hfconfig.from_pretrained``)."""
     from glue.io.hfconfig import from_pretrained
 
-    for src in [spec.shared] + [e.source for e in spec.experts]:
+    for src in [mix.shared] + [e.source for e in mix.experts]:
         if isinstance(src, (str, os.PathLike)) and Path(src).is_dir() and (Path(src) / "tokenizer_config.json").exists():
             return from_pretrained("tokenizer", src, what="mixture tokenizer")
     raise ConfigError("no tokenizer: pass tokenizer= or give an expert/shared directory with tokenizer files")
 
 
-def compute_gates(spec: MixSpec, cfg: dict, shared_model, tokenizer) -> list[dict[str, Tensor]]:
-    level, router = LEVELS.get(spec.level), ROUTERS.get(spec.router)
-    ctx = RouterContext(shared_model, tokenizer, level.gate_layers(cfg["num_hidden_layers"], spec.dense_layers),
-                        level.gate_point, spec.routing, [tuple(e.prompts) for e in spec.experts],
-                        [tuple(e.negative_prompts) for e in spec.experts], spec.seed)
-    params = {**router.params, **spec.router_params}
-    return router.fn(ctx, **params)
+def compute_gates(mix: Mixture, shared_model, tokenizer) -> list[dict[str, Tensor]]:
+    """The router's gates, one per gate layer, initialised on ``shared_model``."""
+    ctx = RouterContext(shared_model, tokenizer, mix.gate_layers, mix.level.gate_point, mix.routing,
+                        [tuple(e.prompts) for e in mix.experts], [tuple(e.negative_prompts) for e in mix.experts],
+                        mix.seed)
+    return mix.router.fn(ctx, **mix.params)
 
 
-def mixture_config(spec: MixSpec, cfg: dict) -> GlueMixtureConfig:
-    router = ROUTERS.get(spec.router)
-    params = {**router.params, **spec.router_params}
-    d = {k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "auto_map", "transformers_version")}
-    d.update(level=spec.level, num_experts=len(spec.experts), num_experts_per_tok=spec.top_k, dense_layers=spec.dense_layers,
-             routing=spec.routing, gate_bias=router.gate_bias, gate_hidden=router.gate_hidden(params),
-             expert_names=[e.name for e in spec.experts], architectures=["GlueMixtureForCausalLM"], dtype=spec.dtype)
+def mixture_config(mix: Mixture) -> GlueMixtureConfig:
+    d = {k: v for k, v in mix.config.items() if k not in ("architectures", "model_type", "auto_map",
+                                                          "transformers_version")}
+    d.update(level=mix.level.name, num_experts=len(mix.experts), num_experts_per_tok=mix.top_k,
+             dense_layers=mix.dense_layers, routing=mix.routing, gate_bias=mix.router.gate_bias,
+             gate_hidden=mix.router.gate_hidden(mix.params), expert_names=[e.name for e in mix.experts],
+             architectures=["GlueMixtureForCausalLM"], dtype=mix.dtype)
     return GlueMixtureConfig.from_dict(d)
 
 
-def output_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, str | int, str]]:
-    """``(output name, source, source name)`` of every tensor; gate tensors have source ``gate:<g>``."""
-    level = LEVELS.get(spec.level)
-    L = cfg["num_hidden_layers"]
-    plan = level.sources(names, L, spec.dense_layers, len(spec.experts))
-    return plan
+def output_plan(mix: Mixture, names: list[str]) -> list[tuple[str, str | int, str]]:
+    """``(output name, source, source name)`` of every non-gate tensor (the level's mapping)."""
+    return mix.level.sources(names, mix.num_layers, mix.dense_layers, len(mix.experts))
 
 
-def gate_tensors(spec: MixSpec, cfg: dict, gates: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    level = LEVELS.get(spec.level)
-    layers = level.gate_layers(cfg["num_hidden_layers"], spec.dense_layers)
-    return {level.gate_prefix(i) + k: v for i, g in zip(layers, gates) for k, v in g.items()}
+def gate_tensors(mix: Mixture, gates: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {mix.level.gate_prefix(i) + k: v for i, g in zip(mix.gate_layers, gates) for k, v in g.items()}
 
 
 # -- in memory ------------------------------------------------------------------------------------------
-def build_mixture(spec: MixSpec, tokenizer=None, device: str = "cpu") -> MixtureBuild:
-    """Validate ``spec``, read the experts, compute the shared model and the gates, and return the
-    ``GlueMixtureForCausalLM`` (eval mode, ``spec.dtype``, nothing written)."""
+def build_mixture(spec: Mixture | MixSpec, tokenizer=None, device: str = "cpu") -> MixtureBuild:
+    """Read the experts, compute the shared model and the gates, and return the
+    ``GlueMixtureForCausalLM`` (eval mode, ``dtype``, nothing written). ``spec``: the resolved
+    ``Mixture``, or a ``MixSpec`` validated here (once)."""
     t0 = time.perf_counter()
-    cfg = check_mixture(spec)
+    mix = resolved(spec)
     t = {"validate": time.perf_counter() - t0}
-    experts = [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts]
-    shared = shared_state(spec, experts)
+    experts = [_read_all(e.source, f"expert {e.name!r}") for e in mix.experts]
+    shared = shared_state(mix, experts)
     t["read_and_merge"] = time.perf_counter() - t0
-    if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
-        tokenizer = load_tokenizer(spec)
-    gates = compute_gates(spec, cfg, llama_model(cfg, shared), tokenizer)
+    if mix.router.needs_prompts and tokenizer is None:
+        tokenizer = load_tokenizer(mix)
+    gates = compute_gates(mix, llama_model(mix.config, shared), tokenizer)
     t["router"] = time.perf_counter() - t0
-    mcfg = mixture_config(spec, cfg)
+    mcfg = mixture_config(mix)
     state = {}
-    for out, src, name in output_plan(spec, list(experts[0]), cfg):
+    for out, src, name in output_plan(mix, list(experts[0])):
         state[out] = shared[name] if src == SHARED else experts[src][name]
-    state.update(gate_tensors(spec, cfg, gates))
+    state.update(gate_tensors(mix, gates))
     model = GlueMixtureForCausalLM(mcfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [m for m in missing if "rotary" not in m]:
         raise RuntimeError(f"mixture assembly: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model = model.to(device=device, dtype=DTYPES[spec.dtype]).eval()
+    model = model.to(device=device, dtype=DTYPES[mix.dtype]).eval()
     t["assemble"] = time.perf_counter() - t0
-    return MixtureBuild(model, spec, gates, time.perf_counter() - t0, t)
+    return MixtureBuild(model, mix, gates, time.perf_counter() - t0, t)
 
 
 # -- Mixtral layout -------------------------------------------------------------------------------------
-def is_mixtral_exportable(spec: MixSpec) -> bool:
-    r = ROUTERS.get(spec.router)
-    return spec.level == "ffn_level" and spec.routing == "token" and not r.gate_bias and not r.gate_hidden(
-        {**r.params, **spec.router_params})
+def is_mixtral_exportable(mix: Mixture) -> bool:
+    """``mix.mixtral_layout``: saved as a standard ``MixtralForCausalLM``."""
+    return mix.mixtral_layout
 
 
 MIXTRAL_DROPPED_KEYS = ("model_type", "architectures", "auto_map", "transformers_version", "torch_dtype", "dtype",
@@ -217,13 +207,14 @@ MIXTRAL_DROPPED_KEYS = ("model_type", "architectures", "auto_map", "transformers
 type, classes, code) rather than its architecture's values."""
 
 
-def mixtral_config(spec: MixSpec, cfg: dict):
+def mixtral_config(mix: Mixture):
     """The ``MixtralConfig`` of the exported mixture, built as mergekit-moe 0.1.5 builds it: every key of
     the experts' config (``cfg``, a Llama or Mistral ``config.json``: ``attention_bias``, ``mlp_bias``,
     ``pretraining_tp``, ``rope_parameters``, ... included) through that model type's config class, then
     ``MistralConfig`` (no sliding window) and ``MixtralConfig``; then the experts, top-k and dtype."""
     from transformers import AutoConfig, MistralConfig, MixtralConfig
 
+    cfg = mix.config
     base = AutoConfig.for_model(cfg["model_type"], **{k: v for k, v in cfg.items() if k not in MIXTRAL_DROPPED_KEYS})
     if not isinstance(base, MistralConfig):
         mistral = MistralConfig(**base.to_dict())
@@ -232,10 +223,10 @@ def mixtral_config(spec: MixSpec, cfg: dict):
         base = mistral
     out = MixtralConfig(**{k: v for k, v in base.to_dict().items() if k not in MIXTRAL_DROPPED_KEYS})
     out.architectures = ["MixtralForCausalLM"]
-    out.num_local_experts = len(spec.experts)
-    out.num_experts_per_tok = spec.top_k
+    out.num_local_experts = len(mix.experts)
+    out.num_experts_per_tok = mix.top_k
     out.sliding_window = None
-    out.dtype = spec.dtype
+    out.dtype = mix.dtype
     return out
 
 
@@ -243,13 +234,13 @@ ZEROS = "zeros"
 """Part source of an all-zero tensor (part ``(ZEROS, shape)``): the gate of a dense layer in the Mixtral layout."""
 
 
-def mixtral_plan(spec: MixSpec, names: list[str], cfg: dict) -> list[tuple[str, tuple | None, list[tuple]]]:
+def mixtral_plan(mix: Mixture, names: list[str]) -> list[tuple[str, tuple | None, list[tuple]]]:
     """``(output name, shape, parts)`` in the transformers 5 fused Mixtral layout. An output is its parts
     concatenated in C order (stacked/concatenated along the first dimension) and reshaped to ``shape``
     (``None``: the single part's shape). A part is ``(source, tensor name)`` with source ``SHARED``, an
     expert index or ``"gate"``, or ``(ZEROS, shape)``."""
-    E, d, L = len(spec.experts), spec.dense_layers, cfg["num_hidden_layers"]
-    H, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    E, d, L = len(mix.experts), mix.dense_layers, mix.num_layers
+    H, inter = mix.config["hidden_size"], mix.config["intermediate_size"]
     out: list[tuple[str, tuple | None, list[tuple]]] = [(n, None, [(SHARED, n)]) for n in names if ".mlp." not in n]
     for i in range(L):
         p = f"model.layers.{i}.mlp."
@@ -305,52 +296,54 @@ class Sources:
             pos += nbytes
 
 
-def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overwrite: bool = False,
+def save_mixture(spec: Mixture | MixSpec, out: str | os.PathLike, *, tokenizer=None, overwrite: bool = False,
                  record: Mapping | None = None) -> Path:
-    """Write the mixture of ``spec`` to ``out`` (atomic): validation first (no weight read), then the
-    shared model and the gates, then every output tensor from its sources one at a time (a source
-    tensor already in the output dtype is copied file to file, never read into memory).
+    """Write the mixture to ``out`` (atomic): ``spec`` is the resolved ``Mixture`` (or a ``MixSpec``,
+    validated here once, no weight read), then the shared model and the gates, then every output tensor
+    from its sources one at a time (a source tensor already in the output dtype is copied file to file,
+    never read into memory).
 
-    The shared model is read from its directory when ``spec.shared`` is one (bfloat16 for the
-    ``hidden`` router, as mergekit-moe loads it), otherwise merged in memory from the experts."""
+    The shared model is read from its directory when ``shared`` is one (in the router's
+    ``shared_dtype``: bfloat16 for ``hidden``, as mergekit-moe loads it), otherwise merged in memory from
+    the experts."""
     from glue.io.checkpoint import Checkpoint, atomic_dir
     from glue.io.stream_writer import PlannedWriter
 
     from glue.safety import check_output
 
     out = Path(out)
-    cfg = check_mixture(spec)
-    check_output(out, inputs=mix_inputs(spec), overwrite=overwrite)  # never an expert, the shared model...
-    odt = DTYPES[spec.dtype]
-    if ROUTERS.get(spec.router).needs_prompts and tokenizer is None:
-        tokenizer = load_tokenizer(spec)
-    names_e = [e.name for e in spec.experts]
-    sh = spec.shared
+    mix = resolved(spec)
+    check_output(out, inputs=mix_inputs(mix), overwrite=overwrite)  # never an expert, the shared model...
+    odt = DTYPES[mix.dtype]
+    if mix.router.needs_prompts and tokenizer is None:
+        tokenizer = load_tokenizer(mix)
+    names_e = [e.name for e in mix.experts]
+    sh = mix.shared
     with contextlib.ExitStack() as stack:
         cks = [e.source if isinstance(e.source, Mapping) else stack.enter_context(Checkpoint(e.source))
-               for e in spec.experts]
+               for e in mix.experts]
         names = list(cks[0]) if isinstance(cks[0], Mapping) else cks[0].names()
         if isinstance(sh, str) and sh in names_e:
             shared = cks[names_e.index(sh)]
-            shared_model = llama_model(cfg, _read_all(spec.experts[names_e.index(sh)].source, f"expert {sh!r}"))
+            shared_model = llama_model(mix.config, _read_all(mix.experts[names_e.index(sh)].source, f"expert {sh!r}"))
         elif isinstance(sh, (str, os.PathLike)):
             shared = stack.enter_context(Checkpoint(sh))
-            shared_model = _load_dir_model(sh, torch.bfloat16 if spec.router == "hidden" else torch.float32)
+            shared_model = _load_dir_model(sh, DTYPES[mix.router.shared_dtype])
         else:
-            shared = shared_state(spec, [_read_all(e.source, f"expert {e.name!r}") for e in spec.experts])
-            shared_model = llama_model(cfg, shared)
-        gates = gate_tensors(spec, cfg, compute_gates(spec, cfg, shared_model, tokenizer))
+            shared = shared_state(mix, [_read_all(e.source, f"expert {e.name!r}") for e in mix.experts])
+            shared_model = llama_model(mix.config, shared)
+        gates = gate_tensors(mix, compute_gates(mix, shared_model, tokenizer))
         del shared_model
-        if is_mixtral_exportable(spec):
-            items, out_cfg = mixtral_plan(spec, names, cfg), mixtral_config(spec, cfg)
+        if mix.mixtral_layout:
+            items, out_cfg = mixtral_plan(mix, names), mixtral_config(mix)
         else:
-            items = [(o, None, [(s, n)]) for o, s, n in output_plan(spec, names, cfg)]
+            items = [(o, None, [(s, n)]) for o, s, n in output_plan(mix, names)]
             items += [(k, None, [("gate", k)]) for k in gates]
-            out_cfg = mixture_config(spec, cfg)
-        labels = {i: f"expert {e.name!r}" for i, e in enumerate(spec.experts)}
+            out_cfg = mixture_config(mix)
+        labels = {i: f"expert {e.name!r}" for i, e in enumerate(mix.experts)}
         sources = Sources(cks, shared, gates, {**labels, SHARED: "shared model", "gate": "router gate"})
         entries = [(n, shape or sources.shape(*parts[0]), odt) for n, shape, parts in items]
-        with atomic_dir(out, overwrite=overwrite, inputs=mix_inputs(spec), kind="mix") as tmp:
+        with atomic_dir(out, overwrite=overwrite, inputs=mix_inputs(mix), kind="mix") as tmp:
             writer = PlannedWriter(tmp, entries)
             try:
                 for n, _, parts in items:
@@ -360,13 +353,13 @@ def save_mixture(spec: MixSpec, out: str | os.PathLike, *, tokenizer=None, overw
                 writer.abort()
                 raise
             out_cfg.save_pretrained(tmp)
-            tok_src = next((Path(s) for s in [sh] + [e.source for e in spec.experts]
+            tok_src = next((Path(s) for s in [sh] + [e.source for e in mix.experts]
                             if isinstance(s, (str, os.PathLike)) and Path(s).is_dir()), None)
             if tok_src is not None:
                 for f in TOKENIZER_FILES:
                     if (tok_src / f).exists():
                         shutil.copy2(tok_src / f, tmp / f)
-            (tmp / RECORD_FILE).write_text(json.dumps(record or spec_record(spec), indent=2, default=str))
+            (tmp / RECORD_FILE).write_text(json.dumps(record or spec_record(mix), indent=2, default=str))
     return out
 
 
@@ -376,14 +369,14 @@ def _load_dir_model(path, dtype):
     return from_pretrained("model", path, what="shared model", dtype=dtype).eval()
 
 
-def spec_record(spec: MixSpec) -> dict:
-    """A JSON-able description of ``spec`` (sources as strings) with provenance."""
+def spec_record(mix: Mixture) -> dict:
+    """A JSON-able description of the mixture (sources as strings) with provenance."""
     import glue
 
-    return {"glue_version": glue.__version__, "level": spec.level, "router": spec.router, "routing": spec.routing,
-            "top_k": spec.top_k, "dense_layers": spec.dense_layers, "seed": spec.seed, "dtype": spec.dtype,
-            "router_params": spec.router_params,
-            "shared": spec.shared if not isinstance(spec.shared, Mapping) or "method" in spec.shared else "<state>",
+    return {"glue_version": glue.__version__, "level": mix.level.name, "router": mix.router.name,
+            "routing": mix.routing, "top_k": mix.top_k, "dense_layers": mix.dense_layers, "seed": mix.seed,
+            "dtype": mix.dtype, "router_params": dict(mix.router_params),
+            "shared": mix.shared if not isinstance(mix.shared, Mapping) or "method" in mix.shared else "<state>",
             "experts": [{"name": e.name, "source": str(e.source) if not isinstance(e.source, Mapping) else "<state>",
                          "prompts": list(e.prompts), "negative_prompts": list(e.negative_prompts)}
-                        for e in spec.experts]}
+                        for e in mix.experts]}

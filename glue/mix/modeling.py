@@ -1,7 +1,9 @@
 """The in-model mixtures as Hugging Face models: ``GlueMixtureForCausalLM`` (``model_type: glue_mixture``).
 
-One class covers the three levels of Model-GLUE §4 (https://arxiv.org/abs/2410.05357), chosen by
-``config.level``; every layer below ``config.dense_layers`` is the shared model's (the hybrid):
+One class covers the levels of Model-GLUE §4 (https://arxiv.org/abs/2410.05357); ``config.level`` names
+the level record (``glue.mix.levels.LEVELS``), whose ``LevelModules`` (below) builds the mixed layers and
+runs the forward through them; every layer below ``config.dense_layers`` is the shared model's (the
+hybrid):
 
 - ``ffn_level``: shared attention/norms per layer, the experts' MLPs behind a gate on the
   post-attention-norm hidden state, routed per token (``routing: token``) or per sample;
@@ -44,9 +46,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import (LlamaDecoderLayer, LlamaMLP, LlamaRMSNorm,
                                                       LlamaRotaryEmbedding)
 
+from glue.mix.levels import LEVELS
 from glue.mix.pooling import ROUTING_INPUTS, pool  # noqa: F401  (re-exported)
-
-LEVEL_NAMES = ("ffn_level", "block_level", "model_level")
 
 
 @strict
@@ -54,7 +55,7 @@ class GlueMixtureConfig(LlamaConfig):
     """A Llama config (the experts' shape) plus the mixture's fields.
 
     Attributes:
-        level: ``ffn_level``, ``block_level`` or ``model_level``.
+        level: a name in ``glue.mix.LEVELS``.
         num_experts: E.
         num_experts_per_tok: top-k, experts chosen per token/sample (1..E); their softmax weights are renormalised.
         dense_layers: the first layers are the shared model's (the hybrid), ``0 <= d < num_hidden_layers``.
@@ -75,10 +76,10 @@ class GlueMixtureConfig(LlamaConfig):
     expert_names: list | None = None
 
     def num_cache_slots(self) -> int:
-        """KV-cache slots: 1 length tracker + one per dense layer + one per (mixed layer, expert) attention."""
+        """KV-cache slots: 1 length tracker + one per dense layer + the level's slots per mixed layer
+        (``Level.cache_slots``: one per attention the layer runs)."""
         mixed = self.num_hidden_layers - self.dense_layers
-        per = 1 if self.level == "ffn_level" else self.num_experts
-        return 1 + self.dense_layers + mixed * per
+        return 1 + self.dense_layers + mixed * LEVELS.get(self.level).cache_slots(self.num_experts)
 
 
 class Gate(nn.Module):
@@ -175,12 +176,24 @@ class FFNMixedLayer(nn.Module):
 
 
 class BlockMixedLayer(nn.Module):
-    """E expert decoder layers (``experts.E``); ``block_level`` adds a per-layer ``gate`` on the pooled input."""
+    """E expert decoder layers (``experts.E``); ``block_level`` adds a per-layer ``gate`` on the pooled input
+    (``forward``); ``model_level`` runs the experts itself (``ModelLevel.forward``)."""
 
     def __init__(self, config: GlueMixtureConfig, first_slot: int, gated: bool):
         super().__init__()
         self.experts = nn.ModuleList(LlamaDecoderLayer(config, first_slot + e) for e in range(config.num_experts))
         self.gate = Gate(config.hidden_size, config.num_experts, config.gate_bias, config.gate_hidden) if gated else None
+        self.k, self.routing = config.num_experts_per_tok, config.routing
+
+    def forward(self, h: Tensor, state: dict, key: str, prompt_mask, **kw) -> Tensor:
+        """The gate routes the batch rows (once per sequence: stored in ``state[key]``); the chosen
+        blocks' outputs weighted-summed. h: ``[B, T, H]``."""
+        if key not in state:
+            state[key] = top_k_weights(self.gate(pool(h, prompt_mask, self.routing)), self.k)
+        w = state[key]
+        rows = _expert_rows(w)
+        return _combine(h, w, rows, [None if r is not None and not r.numel() else
+                                     _run_rows(self.experts[e], _rows(h, r), r, kw) for e, r in enumerate(rows)])
 
 
 def _run_rows(layer: nn.Module, h: Tensor, rows: Tensor | None, kw: dict) -> Tensor:
@@ -205,27 +218,89 @@ def _combine(h: Tensor, w: Tensor, rows: list[Tensor | None], outs: list[Tensor 
     return out
 
 
+class LevelModules:
+    """The torch side of a mixture level (``Level.modules`` names it): the mixed layers and the forward
+    through them. The default runs the mixed layers one after another, each
+    ``layer(h, state, key, prompt_mask, **kw) -> h`` with ``key = "layer<i>"`` (its routing, kept in the
+    cache for the generated tokens)."""
+
+    @staticmethod
+    def layer(config: GlueMixtureConfig, first_slot: int) -> nn.Module:
+        """Mixed layer whose attentions use KV-cache slots ``first_slot..`` (``Level.cache_slots`` of them)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def extra(config: GlueMixtureConfig) -> dict[str, nn.Module]:
+        """Model-wide modules of the level (attributes of ``GlueMixtureModel``, e.g. ``gate``)."""
+        return {}
+
+    @staticmethod
+    def forward(model: GlueMixtureModel, h: Tensor, state: dict, prompt_mask, kw: dict) -> Tensor:
+        """``h`` after the dense layers -> after the last mixed layer, ``[B, T, H]``."""
+        for i in range(model.config.dense_layers, len(model.layers)):
+            h = model.layers[i](h, state, f"layer{i}", prompt_mask, **kw)
+        return h
+
+
+class FFNLevel(LevelModules):
+    """``ffn_level``: per layer shared attention, the experts' MLPs behind a gate."""
+
+    @staticmethod
+    def layer(config, first_slot):
+        return FFNMixedLayer(config, first_slot)
+
+
+class BlockLevel(LevelModules):
+    """``block_level``: per layer the experts' decoder blocks behind a per-layer gate."""
+
+    @staticmethod
+    def layer(config, first_slot):
+        return BlockMixedLayer(config, first_slot, gated=True)
+
+
+class ModelLevel(LevelModules):
+    """``model_level``: one gate (``model.gate``) on the pooled input of the first mixed layer picks whole
+    expert stacks; each chosen stack runs on its rows, their last hidden states weighted-summed."""
+
+    @staticmethod
+    def layer(config, first_slot):
+        return BlockMixedLayer(config, first_slot, gated=False)
+
+    @staticmethod
+    def extra(config):
+        return {"gate": Gate(config.hidden_size, config.num_experts, config.gate_bias, config.gate_hidden)}
+
+    @staticmethod
+    def forward(model, h, state, prompt_mask, kw):
+        cfg = model.config
+        if "model" not in state:
+            state["model"] = top_k_weights(model.gate(pool(h, prompt_mask, cfg.routing)), cfg.num_experts_per_tok)
+        w = state["model"]
+        streams = [(rows, _rows(h, rows)) for rows in _expert_rows(w)]  # (rows, hidden) per expert
+        for layer in model.layers[cfg.dense_layers:]:
+            streams = [(rows, x if (rows is not None and not rows.numel()) else
+                        _run_rows(layer.experts[e], x, rows, kw)) for e, (rows, x) in enumerate(streams)]
+        return _combine(h, w, [r for r, _ in streams],
+                        [None if r is not None and not r.numel() else x for r, x in streams])
+
+
 class GlueMixtureModel(nn.Module):
     """Embeddings, dense and mixed layers, final norm (the Llama backbone with mixed layers)."""
 
     def __init__(self, config: GlueMixtureConfig):
         super().__init__()
         self.config = config
+        level = LEVELS.get(config.level)
+        self.level_modules = level.layer_modules()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
-        layers, slot = [], 1
-        for i in range(config.num_hidden_layers):
-            if i < config.dense_layers:
-                layers.append(LlamaDecoderLayer(config, slot))
-                slot += 1
-            elif config.level == "ffn_level":
-                layers.append(FFNMixedLayer(config, slot))
-                slot += 1
-            else:
-                layers.append(BlockMixedLayer(config, slot, gated=config.level == "block_level"))
-                slot += config.num_experts
+        layers = [LlamaDecoderLayer(config, 1 + i) for i in range(config.dense_layers)]
+        slot, per = 1 + config.dense_layers, level.cache_slots(config.num_experts)
+        for _ in range(config.dense_layers, config.num_hidden_layers):
+            layers.append(self.level_modules.layer(config, slot))
+            slot += per
         self.layers = nn.ModuleList(layers)
-        if config.level == "model_level":
-            self.gate = Gate(config.hidden_size, config.num_experts, config.gate_bias, config.gate_hidden)
+        for name, module in self.level_modules.extra(config).items():
+            self.add_module(name, module)
         self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.rotary_emb = LlamaRotaryEmbedding(config=config)
 
@@ -259,30 +334,9 @@ class GlueMixtureModel(nn.Module):
             prompt_mask = prompt_mask[:, :T]
         kw = dict(attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=use_cache,
                   position_embeddings=self.rotary_emb(h, position_ids=position_ids), **kwargs)
-        streams: list[tuple[Tensor | None, Tensor]] | None = None  # model_level: (rows, hidden) per expert
-        for i, layer in enumerate(self.layers):
-            if i < cfg.dense_layers:
-                h = layer(h, **kw)
-            elif cfg.level == "ffn_level":
-                h = layer(h, state, f"layer{i}", prompt_mask, **kw)
-            elif cfg.level == "block_level":
-                if f"layer{i}" not in state:
-                    state[f"layer{i}"] = top_k_weights(layer.gate(pool(h, prompt_mask, cfg.routing)), cfg.num_experts_per_tok)
-                w = state[f"layer{i}"]
-                rows = _expert_rows(w)
-                h = _combine(h, w, rows, [None if r is not None and not r.numel() else
-                                          _run_rows(layer.experts[e], _rows(h, r), r, kw) for e, r in enumerate(rows)])
-            else:  # model_level
-                if streams is None:
-                    if "model" not in state:
-                        state["model"] = top_k_weights(self.gate(pool(h, prompt_mask, cfg.routing)), cfg.num_experts_per_tok)
-                    w = state["model"]
-                    streams = [(rows, _rows(h, rows)) for rows in _expert_rows(w)]
-                streams = [(rows, x if (rows is not None and not rows.numel()) else
-                            _run_rows(layer.experts[e], x, rows, kw)) for e, (rows, x) in enumerate(streams)]
-        if streams is not None:
-            h = _combine(h, state["model"], [r for r, _ in streams],
-                         [None if r is not None and not r.numel() else x for r, x in streams])
+        for i in range(cfg.dense_layers):
+            h = self.layers[i](h, **kw)
+        h = self.level_modules.forward(self, h, state, prompt_mask, kw)
         return self.norm(h), cache
 
 

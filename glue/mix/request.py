@@ -88,7 +88,7 @@ class RequestMixture:
             raise ConfigError(f"layer: {layer} is out of range for the router model (0..{L - 1})")
         ctx = RouterContext(rm, rt, [layer], "layer_input", routing, [tuple(e.prompts) for e in experts],
                             [tuple(e.negative_prompts) for e in experts], seed)
-        params = {**r.params, **(router_params or {})}
+        params = {**r.defaults, **r.check_params(router_params)}
         g = r.fn(ctx, **params)[0]
         gate = Gate(rm.config.hidden_size, len(experts), "bias" in g, int(g["proj.weight"].shape[0]) if "proj.weight"
                     in g else 0)

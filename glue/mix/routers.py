@@ -22,15 +22,22 @@ parameters in ``ROUTERS``:
   centroid: ``logit_e = (2 (c_e - m) . x - (|c_e|^2 - |m|^2)) / D`` with ``m`` the mean centroid and
   ``D`` the mean ``|c_e - m|^2`` (times ``temperature``).
 
-Adding a router: write ``fn``, register ``Router(name, fn, needs_prompts, fitted, gate_bias,
-gate_hidden, params, doc)``; ``tests/mix/test_routers.py`` runs the generic checks on it.
+A router is known by its record only: what it needs (``needs_prompts``: calibration prompts per expert;
+``fitted``: trained on them, so given ``calib`` items only), the gate it makes (``gate_bias``,
+``gate_hidden``), the dtype it reads the shared model in (``shared_dtype``) and its parameters with their
+defaults and allowed values (``RouterParam``). No code compares router names.
+
+Adding a router: write ``fn``, register ``Router(name, fn, needs_prompts, fitted, gate_bias=, gate_hidden=,
+params={name: RouterParam(...)}, doc=)``; ``tests/mix/test_routers.py`` runs the generic checks on it and
+the benchmark cases (``LEVELS x ROUTERS``) include it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from glue.lazy import lazy_module, no_grad
 from glue.mix.pooling import pool
@@ -65,16 +72,108 @@ class RouterContext:
         return self.model.config.hidden_size
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_RULES: dict[str, tuple[Callable[[Any, Any], bool], Callable[[Any], str]]] = {
+    "choice": (lambda v, c: isinstance(v, str) and v in c, lambda c: f"one of {', '.join(c or ())}"),
+    "count": (lambda v, c: _is_int(v) and v >= 1, lambda c: "an integer >= 1"),
+    "positive": (lambda v, c: _is_number(v) and v > 0, lambda c: "a finite number > 0"),
+    "non-negative": (lambda v, c: _is_number(v) and v >= 0, lambda c: "a finite number >= 0"),
+}
+
+
+@dataclass(frozen=True)
+class RouterParam:
+    """One declared router parameter: its default and what is allowed.
+
+    Attributes:
+        default: the value when a config does not give one.
+        rule: ``choice`` (a string of ``choices``), ``count`` (integer >= 1), ``positive`` / ``non-negative``
+            (a finite number), or ``type`` (the default's type; a float parameter takes any finite number).
+        choices: the allowed strings of a ``choice``.
+        doc: one line.
+    """
+
+    default: Any
+    rule: str = "type"
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.rule not in (*_RULES, "type"):
+            raise ValueError(f"RouterParam rule {self.rule!r}; allowed: {', '.join((*_RULES, 'type'))}")
+
+    def ok(self, v: Any) -> bool:
+        if self.rule in _RULES:
+            return _RULES[self.rule][0](v, self.choices)
+        t = type(self.default)
+        return _is_number(v) if t is float else _is_int(v) if t is int else isinstance(v, t)
+
+    @property
+    def allowed(self) -> str:
+        """What is allowed, in words (for messages)."""
+        return _RULES[self.rule][1](self.choices) if self.rule in _RULES else f"a {type(self.default).__name__}"
+
+
 @dataclass(frozen=True)
 class Router:
+    """A router and its properties (see the module docstring).
+
+    Attributes:
+        name: registry key.
+        fn: ``fn(ctx: RouterContext, **params) -> list[dict[str, Tensor]]``, one gate per gate layer.
+        needs_prompts: every expert must come with prompts (calibration prompts describing it).
+        fitted: trained on the prompts (the harness gives such a router ``calib`` items only).
+        gate_bias: its gates carry a bias.
+        gate_hidden: ``params -> width`` of an MLP gate's hidden layer (0: a linear gate).
+        params: declared parameters, name -> ``RouterParam``.
+        shared_dtype: the dtype the router reads a shared model directory in (``hidden``: bfloat16, as
+            mergekit-moe loads it).
+        doc: one line.
+    """
+
     name: str
     fn: Callable[..., list[dict[str, Tensor]]]
     needs_prompts: bool
     fitted: bool
     gate_bias: bool = False
-    gate_hidden: Callable[[dict], int] = lambda params: 0
-    params: dict = field(default_factory=dict)  # name -> default
+    gate_hidden: Callable[[Mapping], int] = lambda params: 0
+    params: Mapping[str, RouterParam] = field(default_factory=dict)
+    shared_dtype: str = "float32"
     doc: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's default."""
+        return {k: p.default for k, p in self.params.items()}
+
+    def check_params(self, params: Any, where: str = "router_params") -> dict[str, Any]:
+        """``params`` (a mapping or None) checked against the declarations: names, types and ranges;
+        ``ConfigError`` naming ``where.<name>``, the value and what is allowed. Returns them as given."""
+        from glue.errors import ConfigError
+
+        if params is None:
+            return {}
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"{where}: a mapping of router {self.name!r}'s parameters, got {params!r}")
+        unknown = sorted(map(str, set(params) - set(self.params)))
+        if unknown:
+            raise ConfigError(f"{where}: {unknown} not parameters of router {self.name!r}; it takes "
+                              f"{', '.join(sorted(self.params)) or '(none)'}")
+        for k, v in params.items():
+            if not self.params[k].ok(v):
+                raise ConfigError(f"{where}.{k}: {v!r}; router {self.name!r} takes {self.params[k].allowed}")
+        return dict(params)
+
+    def linear_gate(self, params: Mapping) -> bool:
+        """Its gates (with ``params``: defaults and given values) are plain ``E x H`` matrices."""
+        return not self.gate_bias and not self.gate_hidden(params)
 
 
 ROUTERS: Registry[Router] = Registry("router")
@@ -250,15 +349,22 @@ def mlp(ctx: RouterContext, hidden: int = 64, steps: int = 300, lr: float = 1e-2
     return gates
 
 
-ROUTERS.register("hidden", Router("hidden", hidden, True, False, params={"mode": "last"},
+ROUTERS.register("hidden", Router("hidden", hidden, True, False,
+                                  params={"mode": RouterParam("last", "choice", ("last", "avg"),
+                                                              "last position, or avg (mergekit's hidden_avg)")},
+                                  shared_dtype="bfloat16",
                                   doc="mergekit-moe 0.1.5 gate_mode hidden (last position; mode avg = hidden_avg)"))
 ROUTERS.register("cheap_embed", Router("cheap_embed", cheap_embed, True, False,
                                        doc="mergekit-moe cheap_embed: normalised mean token embedding"))
 ROUTERS.register("random", Router("random", random_router, False, False, doc="randn rows, seeded"))
 ROUTERS.register("mlp", Router("mlp", mlp, True, True, gate_bias=True,
                                gate_hidden=lambda p: int(p.get("hidden", 64)),
-                               params={"hidden": 64, "steps": 300, "lr": 1e-2, "weight_decay": 1e-4},
+                               params={"hidden": RouterParam(64, "count", doc="width of the gate's hidden layer"),
+                                       "steps": RouterParam(300, "count", doc="Adam steps"),
+                                       "lr": RouterParam(1e-2, "positive", doc="learning rate"),
+                                       "weight_decay": RouterParam(1e-4, "non-negative", doc="Adam weight decay")},
                                doc="two-layer ReLU gate fitted on the experts' prompts (calib/search only)"))
 ROUTERS.register("centroids", Router("centroids", centroids, True, True, gate_bias=True,
-                                     params={"temperature": 1.0},
+                                     params={"temperature": RouterParam(1.0, "positive",  # 0: every gate zero
+                                                                        doc="scale of the logits")},
                                      doc="nearest prompt centroid of the gate input, pooled as at inference"))

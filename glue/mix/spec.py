@@ -1,10 +1,13 @@
-"""A mixture's typed config (``MixSpec``) and its validation, done once, before any weight is read.
+"""A mixture's typed config (``MixSpec``, as written) and its validation, done once, before any weight is
+read, into the resolved record (``Mixture``) that building, saving, the gates and the export take.
 
-``check_mixture(spec)`` reads only the experts' ``config.json`` files (or the state dicts' shapes) and
-raises ``ConfigError`` naming the field: unknown level/router/routing (valid names listed), top-k out of
-range, ``dense_layers`` >= the number of layers, an expert without prompts under a router that needs
-them, experts of different architectures or configs (``check_compatible``, the rule of ``glue.arch``), a
-shared model of another architecture.
+``check_mixture(spec)`` reads only the experts' ``config.json`` files (or the state dicts' shapes), never
+changes ``spec``, and raises ``ConfigError`` naming the field: unknown level/router/routing (valid names
+listed), top-k out of range, ``dense_layers`` >= the number of layers, an expert without prompts under a
+router that needs them, experts of different architectures or configs (``check_compatible``, the rule of
+``glue.arch``), a shared model of another architecture. It is called once, at the edge (``glue mix``, the
+recipe, a benchmark case); what it returns carries the level and router *records*, so nothing below looks
+a name up again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from glue.arch import ARCH_FIELDS, ONE_CONFIG_FIELDS, architecture_key, mismatch
@@ -20,6 +24,9 @@ from glue.errors import ConfigError, GlueError
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from glue.mix.levels import Level
+    from glue.mix.routers import Router
 
 ModelInput = "str | os.PathLike | Mapping[str, Tensor]"
 
@@ -70,8 +77,65 @@ class MixSpec:
     dtype: str = "float32"
 
     def case_name(self) -> str:
+        """``mix-<level>-<router>-<input>-k<k>-d<dense_layers>`` (the benchmark case id; ``<input>``: the
+        level's default routing when ``routing`` is None)."""
+        from glue.mix.levels import LEVELS
+
+        routing = self.routing or LEVELS.get(self.level).default_routing
+        return f"mix-{self.level}-{self.router}-{routing}-k{self.top_k}-d{self.dense_layers}"
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A validated mixture: what ``check_mixture`` returns and what ``build_mixture``, ``save_mixture``, the
+    gates and the Mixtral export take. Every default is filled; level and router are their records.
+
+    Attributes:
+        level: the ``Level`` record (``LEVELS``).
+        router: the ``Router`` record (``ROUTERS``).
+        experts: the experts, E >= 1.
+        routing: the gate input (the level's default when the spec gave none).
+        top_k, dense_layers, shared, seed, dtype: as in ``MixSpec``, checked.
+        router_params: the router parameters as given (checked; recorded in ``glue_mix.json``);
+            ``params`` adds the router's defaults.
+        config: the experts' shared ``config.json`` (read-only).
+    """
+
+    level: Level
+    router: Router
+    experts: tuple[ExpertSpec, ...]
+    routing: str
+    top_k: int
+    dense_layers: int
+    shared: Any
+    router_params: Mapping[str, Any]
+    seed: int
+    dtype: str
+    config: Mapping[str, Any]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The router's parameters: its defaults, then the given ones."""
+        return {**self.router.defaults, **self.router_params}
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config["num_hidden_layers"])
+
+    @property
+    def gate_layers(self) -> list[int]:
+        """The layers whose gate input the router describes."""
+        return self.level.gate_layers(self.num_layers, self.dense_layers)
+
+    @property
+    def mixtral_layout(self) -> bool:
+        """Stored as a standard ``MixtralForCausalLM``: a level with that layout, token routing, plain
+        linear gates."""
+        return self.level.mixtral_layout and self.routing == "token" and self.router.linear_gate(self.params)
+
+    def case_name(self) -> str:
         """``mix-<level>-<router>-<input>-k<k>-d<dense_layers>`` (the benchmark case id)."""
-        return f"mix-{self.level}-{self.router}-{self.routing}-k{self.top_k}-d{self.dense_layers}"
+        return f"mix-{self.level.name}-{self.router.name}-{self.routing}-k{self.top_k}-d{self.dense_layers}"
 
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -137,58 +201,19 @@ def check_compatible(configs: Mapping[str, dict], what: str = "experts") -> dict
     return ref
 
 
-ROUTER_PARAM_RULES: dict[tuple[str, str], tuple[str, Any]] = {
-    ("hidden", "mode"): ("choice", ("last", "avg")),
-    ("centroids", "temperature"): ("positive", None),  # 0 would make every gate zero
-    ("mlp", "hidden"): ("count", None),
-    ("mlp", "steps"): ("count", None),
-    ("mlp", "lr"): ("positive", None),
-    ("mlp", "weight_decay"): ("non-negative", None),
-}
-"""Allowed values of the routers' declared parameters (``ROUTERS[r].params``), by ``(router, name)``: a
-``choice`` of strings, a ``count`` (integer >= 1), a ``positive`` or ``non-negative`` finite number.
-A parameter without a rule must have its default's type."""
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    import math
-
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_router_params(router: str, params: Any, where: str = "router_params") -> dict:
-    """``params`` (a mapping) checked against router ``router``'s declared parameters: names, types and
-    ranges (``ROUTER_PARAM_RULES``); ``ConfigError`` naming ``where.<name>``, the value and what is
-    allowed. Shared by ``glue mix`` and ``glue recipe`` (its ``mixture.router_params``)."""
+def check_router_params(router: str | Router, params: Any, where: str = "router_params") -> dict:
+    """``params`` (a mapping) checked against router ``router``'s declared parameters (``Router.params``:
+    names, types and ranges); ``ConfigError`` naming ``where.<name>``, the value and what is allowed.
+    Shared by ``glue mix`` and ``glue recipe`` (its ``mixture.router_params``); ``router`` is a name or
+    the record."""
     from glue.mix.routers import ROUTERS
 
-    r = ROUTERS.get(router)
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{where}: a mapping of router {router!r}'s parameters, got {params!r}")
-    unknown = sorted(map(str, set(params) - set(r.params)))
-    if unknown:
-        raise ConfigError(f"{where}: {unknown} not parameters of router {r.name!r}; it takes "
-                          f"{', '.join(sorted(r.params)) or '(none)'}")
-    for k, v in params.items():
-        kind, allowed = ROUTER_PARAM_RULES.get((r.name, k), ("type", type(r.params[k])))
-        ok = {"choice": lambda: isinstance(v, str) and v in allowed,
-              "count": lambda: _is_int(v) and v >= 1,
-              "positive": lambda: _is_number(v) and v > 0,
-              "non-negative": lambda: _is_number(v) and v >= 0,
-              "type": lambda: (_is_number(v) if allowed is float else _is_int(v) if allowed is int
-                               else isinstance(v, allowed))}[kind]()
-        if not ok:
-            want = {"choice": f"one of {', '.join(allowed or ())}", "count": "an integer >= 1",
-                    "positive": "a finite number > 0", "non-negative": "a finite number >= 0",
-                    "type": f"a {getattr(allowed, '__name__', allowed)}"}[kind]
-            raise ConfigError(f"{where}.{k}: {v!r}; router {r.name!r} takes {want}")
-    return dict(params)
+    r = ROUTERS.get(router) if isinstance(router, str) else router
+    return r.check_params(params, where)
 
 
 def _check_prompts(e: ExpertSpec) -> None:
@@ -219,21 +244,21 @@ def _check_shared_merge(sh: Mapping, n: int) -> None:
         raise ConfigError(f"shared: {{method: {method}, ...}}: {e}") from None
 
 
-def check_mixture(spec: MixSpec) -> dict:
-    """Validate ``spec`` (names, types, ranges, prompts, shapes) and fill defaults; return the experts' config.
+def check_mixture(spec: MixSpec) -> Mixture:
+    """Validate ``spec`` (names, types, ranges, prompts, shapes) and return the resolved ``Mixture``
+    (defaults filled, level and router records); ``spec`` is not changed.
 
     Reads config.json files only. Raises ``ConfigError`` or ``UnknownNameError`` naming the field: level,
     router, routing, dtype (strings of their registries); top_k (integer 1..E), dense_layers (integer
-    0..L-1), seed (integer >= 0) -- booleans are not integers; router_params (``check_router_params``);
+    0..L-1), seed (integer >= 0) -- booleans are not integers; router_params (``Router.check_params``);
     experts (at least one, names unique, no model twice, prompts non-empty strings, no remote code);
     shared (None, an expert name, a model directory or a merge of the experts)."""
     from glue.mix.levels import LEVELS
     from glue.mix.routers import ROUTERS
 
-    for key in ("level", "router"):
+    for key, reg in (("level", LEVELS), ("router", ROUTERS)):
         v = getattr(spec, key)
         if not isinstance(v, str):
-            reg = LEVELS if key == "level" else ROUTERS
             raise ConfigError(f"{key}: {v!r}; allowed: {', '.join(reg.names())}")
     level = LEVELS.get(spec.level)
     router = ROUTERS.get(spec.router)
@@ -252,9 +277,9 @@ def check_mixture(spec: MixSpec) -> dict:
             raise ConfigError(f"experts[{e.name!r}].model: a model directory, got {e.source!r}")
     if spec.routing is not None and not isinstance(spec.routing, str):
         raise ConfigError(f"routing: {spec.routing!r}; allowed: {', '.join(level.routings)}")
-    spec.routing = spec.routing or level.default_routing
-    if spec.routing not in level.routings:
-        raise ConfigError(f"routing: {spec.routing!r} is not an input of {level.name}; allowed: "
+    routing = spec.routing or level.default_routing
+    if routing not in level.routings:
+        raise ConfigError(f"routing: {routing!r} is not an input of {level.name}; allowed: "
                           f"{', '.join(level.routings)}")
     E = len(spec.experts)
     if not _is_int(spec.top_k) or not 1 <= spec.top_k <= E:
@@ -263,7 +288,7 @@ def check_mixture(spec: MixSpec) -> dict:
         raise ConfigError(f"dtype: {spec.dtype!r}; allowed: {', '.join(DTYPES)}")
     if not _is_int(spec.seed) or not 0 <= spec.seed < 2**63:
         raise ConfigError(f"seed: {spec.seed!r}; an integer >= 0")
-    spec.router_params = check_router_params(router.name, spec.router_params)
+    router_params = router.check_params(spec.router_params)
     if router.needs_prompts:
         for e in spec.experts:
             if not e.prompts:
@@ -288,4 +313,12 @@ def check_mixture(spec: MixSpec) -> dict:
                               f"directory, nor a merge {{method: ...}}")
         shared_cfg = expert_config(ExpertSpec("shared", sh), "shared model")
         check_compatible({f"expert {names[0]!r}": cfg, "the shared model": shared_cfg}, "shared")
-    return cfg
+    return Mixture(level, router, tuple(spec.experts), routing, spec.top_k, spec.dense_layers, sh,
+                   MappingProxyType(dict(router_params)), spec.seed, spec.dtype, MappingProxyType(dict(cfg)))
+
+
+def resolved(spec: MixSpec | Mixture) -> Mixture:
+    """``spec`` itself when already resolved, else ``check_mixture(spec)``: the compatibility path of
+    ``build_mixture`` / ``save_mixture`` / ``shared_model`` for callers that pass a ``MixSpec`` (each such
+    call validates once; the edges pass the ``Mixture``)."""
+    return spec if isinstance(spec, Mixture) else check_mixture(spec)

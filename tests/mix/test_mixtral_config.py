@@ -50,8 +50,8 @@ MK_SMOL = {"architectures": ["MixtralForCausalLM"], "attention_bias": False, "at
 
 @pytest.mark.parametrize("base, expected", [(OLD_LLAMA, MK_OLD_LLAMA), (SMOL, MK_SMOL)], ids=["old-llama", "smollm2"])
 def test_mixtral_config_is_mergekit_moes(tmp_path, base, expected):
-    spec = SimpleNamespace(experts=[None] * 4, top_k=2, dtype="bfloat16")
-    mixtral_config(spec, dict(base)).save_pretrained(tmp_path)
+    mix = SimpleNamespace(experts=[None] * 4, top_k=2, dtype="bfloat16", config=dict(base))
+    mixtral_config(mix).save_pretrained(tmp_path)
     written = json.loads((tmp_path / "config.json").read_text())
     written.pop("transformers_version")
     assert written == expected
