@@ -1,5 +1,5 @@
-"""Clustering sweep: one case per threshold (``cluster-t0.95``): cluster the zoo, merge each cluster,
-score every cluster merge. Model-GLUE (https://arxiv.org/abs/2410.05357) §4, then step 3.
+"""Clustering sweep: one case per threshold (``cluster-greedy-t0.95``: the clustering method, then the
+threshold): cluster the zoo, merge each cluster, score every cluster merge. Model-GLUE (https://arxiv.org/abs/2410.05357) §4, then step 3.
 
 The similarity pass over the zoo's members runs once per session, when the first case that is not
 yet recorded needs it; its time and peak anonymous memory go into every case's ``extra``. Each case
@@ -27,9 +27,20 @@ import functools
 
 import pytest
 
+from glue.bench.cases import Case, cluster_case_id, parametrize
+from glue.bench.session import cluster_thresholds
 from glue.record.provenance import Measurements
 
 MERGE = "linear"  # uniform weights
+
+
+def pytest_generate_tests(metafunc):
+    """One case per threshold of the sweep (``--thresholds``, else the default sweep plus the zoo's own),
+    at the ``--cluster-method``: ids ``cluster-greedy-t0.95``."""
+    if metafunc.function.__name__ == "test_cluster":
+        method = metafunc.config.getoption("--cluster-method")
+        parametrize(metafunc, "cluster_threshold",
+                    [Case(cluster_case_id(method, t), (t,)) for t in cluster_thresholds(metafunc.config)])
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +78,7 @@ def test_cluster(cluster_threshold, zoo, run_settings, recorder, zoo_clusters, s
 
     method = pytestconfig.getoption("--cluster-method")
     options = {"linkage": "average"} if "linkage" in CLUSTER_METHODS.get(method).options else {}
-    case = f"cluster-t{cluster_threshold}"
+    case = cluster_case_id(method, cluster_threshold)
     config = {"threshold": cluster_threshold, "method": method, **options, "merge": MERGE, "choose_on": "search",
               "members": [m.name for m in zoo.members], "tasks": list(zoo.tasks)}
     recorder.skip_if_recorded(case, config)  # before the shared similarity pass

@@ -20,95 +20,26 @@ Run::
 Threads are a run setting of the harness (``--threads``, one on surrogate zoos): a search makes
 hundreds of small evaluations that slow down 10-30x when two threads compete for the cores.
 
-Cases are parametrized at collection time from the registries (``STRATEGIES`` x ``MERGE_CASES``);
-``--trials`` is the CMA-ES budget (it is part of the evolutionary cases' config only). Single-model
-search scores, and the search scores of merges that several strategies evaluate alike, are computed
-once and shared by the cases, the parallel workers and later runs through ``$GLUE_CACHE/search_scores``
-(the paper reads single scores from a cached table); they still count in ``evaluations``, and
-``extra.cached_evaluations`` says how many of a case's came from that cache.
+Cases come from the registries at collection time (``glue.bench.cases.merge_cases``): every registered
+method, the Model-GLUE core set (``CORE_METHODS``) under every strategy of ``STRATEGIES``, every other
+selectable method under ``BUDGET_STRATEGIES``; a method no strategy can drive (slerp, nearswap...) is
+listed as deselected with its reason. ``--trials`` is the CMA-ES budget (it is part of the evolutionary
+cases' config only). Single-model search scores, and the search scores of merges that several strategies
+evaluate alike, are computed once and shared by the cases, the parallel workers and later runs through
+``$GLUE_CACHE/search_scores`` (the ``search_scores`` fixture, ``glue.bench.scores``; the paper reads single
+scores from a cached table); they still count in ``evaluations``, and ``extra.cached_evaluations`` says
+how many of a case's came from that cache.
 """
 
 from __future__ import annotations
 
 import time
 
-import pytest
-
+from glue.bench.cases import merge_case_id, merge_cases, parametrize
+from glue.bench.members import same_architecture
+from glue.bench.session import bench_zoo
 from glue.record.provenance import Measurements
-from glue.select import STRATEGIES, prepare, run_selection, selectable_methods, write_selection
-
-CORE_METHODS = ("linear", "task_arithmetic", "ties", "dare_ties")
-"""The methods benchmarked under every strategy: the ones Model-GLUE's code uses (linear, TIES, DARE)
-plus task arithmetic. Other selectable methods run through ``glue select``."""
-
-MERGE_CASES = [m for m in selectable_methods() if m in CORE_METHODS]
-
-
-@pytest.fixture(scope="session")
-def single_scores():
-    """Search scores of single models and of merges, shared by the cases of this session and, on disk
-    under ``$GLUE_CACHE/search_scores/COMMIT``, by the parallel workers and later runs of the same code
-    (``ScoreCache``; another commit, or another uncommitted change, scores again)."""
-    from glue.paths import cache_dir, results_dir
-    from glue.record.provenance import git_state
-
-    commit = git_state(exclude=results_dir())[0]
-    return ScoreCache(cache_dir() / "search_scores" / commit if commit != "unknown" else None)
-
-
-class ScoreCache:
-    """The ``single_cache`` mapping of ``glue.select`` (``SingleCache``) backed by one small JSON file per key.
-
-    The file name hashes the key plus the size and mtime of the ``config.json`` and weights of every
-    model directory the key names, so a rewritten model is scored again. A score is a deterministic
-    function of its key (seeded merges, one thread), so whichever worker writes it first is right.
-    """
-
-    def __init__(self, root):
-        self.root, self._mem = root, {}
-        self.hits = self.misses = 0
-
-    def _file(self, key):
-        import hashlib
-        import json
-        from pathlib import Path
-
-        def dirs(x):
-            if isinstance(x, (tuple, list)):
-                return [d for v in x for d in dirs(v)]
-            return [Path(x)] if isinstance(x, str) and x.startswith("/") and Path(x).is_dir() else []
-
-        stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for d in dirs(key)
-                 for f in sorted(d.glob("*.safetensors*")) + [d / "config.json"] if f.is_file()]
-        text = json.dumps([key, stamp], default=str)
-        return self.root / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
-
-    def __contains__(self, key) -> bool:
-        found = key in self._mem or (self.root is not None and self._file(key).is_file())
-        self.hits, self.misses = self.hits + found, self.misses + (not found)
-        return found
-
-    def __getitem__(self, key) -> float:
-        import json
-
-        if key not in self._mem:
-            self._mem[key] = float(json.loads(self._file(key).read_text())["average"])
-        return self._mem[key]
-
-    def __setitem__(self, key, value: float) -> None:
-        import json
-
-        from glue.record.store import atomic_write
-
-        self._mem[key] = float(value)
-        if self.root is not None:  # outside git the code version is unknown: this session only
-            atomic_write(self._file(key), json.dumps({"key": key, "average": float(value)}, default=str) + "\n")
-
-
-def _candidates(zoo) -> list[str]:
-    """Members of the reference's architecture, from zoo data alone (``prepare`` checks the configs)."""
-    ref = zoo.base or zoo.members[0]
-    return [m.name for m in zoo.members if m.architecture == ref.architecture]
+from glue.select import STRATEGIES, prepare, run_selection, write_selection
 
 
 def _rounded(coeffs: dict) -> dict:
@@ -116,21 +47,14 @@ def _rounded(coeffs: dict) -> dict:
 
 
 def pytest_generate_tests(metafunc):
-    """``method x strategy`` (ids ``linear-coefficient``), plus ``x accept`` for the greedy strategies when
-    ``--accept`` names a rule other than ``plain`` (ids ``linear-coefficient-paired``)."""
-    if metafunc.function.__name__ != "test_merge":
-        return
-    combos, ids = [], []
-    for method in MERGE_CASES:
-        for strategy in STRATEGIES.names():
-            for accept in metafunc.config.getoption("--accept"):
-                if accept == "plain" or STRATEGIES.get(strategy).greedy:
-                    combos.append((method, strategy, accept))
-                    ids.append(f"{method}-{strategy}" + ("" if accept == "plain" else f"-{accept}"))
-    metafunc.parametrize("method,strategy,accept", combos, ids=ids)
+    """``method x strategy`` (ids ``merge-linear-coefficient``), plus ``x accept`` for the greedy strategies
+    when ``--accept`` names a rule other than ``plain`` (ids ``merge-linear-coefficient-paired``)."""
+    if metafunc.function.__name__ == "test_merge":
+        parametrize(metafunc, "method,strategy,accept",
+                    merge_cases(metafunc.config.getoption("--accept"), bench_zoo(metafunc.config)))
 
 
-def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconfig, tmp_path, single_scores):
+def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconfig, tmp_path, search_scores):
     s = run_settings
     st = STRATEGIES.get(strategy)
     alpha = pytestconfig.getoption("--alpha")
@@ -145,19 +69,19 @@ def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconf
         config["density"] = p.density
     if st.uses_trials:
         config.update(trials=p.trials, num_groups=p.num_groups)
-    assert list(sel.candidates) == _candidates(zoo), "zoo data and checkpoint configs disagree on architectures"
+    assert list(sel.candidates) == same_architecture(zoo), "zoo data and checkpoint configs disagree on architectures"
 
     def case() -> Measurements:
         t0 = time.perf_counter()
-        hits = single_scores.hits
-        result = run_selection(sel, single_cache=single_scores, workers=pytestconfig.getoption("--search-workers"),
+        hits = search_scores.hits
+        result = run_selection(sel, single_cache=search_scores, workers=pytestconfig.getoption("--search-workers"),
                                pool=pytestconfig.getoption("--search-pool"))
         strategy_seconds = time.perf_counter() - t0
         written = write_selection(sel, result, tmp_path / "merged", test_split=s.split)
         extra = {"evaluations": result.evaluations, "failures": result.failures, "search_score": result.search_score,
                  "kept": ",".join(result.kept), "dropped": ",".join(result.dropped),
                  "weights": _rounded(result.weights()), "strategy_seconds": round(strategy_seconds, 3),
-                 "cached_evaluations": single_scores.hits - hits}
+                 "cached_evaluations": search_scores.hits - hits}
         if result.densities() is not None:
             extra["densities"] = _rounded({k: v for k, v in result.densities().items() if k in result.kept})
         if result.single is not None:
@@ -167,4 +91,4 @@ def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconf
         return Measurements(scores=written.test.scores, n=written.test.n, eval_seconds=written.test.seconds,
                             build_seconds=written.merge.seconds, extra=extra)
 
-    recorder.run(f"merge-{method}-{strategy}" + ("" if accept == "plain" else f"-{accept}"), config, case)
+    recorder.run(merge_case_id(method, strategy, accept), config, case)

@@ -8,8 +8,8 @@ The three cases come from one ``glue.recipe.run_recipe`` run on the run's zoo (i
 directory; a worker that measures two of them runs it once) and each records its variant's scores on the run's split, with ``extra``: the experts, mixture level and router, the
 evaluations spent on ``search`` (selection, candidate scoring, mixture search), the references of the
 same run (best single, best merge, oracle routing, per-task ceiling; all chosen on ``search``), the
-router's choices per task, and generation tokens/s (``SPEED_PROMPTS`` search prompts, 16 new tokens,
-each routed to its expert).
+router's choices per task, and generation tokens/s (``glue.bench.speed``: ``SPEED_PROMPTS`` search prompts, 16 new
+tokens, each routed to its expert). The shared run lives in the ``shared_runs`` fixture.
 
 Run::
 
@@ -23,41 +23,28 @@ import time
 
 import pytest
 
+from glue.bench.cases import RECIPE_VARIANTS
+from glue.bench.speed import encode_left, speed_prompts, time_generation
 from glue.record.provenance import Measurements
-
-SPEED_PROMPTS = 32
-VARIANTS = ("paper", "paper_routed", "searched")
-_RUNS: dict = {}  # one recipe run per zoo and settings in a worker: its cases share it
 
 
 def generation_speed(variant, zoo) -> float:
-    """Generated tokens/s of ``variant`` on a fixed batch of search prompts, each sent to its expert."""
-    import torch
-
-    from glue.eval.prompts import eval_prompts
-
-    prompts = [p for t in zoo.tasks for p in eval_prompts(t, "search", 100)][:: 600 // SPEED_PROMPTS]
-    prompts = prompts[:SPEED_PROMPTS]
+    """Generated tokens/s of ``variant`` on the fixed batch of search prompts (``glue.bench.speed``), each
+    sent to its expert (request level: one generation per expert's group)."""
+    prompts = speed_prompts(zoo.tasks)
     if variant.level == "request":
         choice = variant.model.route(prompts)
         groups = [([p for p, c in zip(prompts, choice) if c == i], *variant.model.experts[i])
                   for i in range(len(variant.experts))]
     else:
         groups = [(prompts, variant.model, variant.tokenizer)]
-    t0 = time.perf_counter()
-    for ps, model, tok in groups:
-        if not ps:
-            continue
-        side, tok.padding_side = tok.padding_side, "left"
-        enc = tok(ps, return_tensors="pt", padding=True)
-        tok.padding_side = side
-        with torch.no_grad():
-            model.generate(**enc, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
-    return round(len(prompts) * 16 / (time.perf_counter() - t0), 1)
+    timed = [time_generation(model, encode_left(tok, ps), prefill=False, pad_token_id=tok.pad_token_id)
+             for ps, model, tok in groups if ps]
+    return round(sum(t.generated_tokens for t in timed) / sum(t.gen_seconds for t in timed), 1)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out):
+@pytest.mark.parametrize("variant", RECIPE_VARIANTS, ids=[f"recipe-{v}" for v in RECIPE_VARIANTS])
+def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, shared_runs):
     from glue.recipe.spec import RecipeSpec
 
     s = run_settings
@@ -72,19 +59,19 @@ def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out):
 
         config |= {"prompts": [calib_source(t) for t in zoo.tasks], "left_out": sorted(left_out)}
 
-    key = repr(spec)
-    if key not in _RUNS:  # the recipe run is shared: a worker that is not running it leaves its cases alone
+    key = ("recipe", repr(spec))
+    if key not in shared_runs:  # the recipe run is shared: a worker that is not running it leaves its cases alone
         recorder.skip_if_recorded(f"recipe-{variant}", config)
         recorder.skip_if_siblings_measured("recipe-", "runs the shared recipe run and measures these cases next")
 
     def case() -> Measurements:
         from glue.recipe.run import run_recipe
 
-        if key not in _RUNS:
+        if key not in shared_runs:
             with tempfile.TemporaryDirectory(prefix="glue-recipe-") as d:
                 t0 = time.perf_counter()
-                _RUNS[key] = (run_recipe(spec, f"{d}/out"), time.perf_counter() - t0)
-        run, built = _RUNS[key]
+                shared_runs[key] = (run_recipe(spec, f"{d}/out"), time.perf_counter() - t0)
+        run, built = shared_runs[key]
         v = run.variants.get(variant)
         if v is None:
             pytest.skip(f"recipe-{variant}: the zoo has one cluster, so the paper's recipe is that cluster's model "

@@ -30,12 +30,15 @@ def collected(bench, *args) -> list[str]:
 
 def test_cases_are_collected_from_zoo_data(bench, monkeypatch, tmp_path):
     monkeypatch.setenv("GLUE_CACHE", str(tmp_path / "cache"))  # empty: collecting must build nothing
-    assert collected(bench, "--models", "tiny") == [f"test_cluster[t{t}]" for t in DEFAULT_SWEEP]
-    assert collected(bench, "--models", "surrogate16") == [f"test_cluster[t{t}]" for t in DEFAULT_SWEEP]  # 0.9: once
+    ids = lambda ts: [f"test_cluster[cluster-greedy-t{t}]" for t in ts]  # noqa: E731  (method, then threshold)
+    assert collected(bench, "--models", "tiny") == ids(DEFAULT_SWEEP)
+    assert collected(bench, "--models", "surrogate16") == ids(DEFAULT_SWEEP)  # 0.9: once
     monkeypatch.setitem(get_zoo("tiny").extra, "cluster_threshold", 0.93)  # a zoo's own threshold joins the sweep
-    assert collected(bench, "--models", "tiny") == [f"test_cluster[t{t}]" for t in (0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.99)]
-    assert collected(bench, "--models", "tiny", "--thresholds", "0.9,0.3,0.9") == ["test_cluster[t0.3]",
-                                                                                  "test_cluster[t0.9]"]
+    assert collected(bench, "--models", "tiny") == ids((0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.99))
+    assert collected(bench, "--models", "tiny", "--cluster-method", "agglomerative", "--thresholds", "0.9") == [
+        "test_cluster[cluster-agglomerative-t0.9]"]
+    assert collected(bench, "--models", "tiny", "--thresholds", "0.9,0.3,0.9") == [
+        "test_cluster[cluster-greedy-t0.3]", "test_cluster[cluster-greedy-t0.9]"]
     assert not (tmp_path / "cache").exists()
 
 
@@ -56,7 +59,7 @@ def test_sweep_records_clusters_scores_and_resumes(bench, tiny_zoo, monkeypatch)
     bench.runpytest(*args).assert_outcomes(passed=2)
     (runs,) = (Path(os.environ["GLUE_RESULTS"]) / "tiny" / "runs").glob("*.jsonl")
     low, high = (json.loads(x) for x in runs.read_text().splitlines())
-    assert (low["case"], high["case"]) == ("cluster-t0.5", "cluster-t0.95")
+    assert (low["case"], high["case"]) == ("cluster-greedy-t0.5", "cluster-greedy-t0.95")
     assert low["config"]["threshold"] == 0.5 and low["config"]["method"] == "greedy"
 
     family = {m.name: m.family for m in tiny_zoo.members}
@@ -80,8 +83,8 @@ def test_sweep_records_clusters_scores_and_resumes(bench, tiny_zoo, monkeypatch)
     monkeypatch.setattr(glue.cluster, "cluster_models", lambda *a, **k: pytest.fail("similarity pass for nothing"))
     again = bench.runpytest(*args)
     again.assert_outcomes(skipped=2)
-    again.stdout.fnmatch_lines(["*already recorded cluster-t0.5 at *"])
+    again.stdout.fnmatch_lines(["*already recorded cluster-greedy-t0.5 at *"])
 
     assert main(["report", "--zoo", "tiny", "--no-plots"]) == 0
     report = (Path(os.environ["GLUE_RESULTS"]) / "tiny" / "report.md").read_text()
-    assert "## cluster (2 cases)" in report and "| cluster-t0.95 |" in report
+    assert "## cluster (2 cases)" in report and "| cluster-greedy-t0.95 |" in report

@@ -39,19 +39,19 @@ def test_run_case_records_once_then_skips(tiny_zoo, tmp_path):
     from glue.record.store import load_records
 
     env = {"GLUE_RESULTS": str(tmp_path / "results"), "GLUE_CACHE": os.environ["GLUE_CACHE"]}
-    node = "benchmarks/test_single.py::test_single[tiny_ft_add]"
+    node = "benchmarks/test_single.py::test_single[single-tiny_ft_add]"
     first = X.run_case(node, NATIVE, str(REPO), env)
     assert first.outcome == "passed", first.tail
     again = X.run_case(node, NATIVE, str(REPO), env)
     assert again.outcome == "skipped", again.tail
     recs = load_records("tiny", tmp_path / "results")
     assert [r.case for r in recs] == ["single-tiny_ft_add"]
-    bad = X.run_case("benchmarks/test_single.py::test_single[nope]", NATIVE, str(REPO), env)
+    bad = X.run_case("benchmarks/test_single.py::test_single[single-nope]", NATIVE, str(REPO), env)
     assert not bad.ok
 
 
 def test_forwarded_options_rebuild_the_case_config():
-    conftest = _bench_conftest()
+    from glue.bench.executor import forwarded_args
 
     class Cfg:
         opts = {"--models": "tiny", "--evaluator": "native", "--split": "test", "--limit": 4, "--device": "cpu",
@@ -62,21 +62,12 @@ def test_forwarded_options_rebuild_the_case_config():
         def getoption(self, name):
             return self.opts[name]
 
-    assert conftest._forwarded_args(Cfg()) == ["--models", "tiny", "--evaluator", "native", "--split", "test",
+    assert forwarded_args(Cfg()) == ["--models", "tiny", "--evaluator", "native", "--split", "test",
                                                "--limit", "4", "--device", "cpu", "--thresholds", "0.5,0.9",
                                                "--cluster-method", "greedy", "--trials", "8",
                                                "--search-workers", "2", "--search-pool", "ray",
                                                "--trust-remote-code", "--prompt-set", "paper",
                                                "--accept", "plain,paired", "--alpha", "0.05"]
-
-
-def _bench_conftest():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_conftest", REPO / "benchmarks" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_ray_run_gives_the_serial_table_each_case_once(tiny_zoo, tmp_path):
@@ -106,14 +97,13 @@ def test_a_one_case_process_does_not_leave_its_case_to_a_sibling(tmp_path, monke
     """Found in the surrogate8 Ray run of session 5: a Ray task that saw a sibling recipe case claimed skipped its
     own case, as a local worker does (the holder measures the siblings next), but a Ray task runs one case only,
     so recipe-searched was never recorded. With ``$GLUE_ONE_CASE`` (set by ``run_case``) it is not skipped."""
+    from glue.bench.recorder import CaseRecorder
     from glue.record.store import claim_case
-
-    conftest = _bench_conftest()
 
     class Rec:
         zoo, root = "tiny", tmp_path
 
-    rec = conftest.CaseRecorder(Rec(), None)
+    rec = CaseRecorder(Rec(), None)
     with claim_case("tiny", "recipe-paper", "c0ffee", "h", tmp_path):  # a live holder (another fd: a lock conflict)
         monkeypatch.delenv(X.ONE_CASE, raising=False)
         with pytest.raises(pytest.skip.Exception, match="recipe-paper being measured by another worker"):

@@ -1,0 +1,117 @@
+"""The benchmark cases come from the registries (``glue.bench.cases``): every method, level and router is a
+case (a new one too, with no edit in ``benchmarks/``), a method no strategy can drive is deselected with its
+reason, and the case ids are the record ids of the committed surrogate16 run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from glue.bench import cases as C
+from glue.merge import METHODS
+from glue.mix import LEVELS, ROUTERS
+from glue.select import STRATEGIES, selectable_methods
+from glue.zoo import get_zoo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recorded(prefix: str) -> set[str]:
+    out = set()
+    for f in (ROOT / "results" / "surrogate16" / "runs").glob("*.jsonl"):
+        out |= {json.loads(line)["case"] for line in f.read_text().splitlines() if line.strip()}
+    return {c for c in out if c.startswith(prefix)}
+
+
+def test_every_method_is_a_case_core_ones_under_every_strategy():
+    got = C.merge_cases(["plain"])
+    ids = {c.id for c in got}
+    for m in METHODS.names():
+        mine = [c for c in got if c.params[0] == m]
+        assert mine, m
+        if m not in selectable_methods():
+            assert [c.id for c in mine] == [f"merge-{m}"] and mine[0].deselected, m
+        elif m in C.CORE_METHODS:
+            assert {c.id for c in mine} == {f"merge-{m}-{s}" for s in STRATEGIES.names()}
+        else:
+            assert {c.id for c in mine} == {f"merge-{m}-{s}" for s in C.BUDGET_STRATEGIES}
+    assert all(c.deselected is None for c in got if c.params[0] in selectable_methods())
+    assert {c for c in ids if c.startswith("merge-slerp")} == {"merge-slerp"}
+    assert "exactly 2 models" in next(c.deselected for c in got if c.id == "merge-slerp")
+
+
+def test_paired_rule_adds_greedy_cases_only():
+    ids = {c.id for c in C.merge_cases(["plain", "paired"])}
+    assert "merge-ties-coefficient-paired" in ids and "merge-ties-evolutionary-paired" not in ids
+    assert "merge-della-average-paired" in ids and "merge-della-all-paired" not in ids
+
+
+def test_a_method_that_needs_a_base_is_deselected_on_a_zoo_without_one():
+    zoo = dataclasses.replace(get_zoo("tiny"), base=None)
+    got = {c.id: c for c in C.merge_cases(["plain"], zoo)}
+    assert got["merge-linear-average"].deselected is None
+    assert "needs a base model" in got["merge-ties-average"].deselected
+
+
+def test_case_ids_are_the_committed_record_ids():
+    """Every recorded merge (plain rule) and mixture case of results/surrogate16 is a case with the same id;
+    the mixture cases are exactly the 25 recorded ones, in the old order."""
+    merge = {c.id for c in C.merge_cases(["plain", "paired"])}
+    assert _recorded("merge-") <= merge
+    mix = [c.id for c in C.mix_cases()]
+    assert len(mix) == 25 and set(mix) == _recorded("mix-") - {f"mix-ref-{r}" for r in C.MIX_REFERENCES}
+    assert mix[:3] == ["mix-ffn_level-hidden-token-k1-d0", "mix-ffn_level-cheap_embed-token-k1-d0",
+                       "mix-ffn_level-random-token-k1-d0"]
+    assert mix[-1] == "mix-model_level-hidden-prompt_last-k1-d0"
+    assert C.cluster_case_id("greedy", 0.95) == "cluster-greedy-t0.95"
+
+
+def test_mix_case_id_is_the_specs_case_name():
+    from glue.mix import MixSpec
+
+    for c in C.mix_cases():
+        lv, r, routing, k, d = c.params
+        assert MixSpec(lv, r, [], routing=routing, top_k=k, dense_layers=d).case_name() == c.id
+
+
+def test_a_new_method_router_and_level_are_cases(monkeypatch):
+    """Registering is enough: no list in glue/bench or benchmarks/ names them."""
+    monkeypatch.setitem(METHODS._items_, "dummy_merge", dataclasses.replace(METHODS.get("linear"), name="dummy_merge"))
+    monkeypatch.setitem(ROUTERS._items_, "dummy_router", dataclasses.replace(ROUTERS.get("random"), name="dummy_router"))
+    monkeypatch.setitem(LEVELS._items_, "dummy_level", dataclasses.replace(LEVELS.get("model_level"), name="dummy_level"))
+    merge = {c.id for c in C.merge_cases(["plain"])}
+    assert {f"merge-dummy_merge-{s}" for s in C.BUDGET_STRATEGIES} <= merge
+    mix = {c.id for c in C.mix_cases()}
+    assert "mix-model_level-dummy_router-prompt_mean-k1-d0" in mix
+    assert "mix-dummy_level-hidden-prompt_mean-k1-d0" in mix and "mix-dummy_level-dummy_router-prompt_mean-k1-d0" in mix
+    assert "mix-dummy_level-centroids-prompt_mean-k2-d0" in mix  # the variations of every level apply to it
+
+
+def test_parametrize_marks_deselected_cases_and_fills_an_empty_set():
+    calls = {}
+
+    class Meta:
+        class function:  # noqa: N801
+            __name__ = "test_x"
+
+        def parametrize(self, names, params):
+            calls[names] = params
+
+    C.parametrize(Meta(), "a,b", [C.Case("x-1", (1, 2)), C.Case("x-2", (3, 4), "why not")])
+    p1, p2 = calls["a,b"]
+    assert (p1.id, p1.values, p1.marks) == ("x-1", (1, 2), [])
+    assert p2.marks[0].name == C.DESELECT and p2.marks[0].args == ("why not",)
+    C.parametrize(Meta(), "a", [], none=C.Case("x-none", (), "nothing here"))
+    (only,) = calls["a"]
+    assert only.id == "x-none" and only.values == (None,) and only.marks[0].args == ("nothing here",)
+
+
+def test_an_unknown_router_in_a_variation_fails_collection(monkeypatch):
+    from glue.errors import UnknownNameError
+
+    monkeypatch.setattr(C, "MIX_VARIATIONS", (C.MixVariation("bad", "centroidz"),))
+    with pytest.raises(UnknownNameError, match="centroids"):
+        C.mix_cases()
