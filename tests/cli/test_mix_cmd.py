@@ -58,3 +58,20 @@ def test_expert_noise_scale_is_refused(tiny_dirs, tmp_path, capsys):
            "experts": [{"source_model": str(tiny_dirs["tiny_ft_add"]), "positive_prompts": ["1"], "noise_scale": 0.1}]}
     assert main(["mix", _write(tmp_path, cfg), "--out", str(tmp_path / "out")]) == 2
     assert "noise_scale" in capsys.readouterr().err
+
+
+def test_list_shows_every_registered_level_and_router_with_declared_params(monkeypatch, capsys):
+    """``glue mix --list`` reads the registries: a level registered once appears, and each router's
+    parameters show their default and allowed values (the router record's declarations)."""
+    from dataclasses import replace
+
+    from glue.mix import LEVELS, ROUTERS
+
+    lv = replace(LEVELS.get("block_level"), name="test_level", doc="a level registered by this test")
+    monkeypatch.setitem(LEVELS._items_, lv.name, lv)
+    assert main(["mix", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in [*LEVELS.names(), *ROUTERS.names()]:
+        assert name in out
+    assert "a level registered by this test" in out
+    assert "temperature=1.0 (a finite number > 0)" in out and "mode=last (one of last, avg)" in out

@@ -136,3 +136,81 @@ def test_mixtral_export_reloads_with_identical_logits(k, d, experts, batch, tmp_
     r = AutoModelForCausalLM.from_pretrained(out)
     assert type(r).__name__ == "MixtralForCausalLM"
     assert torch.allclose(r(**batch).logits, m(**batch).logits, atol=1e-5)
+
+
+# -- levels as behaviour: active parameters counted, a new level is one registry entry -------------------
+def counted_forward_params(model, input_ids) -> int:
+    """Parameters of every module that a forward on ``input_ids`` actually ran on a non-empty input (its
+    own parameters, each module once): hooks on the modules, not the level's formula."""
+    ran: set[int] = set()
+    mods = {id(m): m for m in model.modules() if any(True for _ in m.parameters(recurse=False))}
+
+    def hook(m, args, kwargs):
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        if not isinstance(x, torch.Tensor) or x.numel():
+            ran.add(id(m))
+
+    hooks = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in mods.values()]
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(p.numel() for i in ran for p in mods[i].parameters(recurse=False))
+
+
+@pytest.mark.parametrize("router", ["random", "centroids", "mlp"])  # linear, biased, MLP gates
+@pytest.mark.parametrize("k,d", [(1, 0), (2, 0), (2, 1), (3, 1)])
+@pytest.mark.parametrize("level", LEVELS.names())
+def test_active_params_equal_a_counted_forward(level, k, d, router, experts):
+    """``active_params`` (the level's declared count) = the parameters a forward on one token touches,
+    counted by hooks; one token so that token routing sends it to exactly k experts."""
+    params = {"steps": 5, "hidden": 8} if router == "mlp" else {}
+    b = build_mixture(MixSpec(level, router, experts, top_k=k, dense_layers=d, router_params=params))
+    counted = counted_forward_params(b.model, torch.tensor([[5]]))
+    assert b.active_params == counted
+    assert counted < b.total_params or k == len(experts)
+
+
+def test_a_level_must_declare_active_params_and_cache_slots():
+    """Before: a level record without ``active_params`` was accepted and counted as model-level."""
+    from dataclasses import fields
+
+    from glue.mix.levels import Level
+
+    lv = LEVELS.get("block_level")
+    kw = {f.name: getattr(lv, f.name) for f in fields(Level)}
+    for missing in ("active_params", "cache_slots", "modules"):
+        with pytest.raises(TypeError, match=missing):
+            Level(**{k: v for k, v in kw.items() if k != missing})
+
+
+@pytest.fixture
+def renamed_block_level(monkeypatch):
+    """``block_level``'s record registered under a new name: a new level is one registry entry."""
+    from dataclasses import replace
+
+    lv = replace(LEVELS.get("block_level"), name="test_block_level")
+    monkeypatch.setitem(LEVELS._items_, lv.name, lv)
+    return lv.name
+
+
+def test_a_new_level_is_one_registry_entry(renamed_block_level, experts, batch, tmp_path):
+    """No code compares level names: the same record under another name builds, runs, counts its
+    active parameters, saves and reloads exactly as ``block_level`` (before: a name the forward did not
+    know ran as model_level)."""
+    from transformers import AutoModelForCausalLM
+
+    kw = dict(router="centroids", experts=experts, top_k=2, dense_layers=0)
+    ref = build_mixture(MixSpec("block_level", **kw))
+    new = build_mixture(MixSpec(renamed_block_level, **kw))
+    assert new.model.config.level == renamed_block_level
+    assert torch.equal(new.model(**batch).logits, ref.model(**batch).logits)
+    assert new.active_params == ref.active_params == counted_forward_params(new.model, torch.tensor([[5]]))
+    out = save_mixture(MixSpec(renamed_block_level, **kw), tmp_path / "new")
+    assert torch.allclose(AutoModelForCausalLM.from_pretrained(out)(**batch).logits, ref.model(**batch).logits,
+                          atol=1e-5)
+    # ... and it could fail: model_level over the same experts gives other logits
+    other = build_mixture(MixSpec("model_level", **kw)).model(**batch).logits
+    assert not torch.allclose(other, ref.model(**batch).logits, atol=1e-4)

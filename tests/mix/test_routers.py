@@ -118,3 +118,39 @@ def test_centroids_route_calib_prompts_to_their_expert(experts):
         w = m(**enc, use_cache=True).cache.glue_routing["model"]
         hits += int((w.argmax(-1) == e).sum())
     assert hits >= 0.8 * sum(len(e.prompts) for e in experts)
+
+
+# -- routers as records: declared parameters ----------------------------------------------------------------
+@pytest.mark.parametrize("router", ROUTERS.names())
+def test_router_declares_exactly_the_parameters_its_function_takes(router):
+    """Every parameter of ``fn`` (after the context) is declared with a default its own rule accepts, and
+    nothing else is declared; ``check_params`` keeps the given values."""
+    import inspect
+
+    r = ROUTERS.get(router)
+    sig = inspect.signature(r.fn)
+    taken = {n: p.default for n, p in list(sig.parameters.items())[1:]}
+    assert taken == r.defaults
+    assert r.check_params(r.defaults) == r.defaults and r.check_params(None) == {}
+
+
+@pytest.mark.parametrize("router,params,phrase", [
+    ("mlp", {"hidden": 0}, "router_params.hidden: 0; router 'mlp' takes an integer >= 1"),
+    ("mlp", {"steps": 2.5}, "router_params.steps: 2.5"),
+    ("mlp", {"lr": True}, "router_params.lr: True; router 'mlp' takes a finite number > 0"),
+    ("centroids", {"temperature": 0}, "router_params.temperature: 0; router 'centroids' takes a finite number > 0"),
+    ("hidden", {"mode": "middle"}, "router_params.mode: 'middle'; router 'hidden' takes one of last, avg"),
+    ("random", {"seed": 1}, r"\['seed'\] not parameters of router 'random'; it takes \(none\)"),
+])
+def test_bad_router_params_are_named(router, params, phrase):
+    from glue.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=phrase):
+        ROUTERS.get(router).check_params(params)
+
+
+def test_a_router_param_rule_is_one_of_the_known():
+    from glue.mix import RouterParam
+
+    with pytest.raises(ValueError, match="rule 'positve'"):
+        RouterParam(1.0, "positve")

@@ -121,3 +121,77 @@ def test_other_architecture_points_to_request_mixture(ex, tiny_dirs, no_weight_r
 def test_case_name():
     s = MixSpec("block_level", "hidden", [], routing="prompt_mean", top_k=2, dense_layers=1)
     assert s.case_name() == "mix-block_level-hidden-prompt_mean-k2-d1"
+
+
+# -- check_mixture: once, at the edge, into a frozen record ------------------------------------------------
+def test_check_mixture_returns_a_frozen_record_and_leaves_the_spec_alone(ex):
+    """Before: check_mixture filled ``spec.routing`` and replaced ``spec.router_params`` in place and
+    returned the experts' config only."""
+    import copy
+    import dataclasses
+
+    from glue.mix import LEVELS, ROUTERS, Mixture, check_mixture
+
+    spec = MixSpec("block_level", "mlp", ex, router_params={"steps": 7})
+    before = copy.deepcopy(spec)
+    mix = check_mixture(spec)
+    assert spec == before and spec.routing is None
+    assert isinstance(mix, Mixture)
+    assert mix.level is LEVELS.get("block_level") and mix.router is ROUTERS.get("mlp")
+    assert mix.routing == "prompt_mean" and mix.config["num_hidden_layers"] == 2
+    assert mix.params == {"hidden": 64, "steps": 7, "lr": 1e-2, "weight_decay": 1e-4}
+    assert dict(mix.router_params) == {"steps": 7}  # as given: what glue_mix.json records
+    assert mix.case_name() == "mix-block_level-mlp-prompt_mean-k1-d0" == spec.case_name()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mix.routing = "prompt_last"
+    with pytest.raises(TypeError):
+        mix.router_params["steps"] = 8
+    with pytest.raises(TypeError):
+        mix.config["num_hidden_layers"] = 3
+
+
+@pytest.fixture
+def count_checks(monkeypatch):
+    """Counts the calls of ``check_mixture`` (wherever it is reached from)."""
+    import glue.mix.spec as spec_mod
+
+    calls = []
+    real = spec_mod.check_mixture
+
+    def counted(spec):
+        calls.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(spec_mod, "check_mixture", counted)
+    import glue.mix.build as build_mod
+
+    monkeypatch.setattr(build_mod, "check_mixture", counted, raising=False)  # a module-level import of it
+    return calls
+
+
+def test_glue_mix_validates_once(ex, tmp_path, count_checks):
+    """``glue mix`` resolves the config once and hands the record down (before: twice, the CLI and
+    ``save_mixture`` each checking the spec)."""
+    import yaml
+
+    from glue.cli import main
+
+    cfg = {"level": "ffn_level", "router": "random", "top_k": 2,
+           "experts": [{"name": e.name, "model": str(e.source)} for e in ex]}
+    (tmp_path / "mix.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["mix", str(tmp_path / "mix.yaml"), "--out", str(tmp_path / "out")]) == 0
+    assert len(count_checks) == 1
+
+
+def test_a_resolved_mixture_is_not_checked_again(ex, tmp_path, count_checks):
+    from glue.mix import check_mixture
+    from glue.mix.build import shared_model
+
+    mix = check_mixture(MixSpec("model_level", "random", ex, top_k=2))
+    assert len(count_checks) == 1
+    build_mixture(mix)
+    save_mixture(mix, tmp_path / "out")
+    shared_model(mix)
+    assert len(count_checks) == 1
+    build_mixture(MixSpec("model_level", "random", ex))  # the compatibility path: a MixSpec, checked there once
+    assert len(count_checks) == 2
