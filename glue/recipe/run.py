@@ -109,7 +109,7 @@ class Variant:
     build_seconds: float = 0.0
     model: Any = None  # the built mixture (RequestMixture, GlueMixtureForCausalLM or a single model)
     tokenizer: Any = None
-    mix_spec: Any = None  # glue.mix.MixSpec for model_level
+    mix_spec: Any = None  # model_level: the resolved glue.mix.Mixture (checked once, by build_mixture; saved as is)
 
     def to_dict(self) -> dict[str, Any]:
         from glue.eval.prompts import calib_source
@@ -446,7 +446,7 @@ def _variant(name: str, experts: Sequence[str], router: str, prep: Prepared, can
             tok = load_model(cands[strongest].source)[1]
             b = build_mixture(mspec, tokenizer=tok, device=prep.eval.device)
             v = Variant(name, used, router, level, f"{reason}; shared embeddings/norm/head from {strongest}",
-                        {e: assigned[e] for e in used}, unused, None, model=b.model, tokenizer=tok, mix_spec=mspec)
+                        {e: assigned[e] for e in used}, unused, None, model=b.model, tokenizer=tok, mix_spec=b.mixture)
     v.build_seconds = time.perf_counter() - t0
     v.search = evaluate_spec(v.model, v.tokenizer, prep.search)
     say(f"  {name}: {', '.join(used)} [{v.level}, {router}]: search {v.search.average:.4f}")
