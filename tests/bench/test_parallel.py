@@ -1,21 +1,15 @@
-"""``benchmarks/parallel.py``: one worker per core on CPU, one per visible GPU on CUDA (each worker sees its
+"""``python -m glue.bench.scripts.parallel``: one worker per core on CPU, one per visible GPU on CUDA (each worker sees its
 GPU only), ``--jobs`` overriding; the GPU count is faked through ``CUDA_VISIBLE_DEVICES`` / torch."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _parallel():
-    spec = importlib.util.spec_from_file_location("bench_parallel", ROOT / "benchmarks" / "parallel.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from glue.bench.scripts import parallel
+
+    return parallel
 
 
 def test_cpu_runs_one_worker_per_core(monkeypatch):

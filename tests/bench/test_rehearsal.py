@@ -1,4 +1,4 @@
-"""The dress rehearsal (``benchmarks/rehearsal.py``, ``make rehearsal``): a Which4-shaped zoo of small random
+"""The dress rehearsal (``python -m glue.bench.scripts.rehearsal``, ``make rehearsal``): a Which4-shaped zoo of small random
 checkpoints under the real hub ids, plus a remote-code member, through ``make bench`` to the report. Slow tier
 (``--run-slow``): every case family runs (single, merge, cluster, mix, recipe), none skips for want of router
 prompts, the remote-code member is left out with its reason in the report, and the run exits 0."""
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_rehearsal_runs_every_case_family_to_the_report(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rehearsal.py"), "--dir", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "glue.bench.scripts.rehearsal", "--dir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]

@@ -1,9 +1,8 @@
 """The CI regression comparer (glue.record.regress): planted facts, moves against the baseline, zoo
-fingerprints, the baseline files; and benchmarks/regress.py's exit status and JSON on made-up records."""
+fingerprints, the baseline files; and ``python -m glue.bench.scripts.regress``'s exit status and JSON on made-up records."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -138,13 +137,11 @@ def test_the_baseline_files_round_trip_and_a_broken_baseline_is_refused(tmp_path
         load_baseline(tmp_path / "none")
 
 
-# ---- benchmarks/regress.py on made-up records (--records: no build, no run) --------------------------
+# ---- glue.bench.scripts.regress on made-up records (--records: no build, no run) ------------------
 
 def _script():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "regress.py"
-    spec = importlib.util.spec_from_file_location("regress_script", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import glue.bench.scripts.regress as mod
+
     return mod
 
 

@@ -131,9 +131,10 @@ def test_bench_killed_between_append_and_results_csv_then_rerun(tiny_zoo, tmp_pa
 
 
 def test_two_benches_at_once_measure_each_case_once(tiny_zoo, tmp_path, rel):
-    """``benchmarks/parallel.py --jobs 2`` (what ``make bench`` runs): two pytest processes, one results folder."""
+    """``python -m glue.bench.scripts.parallel --jobs 2`` (what ``make bench`` runs): two pytest processes, one
+    results folder."""
     root = tmp_path / "results"
-    p = rel.run([str(rel.repo / "benchmarks" / "parallel.py"), "--jobs", "2", "--", *BENCH[3:], "-rs"],
+    p = rel.run(["-m", "glue.bench.scripts.parallel", "--jobs", "2", "--", *BENCH[3:], "-rs"],
                 rel.glue_env(tmp_path))
     assert p.returncode == 0, p.stdout[-3000:]
     cases = [r["case"] for r in _records(root)]

@@ -15,7 +15,7 @@ median, so that load from other processes hits every setting alike:
 
 Usage::
 
-    PYTHONPATH=$PWD python benchmarks/kernel_pin_cost.py [--steps 100] [--rounds 3]
+    python -m glue.bench.scripts.kernel_pin_cost [--steps 100] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def run(setting: str, steps: int, warmup: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("GLUE_KERNELS", "ATEN_CPU_CAPABILITY", "MKL_CBWR",
                                                              "ONEDNN_MAX_CPU_ISA")}
     out = subprocess.run([sys.executable, "-c", _CHILD, str(steps), str(warmup)], env={**env, **SETTINGS[setting]},
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=True)
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3], check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

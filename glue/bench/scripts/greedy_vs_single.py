@@ -1,5 +1,5 @@
 """The greedy merge cases against the best single model, under each acceptance rule (issue 26):
-``python benchmarks/greedy_vs_single.py [--zoo surrogate16] [--format markdown|csv|json]``.
+``python -m glue.bench.scripts.greedy_vs_single [--zoo surrogate16] [--format markdown|csv|json]``.
 
 Reads the latest records of ``results/ZOO`` (one zoo fingerprint, as ``glue report``): per method x greedy
 strategy, the ``plain`` case (``merge-M-S``, the paper's rule) and the ``paired`` one (``merge-M-S-paired``):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """``glue mix`` against ``mergekit-moe`` 0.1.5 on the same mergekit-moe YAML: parity, wall time, memory.
 
-Four ~208 MB bf16 fine-tunes of a random base (the shape of ``benchmarks/merge_io.py``: hidden 1024,
+Four ~208 MB bf16 fine-tunes of a random base (the shape of ``glue.bench.scripts.merge_io``: hidden 1024,
 intermediate 2816, 8 layers, 16 heads, vocab 512) with the char tokenizer; one mergekit-moe config
 (``base_model`` = the base, ``gate_mode: hidden``, ``dtype: bfloat16``, 4 experts with positive and
 negative prompts, ``experts_per_token: 2``), built by ``mergekit-moe`` (in its own venv,
@@ -12,7 +12,7 @@ within 1e-3 relative (max |a-b| / max |b| per layer), logits of both checkpoints
 
     python3 -m venv /tmp/mkvenv && /tmp/mkvenv/bin/pip install -q torch==2.13.0 && \\
         /tmp/mkvenv/bin/pip install -q mergekit==0.1.5     # its own venv, never a glue dependency
-    PYTHONPATH=$PWD python benchmarks/mix_parity.py --mergekit-bin /tmp/mkvenv/bin --runs 3
+    python -m glue.bench.scripts.mix_parity --mergekit-bin /tmp/mkvenv/bin --runs 3
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from merge_io import build_family, run_measured  # noqa: E402
+from glue.bench.scripts.merge_io import build_family, run_measured
 
 PROMPTS = [(["12+35=", "7+8=", "41+19="], ["sort:3,1,2=", "rev:abc="]),
            (["sort:3,1,2=", "sort:9,4,7,1="], ["12+35=", "cmp:5,7?"]),
@@ -57,7 +56,7 @@ def main() -> None:
                        for f, (p, n) in zip(fts, PROMPTS)]}
     cfg_path = scratch / "moe.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]), "HF_HUB_OFFLINE": "1"}
     cmds = {"mergekit-moe": lambda o: [f"{a.mergekit_bin}/mergekit-moe", str(cfg_path), str(o), "--device", "cpu"],
             "glue": lambda o: [sys.executable, "-m", "glue", "mix", str(cfg_path), "--out", str(o)]}
     res: dict[str, list] = {t: [] for t in cmds}
@@ -92,7 +91,7 @@ def main() -> None:
     med = {t: [statistics.median(x[i] for x in v) for i in (0, 1, 3)] for t, v in res.items()}
     ref = med["mergekit-moe"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+                            cwd=Path(__file__).resolve().parents[3]).stdout.strip()
     lines = [f"mergekit-moe 0.1.5 vs glue mix (commit {commit}), 4 experts x 208 MB bf16, gate_mode hidden, "
              f"median of {a.runs} (fresh processes, the tools alternating, shared 2-core machine, load average "
              f"{os.getloadavg()[0]:.1f} at the end)", "",

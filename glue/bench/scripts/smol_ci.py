@@ -14,7 +14,7 @@
 
 Any failure exits 1 with the step named on stderr. Timings per step on stderr, a summary line on stdout::
 
-    .venv/bin/python benchmarks/smol_ci.py [--scratch DIR] [--steps 12]
+    .venv/bin/python -m glue.bench.scripts.smol_ci [--scratch DIR] [--steps 12]
 
 Needs the ``real`` extra and the weights package (``make real``; ``.ci/run`` runs it).
 """

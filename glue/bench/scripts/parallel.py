@@ -1,4 +1,4 @@
-"""Run the benchmark cases on every core, or every GPU: ``python benchmarks/parallel.py [--jobs N] -- PYTEST_ARGS``.
+"""Run the benchmark cases on every core, or every GPU: ``python -m glue.bench.scripts.parallel [--jobs N] -- PYTEST_ARGS``.
 
 Starts N ``pytest benchmarks PYTEST_ARGS`` processes on one results folder (each single-threaded on
 surrogate zoos, the harness's ``--threads`` default). N defaults to the CPU count, and with ``--device cuda``
@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _pump(i: int, stream, lock: threading.Lock) -> None:

@@ -19,7 +19,7 @@ factor 2 of that bound; cases are independent tasks, one GPU each).
 
 Run::
 
-    python benchmarks/cost_model.py --like surrogate16 --zoo which16 [--gpus 8] [--t-full 1500]
+    python -m glue.bench.scripts.cost_model --like surrogate16 --zoo which16 [--gpus 8] [--t-full 1500]
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[3]
 
 # assumed unit costs, seconds, 7B bf16 on one H100/H200-class GPU with lm-eval's HF backend (NOT measured here)
 ASSUMED = {

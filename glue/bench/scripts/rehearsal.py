@@ -13,8 +13,8 @@ its reason in the report, and ``make bench`` still exits 0.
 
 Run::
 
-    python benchmarks/rehearsal.py --dir /tmp/rehearsal            # write, then make bench, timed
-    python benchmarks/rehearsal.py --dir /tmp/rehearsal --write-only
+    python -m glue.bench.scripts.rehearsal --dir /tmp/rehearsal            # write, then make bench, timed
+    python -m glue.bench.scripts.rehearsal --dir /tmp/rehearsal --write-only
     make rehearsal                                                 # the same, in .cache/rehearsal
 
 ``--bench-args`` go to pytest through ``PYTEST_ARGS`` (default: every case family at smoke size, see
@@ -30,8 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # this checkout's glue
+REPO = Path(__file__).resolve().parents[3]
 
 # every case family (single, merge under 3 strategies x 4 methods, cluster at 2 thresholds) at smoke size;
 # --bench-args "" runs the full 35-case bench (the greedy coefficient/similarity strategies take 141 evaluations each)

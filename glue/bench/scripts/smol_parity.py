@@ -17,7 +17,7 @@ Loads and generates: every glue output (each merge, the three glue mixture level
 export) is loaded with ``AutoModelForCausalLM`` and its greedy text (8 tokens, two chat prompts) compared with
 glue's own forward of the same model (the in-memory merge rounded to the output dtype; ``build_mixture``).
 
-    .venv/bin/python benchmarks/smol_parity.py --mergekit-bin /work/mk-venv/bin > results/smol4/parity.md
+    .venv/bin/python -m glue.bench.scripts.smol_parity --mergekit-bin /work/mk-venv/bin > results/smol4/parity.md
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mergekit_compat import MERGEKIT_DRIVER  # noqa: E402
-from merge_io import _env, _maxdiff, _tensors  # noqa: E402
-from smol_ci import PROMPTS, chat, greedy, log  # noqa: E402
+from glue.bench.scripts.mergekit_compat import MERGEKIT_DRIVER
+from glue.bench.scripts.merge_io import _env, _maxdiff, _tensors
+from glue.bench.scripts.smol_ci import PROMPTS, chat, greedy, log
 
 METHODS = {
     "linear": lambda b, m: {"merge_method": "linear", "models": [

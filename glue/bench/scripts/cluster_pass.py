@@ -1,6 +1,6 @@
 """Time the one-pass similarity matrix against the official pairwise approach on a zoo.
 
-    python benchmarks/cluster_pass.py --zoo tiny [--members A B ...] [--delta-from BASE] [--repeat 3]
+    python -m glue.bench.scripts.cluster_pass --zoo tiny [--members A B ...] [--delta-from BASE] [--repeat 3]
 
 Each approach runs in a fresh subprocess (imports done before measuring), which reports the wall
 time of the similarity computation and the peak anonymous memory (``glue.record.memory.PeakMemory``,
@@ -27,8 +27,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's glue, not an installed one
 
 APPROACHES = ("stream", "pairwise")
 
@@ -83,7 +81,7 @@ def worker(args) -> None:
 
 
 def run_worker(approach: str, args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", approach, "--zoo", args.zoo,
+    cmd = [sys.executable, "-m", "glue.bench.scripts.cluster_pass", "--worker", approach, "--zoo", args.zoo,
            "--device", args.device]
     if args.members:
         cmd += ["--members", *args.members]

@@ -24,7 +24,7 @@ Steps, each recorded as a case of the pseudo-zoo ``gpu-check`` in the run store 
 Run::
 
     make gpu-check                                        # --device cuda --shape 7b, under 8 minutes on an H200
-    python benchmarks/gpu_check.py --device cpu --shape tiny --dir /tmp/gc   # the CPU dry run (seconds)
+    python -m glue.bench.scripts.gpu_check --device cpu --shape tiny --dir /tmp/gc   # the CPU dry run (seconds)
 
 Disk: 4 x the checkpoint size under ``--dir`` (50.5 GiB for 7b), deleted at the end unless ``--keep``.
 """
@@ -38,8 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # this checkout's glue
+REPO = Path(__file__).resolve().parents[3]
 
 import torch  # noqa: E402
 

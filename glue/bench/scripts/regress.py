@@ -5,10 +5,10 @@ cases with the native evaluator into a scratch results root (never the committed
 checks the planted facts and compares every accuracy with the committed baseline ``results/ci/``
 (``glue.record.regress``: what is checked, and why the tolerance is 0)::
 
-    python benchmarks/regress.py                      # build, run the slice, check; exit 1 on a regression
-    python benchmarks/regress.py --format json        # the outcome as JSON on stdout (logs on stderr)
-    python benchmarks/regress.py --write-baseline     # run the slice and write results/ci/baseline.{jsonl,csv}
-    python benchmarks/regress.py --records DIR        # check records already under DIR/ci (no build, no run)
+    python -m glue.bench.scripts.regress                      # build, run the slice, check; exit 1 on a regression
+    python -m glue.bench.scripts.regress --format json        # the outcome as JSON on stdout (logs on stderr)
+    python -m glue.bench.scripts.regress --write-baseline     # run the slice and write results/ci/baseline.{jsonl,csv}
+    python -m glue.bench.scripts.regress --records DIR        # check records already under DIR/ci (no build, no run)
 
 Exit status: 0 passed, 1 a regression (a fact broken, a number moved, a case missing or its config
 changed), 2 cannot compare (no baseline, another zoo fingerprint, a case that failed to run).
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 ZOO = "ci"
 BASELINE = ROOT / "results" / "ci"
 SLICE = ("test_single or merge-linear-all or merge-linear-average or test_cluster "
@@ -51,9 +51,9 @@ def build_zoo(zoo: str) -> None:
 
 
 def run_slice(zoo: str, results: Path, threshold: float, jobs: int) -> int:
-    """Run the slice's cases with their records under ``results`` (``jobs`` workers, benchmarks/parallel.py:
+    """Run the slice's cases with their records under ``results`` (``jobs`` workers, ``glue.bench.scripts.parallel``:
     each case measured once, by one single-threaded worker, the same numbers as a serial run); the exit status."""
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "parallel.py"), "--jobs", str(jobs), "--",
+    cmd = [sys.executable, "-m", "glue.bench.scripts.parallel", "--jobs", str(jobs), "--",
            "--models", zoo, "--evaluator", "native", "--thresholds", str(threshold), "-k", SLICE, "-q"]
     _log(f"$ GLUE_RESULTS={results} {' '.join(cmd[1:])}")
     return subprocess.call(cmd, cwd=ROOT, env={**os.environ, "GLUE_RESULTS": str(results)}, stdout=sys.stderr)

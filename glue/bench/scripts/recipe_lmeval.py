@@ -1,5 +1,5 @@
 """The saved mixtures of a ``glue recipe`` output directory scored through lm-eval (test split), beside the
-native scores in its report.json: ``python benchmarks/recipe_lmeval.py OUT_DIR`` (one line per variant)."""
+native scores in its report.json: ``python -m glue.bench.scripts.recipe_lmeval OUT_DIR`` (one line per variant)."""
 
 from __future__ import annotations
 

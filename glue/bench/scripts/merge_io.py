@@ -24,10 +24,10 @@ its own virtual environment (``--mergekit-bin``)::
 
 Usage::
 
-    PYTHONPATH=$PWD python benchmarks/merge_io.py                     # parity, then memory/time
-    PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-perf         # parity only (seconds)
-    PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-parity --runs 3
-    PYTHONPATH=$PWD python benchmarks/merge_io.py --skip-parity --skip-perf --startup   # start-up times only
+    python -m glue.bench.scripts.merge_io                     # parity, then memory/time
+    python -m glue.bench.scripts.merge_io --skip-perf         # parity only (seconds)
+    python -m glue.bench.scripts.merge_io --skip-parity --runs 3
+    python -m glue.bench.scripts.merge_io --skip-parity --skip-perf --startup   # start-up times only
 
 (c) Start-up (``--startup``): wall time of ``python -c pass``, ``glue --help``, ``glue zoo list`` and a
 config error of ``glue merge`` / ``glue mix``, medians of at least 5 runs after a warm-up round.
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PARITY_METHODS = {  # randomness-free methods both tools implement, with their mergekit parameters
     "linear": ({"weight": [0.5, 0.3, 0.2]}, {}),
     "task_arithmetic": ({"weight": [0.5, 0.3, 0.2]}, {"lambda": 0.9}),
@@ -174,7 +174,6 @@ def _env() -> dict:
 
 
 def _tensors(path: Path) -> dict:
-    sys.path.insert(0, str(REPO))
     from glue.io import Checkpoint
 
     with Checkpoint(path) as ck:
@@ -229,7 +228,6 @@ def _argsort_rank_mask(values, k: int, largest: bool):
 def glue_with_mergekit_tie_order(cfg_path: Path, out: Path) -> None:
     """Run glue in-process on ``cfg_path`` with magnitude ties broken as mergekit breaks them: if the
     result then equals mergekit's, the remaining differences are only the tie order."""
-    sys.path.insert(0, str(REPO))
     import glue.merge._primitives as prim
     from glue.merge.config import load_config
 
@@ -383,7 +381,6 @@ def startup(args) -> str:
 
 def record(case: str, config: dict, extra: dict) -> None:
     """One record in the run store's ``merge_io`` pseudo-zoo (``results/merge_io/``, ``$GLUE_RESULTS``)."""
-    sys.path.insert(0, str(REPO))
     from glue.record.recorder import record_figures
 
     record_figures("merge_io", case, config, extra)
@@ -391,7 +388,6 @@ def record(case: str, config: dict, extra: dict) -> None:
 
 def header() -> str:
     """The report's first lines, from this run's provenance (commit, CPU, cores, memory)."""
-    sys.path.insert(0, str(REPO))
     from glue.record.provenance import collect_provenance
 
     p = collect_provenance()

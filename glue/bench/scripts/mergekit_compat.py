@@ -15,7 +15,7 @@ in this process, optionally ``--mergekit-compat``). Outcome per case:
 
 Writes a Markdown table to stdout (``results/mergekit_compat.md`` holds the committed one)::
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/mergekit_compat.py --mergekit-bin /tmp/mkvenv/bin \\
+    .venv/bin/python -m glue.bench.scripts.mergekit_compat --mergekit-bin /tmp/mkvenv/bin \\
         > results/mergekit_compat.md
 
 mergekit's venv: ``python3 -m venv /tmp/mkvenv && /tmp/mkvenv/bin/pip install torch==2.13.0 mergekit==0.1.5``.
@@ -34,8 +34,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from merge_io import _env, _maxdiff, _tensors  # noqa: E402
+from glue.bench.scripts.merge_io import _env, _maxdiff, _tensors
 
 from glue.merge.vocab import is_vocab_tensor, read_vocab  # noqa: E402
 

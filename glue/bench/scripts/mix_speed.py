@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Mixture generation speed on a bigger random shape: cached vs recomputed prefix, mixtures vs dense.
 
-Shape as ``benchmarks/merge_io.py`` (LlamaConfig hidden 1024, intermediate 2816, 8 layers, 16 heads,
+Shape as ``glue.bench.scripts.merge_io`` (LlamaConfig hidden 1024, intermediate 2816, 8 layers, 16 heads,
 vocab 512), float32 on the CPU; four experts = a random base plus N(0, 0.02^2) noise each; random
 gates (speed does not depend on the router). Prompts of 16 tokens, batch 1 and 8, 64 new tokens
 (``min_new_tokens`` = ``max_new_tokens``, greedy). For each configuration: generation tokens/s with the
@@ -17,7 +17,7 @@ shows what the mixture machinery itself costs.
 
 Usage::
 
-    PYTHONPATH=$PWD python benchmarks/mix_speed.py [--runs 3] [--threads 1] [--out results/mix_speed.md]
+    python -m glue.bench.scripts.mix_speed [--runs 3] [--threads 1] [--out results/mix_speed.md]
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def main() -> None:
             rows.append(f"| {label} | {batch} | {used} | {tok_s:.2f} | {rec} | {ratio} | {sm} | {vs:.2f}x |")
             print(rows[-1], file=sys.stderr, flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-    text = (f"Mixture generation speed (benchmarks/mix_speed.py --runs {a.runs} --threads {a.threads}, {a.new} new "
+                            cwd=Path(__file__).resolve().parents[3]).stdout.strip()
+    text = (f"Mixture generation speed (python -m glue.bench.scripts.mix_speed --runs {a.runs} --threads {a.threads}, {a.new} new "
             f"tokens, float32 CPU, commit {commit}; models measured interleaved, ratios taken within each run, "
             f"medians over runs; shared 2-core machine, load average {os.getloadavg()[0]:.1f} at the end)\n\n"
             + "\n".join(rows) + "\n")
