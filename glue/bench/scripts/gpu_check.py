@@ -133,6 +133,7 @@ def mixture_experts(shape: str, n: int = 2, seed: int = 0):
 def mixture_speed(level: str, experts, device: str, runs: int = 3) -> dict:
     """Prefill and generation tokens/s (``MIX_LOAD``) of the dense model or a mixture at ``level``, in bf16
     on CUDA (float32 on the CPU)."""
+    from glue.bench.speed import time_generation
     from glue.mix import MixSpec, build_mixture
 
     base, specs = experts
@@ -145,27 +146,13 @@ def mixture_speed(level: str, experts, device: str, runs: int = 3) -> dict:
         model = build_mixture(MixSpec(level, "random", specs, dtype=dtype, **MIX_LEVELS[level]), device=device).model
     b, n, new = MIX_LOAD["batch"], MIX_LOAD["prompt_tokens"], MIX_LOAD["new_tokens"]
     ids = torch.randint(3, base.config.vocab_size, (b, n), generator=torch.Generator().manual_seed(1)).to(device)
-    mask = torch.ones_like(ids)
-
-    def timed(fn) -> float:
-        fn()  # warm-up
-        times = []
-        for _ in range(runs):
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        return sorted(times)[len(times) // 2]
-
-    with torch.no_grad():
-        prefill = timed(lambda: model(input_ids=ids, attention_mask=mask))
-        gen = timed(lambda: model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new,
-                                           min_new_tokens=new, do_sample=False, pad_token_id=0))
+    # the one throughput timer of the benchmarks: median of ``runs`` after a warm-up, synchronised on CUDA
+    t = time_generation(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, new, runs=runs,
+                        warmup=True, pad_token_id=0)
     del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return {"prefill_tok_s": b * n / prefill, "gen_tok_s": b * new / gen, "dtype": dtype}
+    return {"prefill_tok_s": t.prefill_tok_s, "gen_tok_s": t.gen_tok_s, "dtype": dtype}
 
 
 def dir_bytes(path: Path) -> int:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
 
@@ -45,11 +44,12 @@ def experts(n: int = 4, seed: int = 0):
 
 
 def gen_seconds(model, ids, new: int, **kw) -> tuple[float, torch.Tensor]:
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
-                             min_new_tokens=new, do_sample=False, pad_token_id=0, **kw)
-    return time.perf_counter() - t0, out
+    """Seconds of one greedy generation of ``new`` tokens per row (``glue.bench.speed``) and its token ids."""
+    from glue.bench.speed import time_generation
+
+    t = time_generation(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, new, prefill=False,
+                        pad_token_id=0, **kw)
+    return t.gen_seconds, t.output
 
 
 def main() -> None:
