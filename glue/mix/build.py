@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from glue.errors import ConfigError
-from glue.mix.levels import LEVELS, SHARED, Sizes
+from glue.mix.levels import LEVELS, SHARED, Level, Sizes
 from glue.mix.modeling import GlueMixtureConfig, GlueMixtureForCausalLM
 from glue.mix.routers import RouterContext
 from glue.mix.spec import Mixture, MixSpec, mix_inputs, resolved
@@ -53,12 +53,13 @@ class MixtureBuild:
 
     @property
     def active_params(self) -> int:
-        return active_params(self.model.config)
+        return active_params(self.model.config, self.mixture.level)
 
 
-def active_params(cfg: GlueMixtureConfig) -> int:
+def active_params(cfg: GlueMixtureConfig, level: Level | None = None) -> int:
     """Parameters one token passes through: embeddings, head, final norm and dense layers, plus the mixed
-    layers as the level counts them (``Level.active_params``: top-k experts of each mixed part, gates)."""
+    layers as the level counts them (``Level.active_params``: top-k experts of each mixed part, gates).
+    ``level``: the record (default: the one ``cfg.level`` names, for a model loaded from disk)."""
     H, V, I_, L, d, E, k = (cfg.hidden_size, cfg.vocab_size, cfg.intermediate_size, cfg.num_hidden_layers,
                             cfg.dense_layers, cfg.num_experts, cfg.num_experts_per_tok)
     hd = cfg.head_dim
@@ -67,7 +68,8 @@ def active_params(cfg: GlueMixtureConfig) -> int:
     gh = cfg.gate_hidden
     gate = (gh * (H + 1) if gh else 0) + E * ((gh or H) + int(cfg.gate_bias))
     sizes = Sizes(attn=attn, mlp=mlp, norms=norms, gate=gate, mixed=L - d, experts=E, k=k)
-    return 2 * V * H + H + d * sizes.layer + LEVELS.get(cfg.level).active_params(sizes)
+    level = level or LEVELS.get(cfg.level)
+    return 2 * V * H + H + d * sizes.layer + level.active_params(sizes)
 
 
 # -- sources --------------------------------------------------------------------------------------------

@@ -298,6 +298,7 @@ class GlueMixtureModel(nn.Module):
         for _ in range(config.dense_layers, config.num_hidden_layers):
             layers.append(self.level_modules.layer(config, slot))
             slot += per
+        self.cache_slots = slot  # = config.num_cache_slots()
         self.layers = nn.ModuleList(layers)
         for name, module in self.level_modules.extra(config).items():
             self.add_module(name, module)
@@ -313,7 +314,7 @@ class GlueMixtureModel(nn.Module):
         if use_cache and cache is None:
             cache = DynamicCache()
         if cache is not None:
-            while len(cache.layers) < cfg.num_cache_slots():
+            while len(cache.layers) < self.cache_slots:
                 cache.layers.append(DynamicLayer())
             if cache.get_seq_length() == 0:
                 cache.glue_routing = {}

@@ -171,6 +171,7 @@ def test_active_params_equal_a_counted_forward(level, k, d, router, experts):
     counted = counted_forward_params(b.model, torch.tensor([[5]]))
     assert b.active_params == counted
     assert counted < b.total_params or k == len(experts)
+    assert b.model.model.cache_slots == b.model.config.num_cache_slots()  # built = declared (Level.cache_slots)
 
 
 def test_a_level_must_declare_active_params_and_cache_slots():
