@@ -74,7 +74,7 @@ def test_cached_generation_equals_recomputation(level, routing, k, d, experts, b
     assert torch.equal(cached, recomputed)
 
 
-@pytest.mark.parametrize("level", ["block_level", "model_level"])
+@pytest.mark.parametrize("level", LEVELS.names())
 def test_generation_keeps_the_prefill_routing(level, experts, batch):
     """Without a cache and without prompt_mask the generated tokens would be pooled into the gate
     input; with the cache the prefill routing stays. The stored routing is the prefill's."""
@@ -87,7 +87,7 @@ def test_generation_keeps_the_prefill_routing(level, experts, batch):
     assert all(torch.equal(first[k], out2.cache.glue_routing[k]) for k in first)
 
 
-@pytest.mark.parametrize("level", ["ffn_level", "block_level", "model_level"])
+@pytest.mark.parametrize("level", LEVELS.names())
 def test_mc_continuations_share_the_prompt_routing(level, experts):
     """Every continuation of an item is routed by its prompt: the routing of rows `prompt + choice_i`
     with prompt_mask equals the routing of the prompt alone, for every choice; whole-sequence mean
@@ -111,7 +111,7 @@ def test_mc_continuations_share_the_prompt_routing(level, experts):
     assert any(not torch.allclose(w, w[-1:].expand_as(w), atol=1e-6) for w in routing.values())
 
 
-@pytest.mark.parametrize("level", ["ffn_level", "block_level", "model_level"])
+@pytest.mark.parametrize("level", LEVELS.names())
 def test_save_and_reload_without_remote_code(level, experts, batch, tmp_path):
     from transformers import AutoModelForCausalLM
 
