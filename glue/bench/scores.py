@@ -3,8 +3,9 @@ once and shared by the cases of a session, the parallel workers and later runs o
 
 ``ScoreCache`` is the ``single_cache`` mapping of ``glue.select`` (``SingleCache``), backed by one small JSON
 file per key under ``$GLUE_CACHE/search_scores/COMMIT`` (``search_score_cache``); the paper reads single
-scores from a cached table the same way. The key is today's ``glue.select`` key (the model directories and
-the search settings), not yet the whole ``EvalSpec``: ``glue.eval.spec.EvalSpec`` has no cache-key method.
+scores from a cached table the same way. The keys are the ones ``glue.select.oracle`` builds (model directories,
+merge point, and the search settings, ``EvalSpec.cache_key()`` where ``glue.eval.spec`` has it); the cache
+treats them as opaque and hashes them with the stamps of the model directories they name.
 
 Example::
 
