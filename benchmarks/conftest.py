@@ -42,7 +42,7 @@ from glue.bench.recorder import CaseRecorder
 from glue.bench.session import (THRESHOLDS, accept_rules, bench_zoo, cluster_thresholds, left_out_members, run_zoo,
                                 thresholds)
 from glue.errors import GlueError
-from glue.eval import EVALUATORS, SPLITS, EvalSpec
+from glue.eval import EvalSpec, add_eval_options
 from glue.record.executor import EXECUTORS
 from glue.record.recorder import Recorder
 
@@ -50,22 +50,18 @@ from glue.record.recorder import Recorder
 def pytest_addoption(parser):
     g = parser.getgroup("glue", "glue benchmarks")
     g.addoption("--models", default="surrogate16", help="zoo name or zoo YAML file (default surrogate16)")
-    g.addoption("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
-    g.addoption("--split", choices=SPLITS, default="test", help="item split to score (default test)")
-    g.addoption("--limit", type=int, default=None, help="score only the first N items of each task (smoke runs)")
-    g.addoption("--device", default="cpu", help="torch device for models (default cpu)")
+    # the evaluation options, defined once in glue.eval.spec and shared with the CLI verbs (resolved in
+    # pytest_configure into the run's EvalSpec, the run_settings fixture)
+    add_eval_options(g.addoption, helps={
+        "threads": "benchmarks: every case runs with it, and unset means 1 on surrogate zoos, whose tiny models "
+                   "gain nothing from intra-op threads and slow down badly when threads compete for the cores",
+        "allow_code_execution": "real zoos: adds the code benchmarks (mbpp, humaneval); without it they never run"})
     g.addoption("--rerun", action="store_true", help="measure cases even if recorded for this commit and config")
     g.addoption("--thresholds", type=thresholds, default=None, metavar="T,T,...",
                 help="cluster cases: similarity thresholds, comma-separated (default "
                      f"{','.join(map(str, THRESHOLDS))} plus the zoo's cluster_threshold)")
     g.addoption("--cluster-method", default="greedy",
                 help="cluster cases: a glue.cluster.CLUSTER_METHODS name (default greedy, the paper's rule)")
-    g.addoption("--threads", type=int, default=None,
-                help="torch threads for every case (default: 1 on surrogate zoos, whose tiny models gain nothing "
-                     "from intra-op threads and slow down badly when threads compete for the cores; else torch's)")
-    g.addoption("--allow-code-execution", action="store_true",
-                help="real zoos: add the code benchmarks (mbpp, humaneval), which execute model-written code on "
-                     "this machine; without it they never run")
     g.addoption("--trust-remote-code", action="store_true",
                 help="real zoos: keep members that need their own Python code (CrystalChat); that code would run on "
                      "this machine with your user's rights. Without it they are left out of every case, each recorded "
@@ -100,6 +96,7 @@ searches), so that parallel workers end together instead of one finishing a long
 Scores do not depend on the order (every cached score is a deterministic function of its key)."""
 
 _DESELECTED = pytest.StashKey[dict]()
+_RUN_SETTINGS = pytest.StashKey[EvalSpec]()
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -132,11 +129,11 @@ def pytest_configure(config):
             require_local(zoo)  # every member on disk, before any case runs (no network here)
     except GlueError as e:
         raise pytest.UsageError(f"--models: {e}") from None
-    limit = config.getoption("--limit")
-    if limit is not None and limit < 1:
-        raise pytest.UsageError(f"--limit must be a positive number of items, not {limit}")
-    if (config.getoption("--threads") or 1) < 1:
-        raise pytest.UsageError(f"--threads must be at least 1, not {config.getoption('--threads')}")
+    try:  # the run's EvalSpec, resolved and checked once; unset --threads: 1 on surrogate zoos
+        config.stash[_RUN_SETTINGS] = EvalSpec.from_options(
+            config.getoption, tasks=zoo.tasks, base=EvalSpec(threads=1 if zoo.kind == "surrogate" else None))
+    except GlueError as e:
+        raise pytest.UsageError(str(e)) from None
     if config.getoption("--search-workers") < 1:
         raise pytest.UsageError(f"--search-workers must be at least 1, not {config.getoption('--search-workers')}")
     if config.getoption("--trials") < 1:
@@ -172,11 +169,9 @@ def cluster_sweep(pytestconfig) -> list[float]:
 
 
 @pytest.fixture(scope="session")
-def run_settings(pytestconfig, zoo) -> EvalSpec:
-    o = pytestconfig.getoption
-    threads = o("--threads") or (1 if zoo.kind == "surrogate" else None)
-    return EvalSpec(zoo.tasks, o("--split"), o("--evaluator"), o("--limit"), o("--device"), threads,
-                    allow_code_execution=o("--allow-code-execution"))
+def run_settings(pytestconfig) -> EvalSpec:
+    """The run's ``EvalSpec`` (the zoo's tasks and the evaluation options), resolved once in ``pytest_configure``."""
+    return pytestconfig.stash[_RUN_SETTINGS]
 
 
 @pytest.fixture(scope="session", autouse=True)

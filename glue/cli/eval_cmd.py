@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def register(sub) -> None:
     from glue.cli import VERBS
-    from glue.eval import EVALUATORS, SPLITS
+    from glue.eval.spec import add_eval_options
 
     p = sub.add_parser("eval", help=VERBS["eval"],
                        description="Evaluate members of a zoo (default: the base, then every member) on tasks "
@@ -23,32 +23,24 @@ def register(sub) -> None:
     p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
     p.add_argument("--members", nargs="+", metavar="MEMBER", help="members to evaluate (the base may be named)")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks (default: the zoo's tasks)")
-    p.add_argument("--split", choices=SPLITS, default="test", help="item split (default test)")
-    p.add_argument("--evaluator", choices=EVALUATORS, default="lmeval", help="evaluator (default lmeval)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--allow-code-execution", action="store_true",
-                   help="let code tasks (mbpp, humaneval) run model-written programs, each in its own subprocess "
-                        "with a timeout and resource limits (glue.eval.sandbox)")
+    add_eval_options(p.add_argument, ["split", "evaluator", "limit", "device", "allow_code_execution"])
     add_format_arg(p)
     p.set_defaults(func=_eval)
 
 
 def _eval(args) -> int:
     from glue.errors import ConfigError
-    from glue.eval import EvalSpec, check_code_execution, check_limit, check_tasks
+    from glue.eval import EvalSpec
     from glue.zoo import get_zoo
 
     zoo = get_zoo(args.zoo)  # every bad name fails here, before torch and pandas are imported
-    check_limit(args.limit)
+    # the evaluation options, resolved and checked once; the spec goes whole to every evaluation
+    spec = EvalSpec.from_options(vars(args).get, tasks=args.tasks or zoo.tasks)
     dup = sorted({n for n in args.members or [] if args.members.count(n) > 1})
     if dup:
         raise ConfigError(f"--members lists {', '.join(dup)} more than once")
     members = list(zoo.select(args.members)) if args.members else list(zoo.all_models())
     members.sort(key=lambda m: zoo.base is None or m.name != zoo.base.name)  # base first (stable otherwise)
-    spec = EvalSpec(args.tasks or zoo.tasks, args.split, args.evaluator, args.limit, args.device,
-                    allow_code_execution=args.allow_code_execution)
-    check_code_execution(check_tasks(spec.tasks), args.allow_code_execution)
     import pandas as pd
 
     from glue.io.checkpoint import Checkpoint, refuse_remote_code
@@ -57,7 +49,7 @@ def _eval(args) -> int:
     from glue.record.tables import render
     from glue.zoo import resolve
 
-    check_device(args.device)
+    check_device(spec.device)
     for m in members:  # every member loadable before the first (long) evaluation
         path = resolve(m)
         refuse_remote_code(path)
@@ -71,8 +63,8 @@ def _eval(args) -> int:
     df = pd.DataFrame(rows).set_index("member")
     print(render(df, args.format))
     if args.format == "markdown":
-        print(f"\nzoo {zoo.name} · split {args.split} · evaluator {args.evaluator}"
-              + (f" · limit {args.limit}" if args.limit else "") + "\n")
+        print(f"\nzoo {zoo.name} · split {spec.split} · evaluator {spec.evaluator}"
+              + (f" · limit {spec.limit}" if spec.limit else "") + "\n")
         print(render(best_per_task(df, tasks)))
     return 0
 

@@ -11,6 +11,7 @@ from glue.errors import ConfigError
 
 def register(sub) -> None:
     from glue.cli import VERBS
+    from glue.eval.spec import add_eval_options
 
     p = sub.add_parser("recipe", help=VERBS["recipe"],
                        description="The Model-GLUE recipe (arXiv 2410.05357): cluster the zoo, selectively merge "
@@ -28,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("--router", help="router of the paper recipe (default hidden)")
     p.add_argument("--no-search", action="store_true", help="run the paper's recipe only")
     p.add_argument("--max-experts", type=int, help="searched variant: largest expert set (default 6)")
-    p.add_argument("--evaluator", help="evaluator of the reported split (default native, also with --limit or "
-                   "--spec without eval.evaluator)")
-    p.add_argument("--limit", type=int, help="score only the first N items of each task (smoke runs)")
+    add_eval_options(p.add_argument, ["evaluator", "limit"], defaults={"evaluator": None},
+                     helps={"evaluator": "the evaluator of the reported split (default native, also with --limit or "
+                                         "--spec without eval.evaluator)"})
     p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown",
                    help="stdout: the per-task table as markdown (default), the whole report as JSON, or CSV")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if glue wrote it")

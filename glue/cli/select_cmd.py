@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(sub) -> None:
     from glue.cli import VERBS
-    from glue.eval import EVALUATORS
+    from glue.eval.spec import OPTIONS, add_eval_options
     from glue.select import ACCEPT, DEFAULT_ALPHA, DEFAULT_DENSITY, DEFAULT_TRIALS
 
     p = sub.add_parser("select", help=VERBS["select"],
@@ -45,14 +45,11 @@ def register(sub) -> None:
                    help=f"significance level of --accept paired (default {DEFAULT_ALPHA})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a global parameter of the merge method, e.g. lambda=0.5 (repeatable)")
-    p.add_argument("--evaluator", choices=EVALUATORS,
-                   help="evaluator of the final model on the test split (default: native when every task is a "
-                        "surrogate task, else lmeval)")
-    p.add_argument("--search-evaluator", choices=EVALUATORS,
-                   help="evaluator of the search (default: native for surrogate tasks, where it equals lm-eval "
-                        "item by item, else lmeval)")
-    p.add_argument("--limit", type=int, help="score only the first N items of each task (smoke runs)")
-    p.add_argument("--device", default="cpu", help="torch device for merges and models (default cpu)")
+    add_eval_options(p.add_argument, ["evaluator", "limit", "device"], defaults={"evaluator": "auto"},
+                     helps={"evaluator": "scores the final model on the test split", "device": "merges run there too"})
+    p.add_argument("--search-evaluator", choices=OPTIONS["evaluator"].choices(), default="auto",
+                   help="evaluator of the search, as --evaluator (default auto: native for surrogate tasks, where "
+                        "it equals lm-eval item by item, else lmeval)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--workers", type=int, default=1,
                    help="processes scoring the merges of one greedy round / one CMA-ES generation at once, each on one "
@@ -86,14 +83,16 @@ def _select(args) -> int:
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}; usage: glue select --zoo NAME --strategy S --method M "
                           f"--out DIR (or glue select --list)")
+    from glue.eval import EvalSpec
     from glue.select import prepare, run_selection, write_selection
     from glue.select.report import header, render_table, report
     from glue.zoo import get_zoo
 
-    sel = prepare(get_zoo(args.zoo), args.strategy, args.method, members=args.members, trials=args.trials,
+    zoo = get_zoo(args.zoo)
+    spec = EvalSpec.from_options(vars(args).get, tasks=zoo.tasks)  # the evaluation options, resolved once
+    sel = prepare(zoo, args.strategy, args.method, members=args.members, trials=args.trials,
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
-                  evaluator=args.evaluator, search_evaluator=args.search_evaluator, limit=args.limit,
-                  device=args.device, accept=args.accept, alpha=args.alpha)
+                  eval=spec, search_evaluator=args.search_evaluator, accept=args.accept, alpha=args.alpha)
     from glue.io.hfconfig import refuse_remote_code
     from glue.safety import check_output
 

@@ -7,7 +7,9 @@ Usage::
     res.scores  # {"add": 0.93, "mul": 0.61}; res.average; res.seconds
 
 Evaluators live in ``EVALUATORS`` (``glue/eval/evaluators.py``): a new one is a function registered
-there; every caller takes its settings from one frozen ``EvalSpec`` (``glue/eval/spec.py``).
+there; every caller takes its settings from one frozen ``EvalSpec`` (``glue/eval/spec.py``), resolved once
+from the evaluation options (``EVAL_OPTIONS``, added to a CLI verb or pytest by ``add_eval_options``) and
+passed whole down to the evaluator.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 
 from glue.errors import ConfigError
 from glue.eval.evaluators import EVALUATORS, Evaluator
-from glue.eval.spec import SPLITS, EvalSpec
-from glue.eval.tasks import TASKS, TaskSpec
+from glue.eval.spec import EVAL_OPTIONS, SPLITS, EvalOption, EvalSpec, add_eval_options
+from glue.eval.tasks import TASKS, TaskSpec, check_code_execution
 
-__all__ = ["EVALUATORS", "SPLITS", "TASKS", "EvalResult", "EvalSpec", "Evaluator", "TaskSpec", "check_code_execution",
-           "check_limit", "check_tasks", "evaluate", "evaluate_spec", "result_of"]
+__all__ = ["EVALUATORS", "EVAL_OPTIONS", "SPLITS", "TASKS", "EvalOption", "EvalResult", "EvalSpec", "Evaluator",
+           "TaskSpec", "add_eval_options", "check_code_execution", "check_tasks", "evaluate", "evaluate_spec",
+           "result_of"]
 
 
 @dataclass
@@ -51,25 +54,11 @@ def check_tasks(tasks: Sequence[str]) -> list[TaskSpec]:
     return [TASKS.get(t) for t in tasks]
 
 
-def check_limit(limit: int | None, what: str = "--limit") -> int | None:
-    """``limit`` if it is None or a whole number >= 1 (items per task); else ``ConfigError``."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"{what} must be a whole number of items >= 1 (or absent for every item), not {limit!r}")
-    return limit
-
-
-def check_code_execution(specs: Sequence[TaskSpec], allow: bool) -> None:
-    """Refuse tasks that run model-written code unless the user opted in (``--allow-code-execution``)."""
-    unsafe = [s.name for s in specs if s.unsafe]
-    if unsafe and not allow:
-        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them "
-                          f"(each program then runs in its own subprocess with a timeout and resource limits)")
-
-
 def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evaluator: str = "lmeval",
              limit: int | None = None, batch_size: int | str | None = None,
              allow_code_execution: bool = False) -> EvalResult:
-    """Score ``model`` on ``tasks``.
+    """Score ``model`` on ``tasks``: ``evaluate_spec`` with the ``EvalSpec`` of these settings (built and checked
+    here, once; a caller holding a spec passes it to ``evaluate_spec`` instead).
 
     Args:
         model: an in-memory ``PreTrainedModel`` (any device).
@@ -80,18 +69,21 @@ def evaluate(model, tokenizer, tasks: Sequence[str], split: str = "test", evalua
         limit: score only the first ``limit`` items of each task (smoke runs).
         batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
     """
-    specs = check_tasks(tasks)
-    check_limit(limit)
-    check_code_execution(specs, allow_code_execution)
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    run = EVALUATORS.get(evaluator)
+    return evaluate_spec(model, tokenizer, EvalSpec(tuple(tasks), split, evaluator, limit, batch_size=batch_size,
+                                                    allow_code_execution=allow_code_execution))
+
+
+def evaluate_spec(model, tokenizer, spec: EvalSpec) -> EvalResult:
+    """Score ``model`` as ``spec`` says: the spec goes whole to its evaluator (``EVALUATORS[spec.evaluator]``).
+    ``spec`` was checked when it was built (``EvalSpec``); it must name its tasks (``spec.with_tasks``)."""
+    if not spec.tasks:
+        raise ConfigError("the evaluation spec names no tasks (spec.with_tasks(zoo.tasks))")
     t0 = time.time()
-    out = run(model, tokenizer, specs, split, limit, batch_size, allow_code_execution)
+    out = EVALUATORS.get(spec.evaluator)(model, tokenizer, spec)
     scores, n, per_item = out[:3]
     ids = out[3] if len(out) > 3 else {t: list(range(len(v))) for t, v in per_item.items()}
-    res = EvalResult(scores, n, time.time() - t0, evaluator, split, per_item, ids)
-    _RECENT.setdefault(split, collections.deque(maxlen=RECENT)).append(res)
+    res = EvalResult(scores, n, time.time() - t0, spec.evaluator, spec.split, per_item, ids)
+    _RECENT.setdefault(spec.split, collections.deque(maxlen=RECENT)).append(res)
     return res
 
 
@@ -111,10 +103,3 @@ def result_of(task: str, score: object) -> EvalResult | None:
             if res.scores.get(task) is score:
                 return res
     return None
-
-
-def evaluate_spec(model, tokenizer, spec: EvalSpec, tasks: Sequence[str] | None = None,
-                  split: str | None = None) -> EvalResult:
-    """``evaluate`` with the settings of ``spec`` (``tasks``/``split`` override its own)."""
-    return evaluate(model, tokenizer, tasks or spec.tasks, split or spec.split, spec.evaluator, spec.limit,
-                    spec.batch_size, spec.allow_code_execution)

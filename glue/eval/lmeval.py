@@ -64,14 +64,12 @@ def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "sear
     return out
 
 
-def run_lm_eval(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
-                batch_size: int | str | None, allow_code_execution: bool = False):
-    """Return ``(scores, n, per_item, item_ids)`` for ``specs`` via ``lm_eval.simple_evaluate``: one call per few-shot
-    count (``TaskSpec.num_fewshot``); a group task (``mmlu``) gets the items of its subtasks. Tasks that run
-    model-written code need ``allow_code_execution`` and then run it only in ``glue.eval.sandbox``."""
-    from glue.eval import check_code_execution
-
-    check_code_execution(specs, allow_code_execution)
+def run_lm_eval(model, tokenizer, spec):
+    """Return ``(scores, n, per_item, item_ids)`` for the tasks of ``spec`` (a ``glue.eval.EvalSpec``, checked:
+    tasks that run model-written code are in it only with ``allow_code_execution``) via
+    ``lm_eval.simple_evaluate``: one call per few-shot count (``TaskSpec.num_fewshot``); a group task (``mmlu``)
+    gets the items of its subtasks. Model-written code runs only in ``glue.eval.sandbox``."""
+    specs, split, limit, batch_size = list(spec.task_specs()), spec.split, spec.limit, spec.batch_size
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
     os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))  # glue's caches stay in $GLUE_CACHE

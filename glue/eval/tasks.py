@@ -114,6 +114,15 @@ class TaskSpec:
         return list(_read_items(str(self.data_file(split))))
 
 
+def check_code_execution(specs, allow: bool) -> None:
+    """Refuse tasks (``TaskSpec``s) that run model-written code unless the user opted in
+    (``--allow-code-execution``)."""
+    unsafe = [s.name for s in specs if s.unsafe]
+    if unsafe and not allow:
+        raise ConfigError(f"tasks {unsafe} execute model-written code; pass --allow-code-execution to run them "
+                          f"(each program then runs in its own subprocess with a timeout and resource limits)")
+
+
 @lru_cache(maxsize=None)
 def _read_items(path: str) -> tuple[Item, ...]:
     with open(path) as f:

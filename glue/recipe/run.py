@@ -190,13 +190,13 @@ def prepare_recipe(spec: RecipeSpec) -> Prepared:
     from glue.zoo.remote import runnable
 
     zoo, left_out = runnable(get_zoo(spec.zoo))  # remote-code members: left out, with the reason (no opt-in here)
-    ev = spec.eval.with_tasks(zoo.tasks)
+    try:
+        ev = spec.eval.with_tasks(zoo.tasks)  # checked as every EvalSpec (native scores local tasks only...)
+    except ConfigError as e:
+        raise ConfigError(f"eval (zoo {zoo.name}'s tasks): {e}") from None
     if zoo.kind == "real":
         require_real(zoo, ev.tasks, left_out)
     real = [t for t in ev.tasks if not TASKS.get(t).local]
-    if real and ev.evaluator == "native":
-        raise ConfigError(f"eval.evaluator: native scores local (surrogate) tasks only; zoo {zoo.name}'s tasks "
-                          f"{', '.join(real)} are real benchmarks: use --evaluator lmeval (eval.evaluator: lmeval)")
     if spec.mixture is not None and not any(has_calib(t) for t in ev.tasks):
         raise ConfigError(f"eval.tasks: none of {', '.join(ev.tasks)} has a calib split; the recipe's router prompts "
                           f"are calib items (glue.eval.prompts)")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from glue.errors import ConfigError, GlueError
-from glue.eval.spec import EvalSpec
+from glue.eval.spec import AUTO, EvalSpec
 
 __all__ = ["ClusterStep", "MergeStep", "MixtureStep", "RecipeSpec", "SearchStep", "MIXTURE_LEVELS"]
 
@@ -63,6 +63,13 @@ class MergeStep:
     trials: int = 60
     seed: int = 0
 
+    def resolved_params(self) -> dict[str, Any]:
+        """Every parameter of ``method`` (its declared defaults, then ``params``), resolved and checked against
+        the method's declarations and its own cross-checks (``glue.merge.resolve_args``) with ``density``, as the
+        per-cluster merges will be: ``ConfigError`` naming ``merge.params``/``merge.density`` otherwise. Called
+        when the spec is built, so a bad value is refused before any work."""
+        return _resolve_merge(self)
+
 
 @dataclass(frozen=True)
 class MixtureStep:
@@ -82,6 +89,18 @@ class MixtureStep:
     dense_layers: int = 0
     prompts_per_expert: int = 32
     seed: int = 0
+
+    def resolved_router_params(self, router: str | None = None) -> dict[str, Any]:
+        """The parameters ``router`` (default: this step's) builds with: its declared defaults, then
+        ``router_params``, checked against its declarations (``ConfigError`` naming ``mixture.router_params``)."""
+        from glue.mix import ROUTERS
+        from glue.mix.spec import check_router_params
+
+        r = ROUTERS.get(router or self.router)
+        where = "mixture.router_params" + ("" if r.name == self.router else f" (with search router {r.name!r})")
+        given = check_router_params(r.name, self.router_params, where)
+        defaults = r.defaults if hasattr(r, "defaults") else dict(r.params)  # Router.params: name -> default (HEAD)
+        return {**defaults, **given}
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,14 @@ class RecipeSpec:
                     if isinstance(value["tasks"], str) or not isinstance(value["tasks"], (list, tuple, type(None))):
                         raise ConfigError(f"{source}: eval.tasks must be a list of task names, got {value['tasks']!r}")
                     value = {**value, "tasks": tuple(value["tasks"] or ())}
+                if value["evaluator"] == AUTO:  # resolved here, on the tasks it will score (default: the zoo's)
+                    from glue.zoo import get_zoo
+
+                    try:
+                        tasks = value.get("tasks") or get_zoo(d["zoo"]).tasks
+                        value["evaluator"] = EvalSpec.resolve({"evaluator": AUTO}, tasks=tasks).evaluator
+                    except GlueError as e:
+                        raise ConfigError(f"{source}: eval: {_text(e)}") from None
             if key == "search" and "routers" in value:
                 if not isinstance(value["routers"], (list, tuple)) or not value["routers"]:
                     raise ConfigError(f"{source}: search.routers must be a non-empty list of router names, "
@@ -153,7 +180,9 @@ class RecipeSpec:
             try:
                 parts[key] = kind(**value)
             except (GlueError, TypeError) as e:
-                raise ConfigError(f"{source}: {key}: {_text(e)}") from None
+                text = _text(e)  # an EvalSpec error starts with its field: "limit (--limit): 0; ..." -> eval.limit
+                named = text.split(" ", 1)[0].rstrip(":") in {f.name for f in fields(kind)}
+                raise ConfigError(f"{source}: {key}{'.' if named else ': '}{text}") from None
         try:
             return cls(d["zoo"], **parts)
         except GlueError as e:
@@ -227,26 +256,54 @@ def check_against_zoo(spec: RecipeSpec, zoo: Any) -> None:
                           f"{depths[shallow]} layers, so it must be 0..{depths[shallow] - 1}")
 
 
+def _resolve_merge(m: MergeStep) -> dict[str, Any]:
+    """``MergeStep.resolved_params``: the method's declared parameters (names, types, ranges), then the
+    density the strategy merges with (``merge.density``, else ``glue.select``'s default) and the method's own
+    checks over both, through ``glue.merge.resolve_args`` on two models: what each cluster's merge resolves."""
+    from glue.merge import METHODS, get_method, resolve_args
+    from glue.select.search import DEFAULT_DENSITY
+    from glue.select.strategies import STRATEGIES
+
+    method, strategy = get_method(m.method), STRATEGIES.get(m.strategy)
+    takes_density = "density" in method.per_model
+    if m.density is not None and not takes_density:
+        with_density = [n for n, mm in METHODS.items() if "density" in mm.per_model]
+        raise ConfigError(f"merge.density: {m.density!r}, but method {method.name!r} takes no density; methods "
+                          f"with densities: {', '.join(with_density)}")
+    if m.density is not None and not strategy.fixed_density:
+        raise ConfigError(f"merge.density: {m.density!r}, but strategy {strategy.name!r} searches one density per "
+                          f"model itself; leave merge.density out")
+    unknown = sorted(map(str, set(m.params) - set(method.defaults)))
+    if unknown:
+        raise ConfigError(f"merge.params: {unknown} not parameters of method {method.name!r}; it takes "
+                          f"{', '.join(sorted(method.defaults)) or '(none)'}")
+    for k, v in m.params.items():
+        try:
+            method.param(k).check(v)
+        except ValueError as e:
+            raise ConfigError(f"merge.params.{k} = {v!r}: {e}") from None
+    density = float(m.density if m.density is not None else DEFAULT_DENSITY)
+    fixed = takes_density and strategy.fixed_density
+    try:
+        args = resolve_args(method, 2, has_base=True, weights=[0.5, 0.5], densities=[density] * 2 if fixed else None,
+                            seed=m.seed, params=m.params)
+    except ConfigError as e:
+        what = f"merge.params {dict(m.params)}" + (f" with merge.density {density:g}" if fixed else "")
+        raise ConfigError(f"{what}: {_text(e)}") from None
+    return dict(args.params)
+
+
 def _check(spec: RecipeSpec) -> None:
     """Registry names and ranges, checked once (no model is loaded)."""
     from glue.cluster import CLUSTER_METHODS
     from glue.cluster.clustering import LINKAGES
-    from glue.merge import get_method
     from glue.mix import ROUTERS
-    from glue.mix.spec import check_router_params
     from glue.select.pipeline import selectable_methods
     from glue.select.strategies import STRATEGIES
 
     if not isinstance(spec.zoo, str) or not spec.zoo:
         raise ConfigError("zoo: a zoo name or zoo YAML file is required")
-    c, m, x, s, ev = spec.cluster, spec.merge, spec.mixture, spec.search, spec.eval
-    bs = ev.batch_size
-    if bs is not None and bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
-        raise ConfigError(f"eval.batch_size must be an integer >= 1, 'auto' or null, got {bs!r}")
-    if not isinstance(ev.device, str) or not ev.device:
-        raise ConfigError(f"eval.device must be a device name (cpu, cuda, cuda:N), got {ev.device!r}")
-    if not isinstance(ev.allow_code_execution, bool):
-        raise ConfigError(f"eval.allow_code_execution must be true or false, got {ev.allow_code_execution!r}")
+    c, m, x, s = spec.cluster, spec.merge, spec.mixture, spec.search  # spec.eval: checked by EvalSpec itself
     if c.threshold is not None:
         _number(c.threshold, "cluster.threshold", -1.0, 1.0)
     _name(c.method, "cluster.method", CLUSTER_METHODS.names())
@@ -264,18 +321,13 @@ def _check(spec: RecipeSpec) -> None:
                           f"{', '.join(selectable_methods())}")
     if not isinstance(m.params, dict):
         raise ConfigError(f"merge.params must be a mapping of the method's parameters, got {m.params!r}")
-    method = get_method(m.method)
-    for k, v in m.params.items():  # what glue merge checks: the method's declared parameters
-        try:
-            method.param(k).check(v)
-        except ValueError as e:
-            raise ConfigError(f"merge.params.{k} = {v!r}: {e}") from None
     if m.density is not None:
         _number(m.density, "merge.density", 0.0, 1.0)
         if m.density == 0:
             raise ConfigError("merge.density must be in (0, 1], got 0")
     _number(m.trials, "merge.trials", 1, integer=True)
     _number(m.seed, "merge.seed", 0, integer=True)
+    m.resolved_params()  # the method's parameters and density, as every cluster merge will resolve them
     if x is not None:
         _name(x.level, "mixture.level", MIXTURE_LEVELS)
         if x.level not in MIXTURE_LEVELS:
@@ -304,8 +356,7 @@ def _check(spec: RecipeSpec) -> None:
         ROUTERS.get(r)
     if x is not None:  # the mixture's router_params go to every router the recipe builds with (glue mix's check)
         for r in dict.fromkeys([x.router, *(s.routers if s.enabled else ())]):
-            where = "mixture.router_params" + ("" if r == x.router else f" (with search router {r!r})")
-            check_router_params(r, x.router_params, where)
+            x.resolved_router_params(r)
     if s.enabled and x is None:
         raise ConfigError("search: the searched variant searches the mixture; with mixture: null set "
                           "search: {enabled: false}")

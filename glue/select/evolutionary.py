@@ -31,7 +31,7 @@ import numpy as np
 
 from glue.errors import ConfigError
 from glue.select.search import Outcome, Point, Problem, Search
-from glue.select.strategies import Strategy, register
+from glue.select.strategy import Strategy, register
 
 SIGMA0 = 1 / 6
 X0 = 0.5

@@ -30,10 +30,9 @@ POOLS = ("fork", "ray")
 """Where ``ZooOracle``'s workers score a batch: forked processes here, or Ray actors (``glue.select.raypool``)."""
 
 SingleCache = MutableMapping[tuple, float]
-"""Search scores of single models, keyed by (model directory, tasks, split, evaluator, limit): a zoo
-fact that every strategy run on the same models can share (the paper reads it from a cached table);
-and of merges, keyed by ("merge", method, params, seed, model directories, base, the point, tasks,
-split, evaluator, limit)."""
+"""Search scores of single models, keyed by (model directory, ``EvalSpec.cache_key()``): a zoo fact that
+every strategy run on the same models can share (the paper reads it from a cached table); and of merges,
+keyed by ("merge", method, params, seed, model directories, base, the point, ``EvalSpec.cache_key()``)."""
 
 
 def fits_in_memory(dirs: Sequence[str | os.PathLike], device: str | torch.device,
@@ -146,16 +145,15 @@ class ZooOracle:
             self.merger.merge_into(self.model, "linear", weights=[float(i == what) for i in range(len(self.paths))])
         return self.model
 
-    def evaluate(self, what: Point | int, split: str | None = None):
-        """``EvalResult`` of the merge ``what`` on ``split`` (default: the spec's, the search split)."""
-        return evaluate_spec(self.build(what), self.tokenizer, self.eval_spec, split=split)
+    def evaluate(self, what: Point | int):
+        """``EvalResult`` of the merge ``what``, scored as ``eval_spec`` says (the search split)."""
+        return evaluate_spec(self.build(what), self.tokenizer, self.eval_spec)
 
     # -- the Oracle protocol ----------------------------------------------------------------------------
     def _key(self, point: Point) -> tuple:
-        s = self.eval_spec
         return ("merge", self.method, json.dumps(self.params, sort_keys=True, default=str), self.seed,
                 tuple(str(p.resolve()) for p in self.paths), str(Path(self.base).resolve()) if self.base else None,
-                point.weights, point.densities, point.num_groups, s.tasks, s.split, s.evaluator, s.limit)
+                point.weights, point.densities, point.num_groups, self.eval_spec.cache_key())
 
     def score(self, point: Point) -> float:
         """The search average of ``point``, kept in ``single_cache`` too (under a ``"merge"`` key): strategies
@@ -192,7 +190,7 @@ class ZooOracle:
             if self._ray is None:
                 from glue.select.raypool import RayScorers
 
-                self._ray = RayScorers(self._ray_args, self.workers)
+                self._ray = RayScorers(OracleScorer(self._ray_args), self.workers, device=str(self.eval_spec.device))
             got = self._ray.map([points[i] for i in todo])
         elif self.workers > 1 and len(todo) > 1:
             import multiprocessing
@@ -221,8 +219,7 @@ class ZooOracle:
             self._ray = None
 
     def _single_key(self, i: int) -> tuple:
-        s = self.eval_spec
-        return (str(self.paths[i].resolve()), s.tasks, s.split, s.evaluator, s.limit)
+        return (str(self.paths[i].resolve()), self.eval_spec.cache_key())
 
     def single(self, i: int) -> float:
         key = self._single_key(i)
@@ -264,6 +261,18 @@ def _score_forked(k: int) -> float | BaseException:
     oracle, points = _FORKED
     torch.set_num_threads(1)
     return _score_or_failure(oracle, points[k])
+
+
+class OracleScorer:
+    """What a Ray actor of ``glue.select.raypool.RayScorers`` builds: called once there, it makes a ``ZooOracle``
+    of ``oracle_args`` (the driver's oracle's candidates, ``workers=1``) and returns its point scorer."""
+
+    def __init__(self, oracle_args: dict):
+        self.oracle_args = oracle_args
+
+    def __call__(self):
+        oracle = ZooOracle(**self.oracle_args)
+        return lambda point: _score_or_failure(oracle, point)
 
 
 def _score_or_failure(oracle: ZooOracle, point: Point) -> float | BaseException:

@@ -117,9 +117,10 @@ def _int(value: Any, what: str, minimum: int) -> int:
 
 def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | None = None,
             trials: int = DEFAULT_TRIALS, seed: int = 0, num_groups: int = 0, density: float | None = None,
-            params: Mapping[str, Any] | None = None, evaluator: str | None = None,
-            search_evaluator: str | None = None, limit: int | None = None, device: str = "cpu",
-            tasks: Sequence[str] | None = None, accept: str = "plain", alpha: float = DEFAULT_ALPHA) -> Selection:
+            params: Mapping[str, Any] | None = None, eval: EvalSpec | None = None,
+            search_evaluator: str | None = None, evaluator: str | None = None, limit: int | None = None,
+            device: str | None = None, tasks: Sequence[str] | None = None, accept: str = "plain",
+            alpha: float = DEFAULT_ALPHA) -> Selection:
     """Check a selection request and resolve its models; raise a ``GlueError`` naming the bad value.
 
     Args:
@@ -132,15 +133,17 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
         density: fixed per-model density for methods that take one (default ``DEFAULT_DENSITY``);
             not allowed for the evolutionary strategy, which searches densities.
         params: the method's global parameters (``{"lambda": 0.5}``).
-        evaluator: scores the final model on the test split; search_evaluator: scores the search.
-            Both default to ``native`` when every task is a surrogate task (it equals lm-eval item by
-            item there, and is fast), else ``lmeval``.
-        limit, device, tasks: as ``glue.eval.evaluate`` (tasks default to the zoo's).
+        eval: how the final model is scored (an ``EvalSpec`` resolved by the caller, e.g. from the evaluation
+            options; its tasks default to the zoo's); the search scores with the same spec on the ``search``
+            split, with ``search_evaluator``. Without ``eval``, the keywords ``evaluator``, ``limit``,
+            ``device``, ``tasks`` build it (``EvalSpec.resolve``; not both).
+        evaluator, search_evaluator: default ``auto``: ``native`` when every task is a surrogate task (it
+            equals lm-eval item by item there, and is fast), else ``lmeval``.
         accept, alpha: the greedy strategies' acceptance rule and its significance level
             (``glue.select.search.ACCEPT``; ``plain`` is the paper's rule).
     """
     from glue.arch import architecture_key, describe_architecture
-    from glue.eval import check_tasks
+    from glue.eval.spec import AUTO
     from glue.io import read_config
     from glue.merge.executor import check_device
     from glue.zoo import resolve
@@ -173,13 +176,16 @@ def prepare(zoo: Zoo, strategy: str, method: str, *, members: Sequence[str] | No
     if m.needs_base and zoo.base is None:
         raise ConfigError(f"method {m.name!r} needs a base model (its task vectors are differences to the base), "
                           f"but zoo {zoo.name!r} has none; use linear, or a zoo with a base")
-    if limit is not None:
-        _int(limit, "limit", 1)
-    check_device(device)
-    specs = check_tasks(tasks or zoo.tasks)
-    auto = "native" if all(t.local for t in specs) else "lmeval"
-    final = EvalSpec(tuple(t.name for t in specs), "test", evaluator or auto, limit, device)
-    search = final.replace(split="search", evaluator=search_evaluator or auto)
+    if eval is None:
+        final = EvalSpec.resolve({"evaluator": evaluator or AUTO, "limit": limit, "device": device},
+                                 tasks=tasks or zoo.tasks)
+    elif (evaluator, limit, device, tasks) != (None, None, None, None):
+        raise ConfigError("prepare: pass the evaluation settings either whole (eval=EvalSpec) or as evaluator, "
+                          "limit, device, tasks, not both")
+    else:
+        final = eval.with_tasks(zoo.tasks)
+    search = EvalSpec.resolve({"split": "search", "evaluator": search_evaluator or AUTO}, base=final)
+    check_device(final.device)
     if members:
         dup = sorted({n for n in members if list(members).count(n) > 1})
         if dup:
@@ -222,7 +228,8 @@ def oracle(sel: Selection, single_cache=None, split: str = "search", workers: in
     ``ZooOracle``)."""
     from glue.select.oracle import ZooOracle
 
-    return ZooOracle(list(sel.dirs.values()), sel.search.replace(split=split), method=sel.method.name,
+    spec = sel.search if split == sel.search.split else sel.search.replace(split=split)
+    return ZooOracle(list(sel.dirs.values()), spec, method=sel.method.name,
                      base=sel.base, params=sel.params, seed=sel.seed, model_names=list(sel.dirs),
                      single_cache=single_cache, workers=workers, pool=pool)
 
@@ -292,7 +299,8 @@ def write_selection(sel: Selection, result: SelectionResult, out: str | os.PathL
         test = None
         if test_split is not None:
             model, tok = load_model(tmp, device=sel.device)
-            test = evaluate_spec(model, tok, sel.eval, split=test_split)
+            test = evaluate_spec(model, tok, sel.eval if sel.eval.split == test_split
+                                 else sel.eval.replace(split=test_split))
             del model
         record = selection_record(sel, result, spec, names, test)
         (tmp / SELECTION_FILE).write_text(json.dumps(record, indent=1) + "\n")

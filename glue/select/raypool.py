@@ -20,7 +20,7 @@ Ray: https://docs.ray.io/en/latest/ray-core/actors.html; the search: Model-GLUE 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from glue.errors import ConfigError
 from glue.record.executor import case_resources, import_ray
@@ -30,21 +30,19 @@ POOL_NEEDS, POOL_INSTEAD = "pool 'ray' (--pool ray, --search-pool ray)", "use po
 
 
 class _Scorer:
-    """The body of one Ray actor: a ``ZooOracle`` of the candidates (``oracle_args``), scoring points."""
+    """The body of one Ray actor: ``make()`` builds its scorer once (for ``ZooOracle``: an oracle of the
+    candidates, ``glue.select.oracle.OracleScorer``), then ``score`` calls it on each point it is sent.
+    ``make`` travels pickled, so this module imports no scorer."""
 
-    def __init__(self, oracle_args: dict):
+    def __init__(self, make: Callable[[], Callable], cpu: bool):
         import torch
 
-        from glue.select.oracle import ZooOracle
-
-        if str(oracle_args["spec"].device) == "cpu":
+        if cpu:
             torch.set_num_threads(1)  # as the forked workers: one thread per process, same numbers
-        self.oracle = ZooOracle(**oracle_args)
+        self.fn = make()
 
     def score(self, point):
-        from glue.select.oracle import _score_or_failure
-
-        return _score_or_failure(self.oracle, point)
+        return self.fn(point)
 
 
 def check_free(ray, need: dict[str, float], n: int) -> None:
@@ -60,24 +58,25 @@ def check_free(ray, need: dict[str, float], n: int) -> None:
 
 
 class RayScorers:
-    """``n`` Ray actors, each holding a ``ZooOracle(**oracle_args)``; ``map`` scores points in order.
+    """``n`` Ray actors, each holding the scorer ``make()`` builds; ``map`` scores points in order.
 
     Args:
-        oracle_args: keyword arguments of ``ZooOracle`` (models, spec, method, base, params, seed,
-            model_names), with ``workers=1``.
+        make: builds one actor's scorer, a callable ``point -> score or Failed`` (``ZooOracle`` passes
+            ``OracleScorer(oracle_args)``: a ``ZooOracle`` of its candidates with ``workers=1``); pickled.
         n: actors (one point at a time each).
+        device: where the scored models live (``cuda``: a GPU per actor; else a CPU, one thread).
         address: a Ray cluster (default ``$RAY_ADDRESS``, else the Ray instance started on this machine,
             else a new local one).
     """
 
-    def __init__(self, oracle_args: dict, n: int, address: str | None = None):
+    def __init__(self, make: Callable[[], Callable], n: int, device: str = "cpu", address: str | None = None):
         ray = import_ray(POOL_NEEDS, POOL_INSTEAD)
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
-        need = case_resources(str(oracle_args["spec"].device))
+        need = case_resources(str(device))
         self.actors = []
         try:
             check_free(ray, need, n)
@@ -85,7 +84,7 @@ class RayScorers:
             self.close()
             raise
         actor = ray.remote(**need)(_Scorer)
-        self.actors = [actor.remote(oracle_args) for _ in range(n)]
+        self.actors = [actor.remote(make, str(device) == "cpu") for _ in range(n)]
 
     def map(self, points: Sequence) -> list:
         """The score (or ``Failed``) of every point, in the order given."""

@@ -49,10 +49,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from glue.errors import ConfigError, UnknownNameError
-from glue.registry import Registry
 from glue.select.search import (
     Evaluation,
     Oracle,
@@ -64,45 +62,15 @@ from glue.select.search import (
     SelectionResult,
     flat_weights,
 )
+from glue.select.strategy import STRATEGIES, Strategy, register
+
+__all__ = ["GRID", "ORDERS", "STRATEGIES", "Strategy", "register", "run_strategy"]
 
 PAPER = "https://arxiv.org/abs/2410.05357"
 GRID = tuple(round(0.1 * k, 1) for k in range(1, 10))
 """The coefficient grid of the coefficient and similarity strategies: 0.1, 0.2, ..., 0.9."""
 
 ORDERS = ("descending", "ascending")
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """A registered selection strategy.
-
-    Attributes:
-        name: registry key (also the last part of benchmark case ids: ``merge-ties-<name>``).
-        run: ``run(problem, search) -> Outcome``.
-        summary: one line for ``glue select --list`` and docs.
-        uses_trials: the strategy spends a trial budget (``--trials``).
-        layer_groups: the strategy supports per-layer-group coefficients (``--num-groups``).
-        fixed_density: the strategy merges with one fixed density (``--density``) rather than searching it.
-        needs_similarity: the strategy asks the oracle for MLP similarities.
-        greedy: the strategy accepts or rejects candidates round by round (``Problem.accept`` applies).
-    """
-
-    name: str
-    run: Callable[[Problem, Search], Outcome]
-    summary: str
-    uses_trials: bool = False
-    layer_groups: bool = False
-    fixed_density: bool = True
-    needs_similarity: bool = False
-    greedy: bool = False
-
-
-STRATEGIES: Registry[Strategy] = Registry("selection strategy")
-
-
-def register(strategy: Strategy) -> Strategy:
-    STRATEGIES.register(strategy.name, strategy)
-    return strategy
 
 
 def run_strategy(strategy: str | Strategy, problem: Problem, oracle: Oracle,

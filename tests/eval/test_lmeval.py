@@ -3,7 +3,7 @@
 import pytest
 
 from glue.errors import ConfigError
-from glue.eval import evaluate
+from glue.eval import EvalSpec, evaluate
 from glue.eval.lmeval import render_tasks
 from glue.eval.tasks import TASKS
 from glue.io import load_model
@@ -113,8 +113,8 @@ def test_real_tasks_run_once_per_few_shot_count_and_groups_collect_their_subtask
     monkeypatch.setattr(hf, "HFLM", lambda **kw: kw)
     monkeypatch.setattr(lt, "TaskManager", lambda **kw: kw)
     model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 4096})(), "device": "cpu"})()
-    specs = [TASKS.get(t) for t in ("arc_challenge", "winogrande", "mmlu", "gsm8k")]
-    scores, n, per_item, ids = run_lm_eval(model, None, specs, "test", None, None)
+    spec = EvalSpec(("arc_challenge", "winogrande", "mmlu", "gsm8k"), "test", "lmeval")  # travels whole
+    scores, n, per_item, ids = run_lm_eval(model, None, spec)
     assert sorted(calls) == [(("arc_challenge", "winogrande", "mmlu"), 0), (("gsm8k",), 5)]
     assert scores == {"arc_challenge": 0.25, "winogrande": 0.25, "mmlu": 0.5, "gsm8k": 0.25}
     assert per_item["mmlu"] == [True, False, True] and n["mmlu"] == 3  # leaves in order, items by doc_id

@@ -35,7 +35,8 @@ def test_real_tasks_with_the_native_evaluator_are_refused(tmp_path, make_llama, 
     y = tmp_path / "z.yaml"
     y.write_text(f"name: z\ntasks: [gsm8k]\nbase: {{name: b, source: {make_llama('b')}}}\n"
                  f"members: [{{name: f, source: {make_llama('f', seed=1)}}}]\n")
-    with pytest.raises(ConfigError, match="native scores local .* use --evaluator lmeval"):
+    with pytest.raises(ConfigError, match=r"eval \(zoo z's tasks\): task 'gsm8k' is a real benchmark: the native "
+                                          r"evaluator scores local .* use --evaluator lmeval"):
         prepare_recipe(RecipeSpec.from_dict({"zoo": str(y)}))
 
 

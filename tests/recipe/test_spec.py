@@ -48,3 +48,46 @@ def test_load_names_the_file(tmp_path):
         RecipeSpec.load(f)
     with pytest.raises(ConfigError, match=r"recipe spec .*missing\.yaml does not exist"):
         RecipeSpec.load(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("merge, match", [
+    # della keeps each parameter with probability density +- epsilon: 0.1 - 0.15 < 0 (HEAD accepted the spec; the
+    # cluster merges then failed every trial, after the clustering pass)
+    ({"method": "della", "density": 0.1}, r"merge\.params \{\} with merge\.density 0\.1: density 0\.1 .* epsilon 0\.15"),
+    ({"method": "della", "params": {"epsilon": 0.49}, "density": 0.3},
+     r"merge\.params \{'epsilon': 0\.49\} with merge\.density 0\.3: .*keep probabilities outside"),
+    ({"method": "linear", "density": 0.5}, r"merge\.density: 0\.5, but method 'linear' takes no density; methods "
+                                           r"with densities: ties"),
+    ({"strategy": "evolutionary", "method": "ties", "density": 0.5},
+     r"merge\.density: 0\.5, but strategy 'evolutionary' searches one density per model itself"),
+    ({"method": "linear", "params": {"lambda": 0.5}}, r"merge\.params: \['lambda'\] not parameters of method 'linear'; "
+                                                       r"it takes normalize"),
+    ({"method": "ties", "params": {"rescale": "l2"}}, r"merge\.params\.rescale = 'l2': must be one of inverse, l1"),
+])
+def test_merge_params_are_resolved_up_front(merge, match):
+    """A merge setting that only the per-cluster merges would refuse is refused when the spec is built."""
+    with pytest.raises(ConfigError, match=match):
+        RecipeSpec.from_dict({"zoo": "tiny", "merge": merge})
+
+
+def test_resolved_params_fill_the_declared_defaults():
+    spec = RecipeSpec.from_dict({"zoo": "tiny", "merge": {"method": "ties", "params": {"rescale": True}, "density": 0.4},
+                                 "mixture": {"router": "centroids", "router_params": {"temperature": 2.0}},
+                                 "search": {"routers": ["centroids"]}})
+    assert spec.merge.resolved_params() == {"normalize": True, "lambda": 1.0, "rescale": "inverse"}
+    assert spec.mixture.resolved_router_params() == {"temperature": 2.0}
+    default = RecipeSpec.from_dict({"zoo": "tiny"})
+    assert default.mixture.resolved_router_params() == {"mode": "last"}
+    assert default.mixture.resolved_router_params("mlp") == {"hidden": 64, "steps": 300, "lr": 0.01,
+                                                             "weight_decay": 0.0001}
+    with pytest.raises(ConfigError, match=r"mixture\.router_params \(with search router 'hidden'\): \['temperature'\]"):
+        RecipeSpec.from_dict({"zoo": "tiny", "mixture": {"router": "centroids", "router_params": {"temperature": 2.0}},
+                              "search": {"routers": ["hidden"]}})
+
+
+def test_eval_section_is_an_eval_spec_checked_once_and_auto_resolved():
+    assert RecipeSpec.from_dict({"zoo": "tiny", "eval": {"evaluator": "auto"}}).eval.evaluator == "native"
+    with pytest.raises(ConfigError, match=r"eval\.limit \(--limit\): 0; allowed: a whole number of items >= 1"):
+        RecipeSpec.from_dict({"zoo": "tiny", "eval": {"limit": 0}})
+    with pytest.raises(ConfigError, match=r"eval\.batch_size: 0; allowed: an integer >= 1, 'auto'"):
+        RecipeSpec.from_dict({"zoo": "tiny", "eval": {"batch_size": 0}})

@@ -79,7 +79,7 @@ def test_the_recorder_keeps_the_outcomes_behind_scores_taken_from_an_evaluation(
 
     monkeypatch.setattr(recorder, "release_free_memory", lambda: None)
 
-    def fake(model, tok, specs, split, limit, batch_size=None, allow=False):
+    def fake(model, tok, spec):  # an evaluator gets the EvalSpec whole
         items = {"add": [True, False, True, True], "mul": [False, True]}
         return ({t: sum(v) / len(v) for t, v in items.items()}, {t: len(v) for t, v in items.items()}, items)
 

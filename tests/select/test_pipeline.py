@@ -11,7 +11,7 @@ from glue.eval import EvalSpec, evaluate
 from glue.io import Checkpoint, load_model
 from glue.select import Problem, final_merge, prepare, run_selection, run_strategy, write_selection
 from glue.select.oracle import ZooOracle
-from glue.select.pipeline import selectable_methods
+from glue.select.pipeline import oracle, selectable_methods
 from glue.zoo import get_zoo
 
 CANDIDATES = ("tiny_ft_add", "tiny_ft_cmp", "tiny_harm", "tiny_drift")
@@ -35,7 +35,7 @@ def sd(path):
     ({"density": 1.5}, r"density must be a number in \(0, 1\], got 1.5"),
     ({"evaluator": "magic"}, r"unknown evaluator 'magic'\. .*Valid: lmeval, native"),
     ({"search_evaluator": "fast"}, r"unknown evaluator 'fast'\. .*Valid: lmeval, native"),
-    ({"limit": 0}, r"limit must be an integer >= 1, got 0"),
+    ({"limit": 0}, r"limit \(--limit\): 0; allowed: a whole number of items >= 1"),
     ({"device": "gpu7"}, r"invalid device 'gpu7'; use cpu, cuda or cuda:N"),
     ({"members": ["tiny_ft_add", "nobody"]}, r"unknown member of zoo 'tiny' 'nobody'.*Valid: tiny_base, tiny_drift"),
     ({"members": ["tiny_ft_add", "tiny_ft_add"]}, r"members named more than once: tiny_ft_add"),
@@ -87,7 +87,8 @@ def test_oracle_scores_single_models_as_themselves_and_merges_in_memory(tiny_zoo
     o = ZooOracle(dirs, EvalSpec(("add", "cmp"), "search", "native", 3), method="ties", base=tiny_dirs["tiny_base"])
     model, tok = load_model(dirs[2])
     assert o.single(2) == evaluate(model, tok, ["add", "cmp"], "search", "native", 3).average
-    assert len(o.single_cache) == 1 and next(iter(o.single_cache))[2:] == ("search", "native", 3)
+    assert len(o.single_cache) == 1  # keyed on the whole spec (EvalSpec.cache_key)
+    assert next(iter(o.single_cache))[1:] == (EvalSpec(("add", "cmp"), "search", "native", 3).cache_key(),)
     from glue.select import Point
 
     p = Point((0.5, 0.5, 0.0, 0.0), (0.5,) * 4)
@@ -120,9 +121,9 @@ def test_strategies_only_ever_score_the_search_split(tiny_zoo, monkeypatch):
     splits = []
     real = oracle_mod.evaluate_spec
 
-    def spy(model, tok, spec, tasks=None, split=None):
-        splits.append(split or spec.split)
-        return real(model, tok, spec, tasks, split)
+    def spy(model, tok, spec):
+        splits.append(spec.split)
+        return real(model, tok, spec)
 
     monkeypatch.setattr(oracle_mod, "evaluate_spec", spy)
     res = run_selection(prepare(tiny_zoo, "average", "linear", limit=2, tasks=["add"]))
@@ -181,7 +182,7 @@ def test_existing_output_and_failures_leave_nothing_behind(tiny_zoo, fake_oracle
         write_selection(sel, res, tmp_path / "taken")
     import glue.eval
 
-    monkeypatch.setattr(glue.eval, "evaluate", lambda *a, **k: (_ for _ in ()).throw(ConfigError("eval broke")))
+    monkeypatch.setattr(glue.eval, "evaluate_spec", lambda *a, **k: (_ for _ in ()).throw(ConfigError("eval broke")))
     with pytest.raises(ConfigError, match="eval broke"):
         write_selection(sel, res, tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
@@ -338,3 +339,19 @@ def test_the_paired_rule_on_real_checkpoints_uses_the_oracles_per_item_outcomes(
     items = o.outcomes(0)
     assert o.single(0) == pytest.approx(sum(sum(v) / len(v) for v in items.values()) / len(items))
     assert set(items) == set(sel.tasks) and all(len(v) == 20 for v in items.values())
+
+
+def test_a_ray_actor_body_scores_as_the_serial_oracle(tiny_zoo):
+    """Without Ray: what an actor runs (``raypool._Scorer`` around a pickled ``OracleScorer``) gives the scores of
+    the driver's own oracle; raypool imports no oracle (the scorer travels pickled)."""
+    import pickle
+
+    from glue.select.oracle import OracleScorer
+    from glue.select.raypool import _Scorer
+    from glue.select.search import Point
+
+    sel = prepare(tiny_zoo, "coefficient", "linear", limit=2, tasks=["add"])
+    o = oracle(sel)
+    points = [Point((0.3, 0.7) + (0.0,) * (len(sel.dirs) - 2)), Point((1.0,) + (0.0,) * (len(sel.dirs) - 1))]
+    actor = _Scorer(pickle.loads(pickle.dumps(OracleScorer(o._ray_args))), cpu=False)
+    assert [actor.score(p) for p in points] == [o.score(p) for p in points]
