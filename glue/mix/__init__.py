@@ -2,9 +2,12 @@
 mixtures of same-shape experts with routers initialised from prompts, and a request-level mixture of
 models of any architecture.
 
-- ``LEVELS`` (``levels.py``): where experts sit, what the gate reads, the tensor mapping.
+- ``LEVELS`` (``levels.py``): where experts sit, what the gate reads, the tensor mapping, the KV-cache
+  slots and active parameters of a mixed layer, and the torch side that builds and runs the mixed layers
+  (``modeling.LevelModules``): a level is one record, no code compares level names.
 - ``ROUTERS`` (``routers.py``): how gates are initialised (``hidden`` = mergekit-moe's, ``cheap_embed``,
-  ``random``, ``mlp``, ``centroids``), each with its declared parameters.
+  ``random``, ``mlp``, ``centroids``), each a record with its properties (prompts needed, fitted, gate
+  shape, the shared model's dtype) and declared parameters (``RouterParam``).
 - ``GlueMixtureForCausalLM`` (``modeling.py``): the model (KV cache, prompt-only routing), registered
   with the Auto classes when transformers is imported after ``import glue``.
 - ``MixSpec`` / ``check_mixture`` / ``Mixture`` (``spec.py``): the typed config, validated once before any

@@ -215,3 +215,15 @@ def test_a_new_level_is_one_registry_entry(renamed_block_level, experts, batch, 
     # ... and it could fail: model_level over the same experts gives other logits
     other = build_mixture(MixSpec("model_level", **kw)).model(**batch).logits
     assert not torch.allclose(other, ref.model(**batch).logits, atol=1e-4)
+
+
+def test_a_checkpoint_of_an_unknown_level_is_refused_by_name():
+    """A ``glue_mixture`` config naming a level glue does not have fails with the valid names (before: it
+    was built as a model-level mixture, the branches' ``else``)."""
+    from glue.errors import UnknownNameError
+    from glue.mix import GlueMixtureConfig, GlueMixtureForCausalLM
+
+    cfg = GlueMixtureConfig(level="layer_level", vocab_size=10, hidden_size=8, intermediate_size=16,
+                            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, num_experts=2)
+    with pytest.raises(UnknownNameError, match="layer_level.*block_level, ffn_level, model_level"):
+        GlueMixtureForCausalLM(cfg)
