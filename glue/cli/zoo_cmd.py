@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 def register(sub) -> None:
     from glue.cli import VERBS
+    from glue.eval.spec import add_eval_options
 
     p = sub.add_parser("zoo", help=VERBS["zoo"])
     zs = p.add_subparsers(dest="zoo_verb", required=True, metavar="ACTION")
@@ -43,9 +44,8 @@ def register(sub) -> None:
     q.set_defaults(func=_build)
     q = zs.add_parser("verify", help="check a surrogate zoo's planted structure (gains, harmful, merges, families)")
     q.add_argument("name")
-    q.add_argument("--split", choices=["test", "search"], default="test")
-    q.add_argument("--evaluator", choices=["native", "lmeval"], default="native",
-                   help="native (default; equal to lmeval item by item, see tests/eval) or lmeval")
+    add_eval_options(q.add_argument, ["split", "evaluator"], defaults={"evaluator": "native"},
+                     helps={"evaluator": "native equals lmeval item by item on surrogate tasks (tests/eval)"})
     q.add_argument("--pairs", choices=["all", "first"], default="all", help="base-family merge pairs to check")
     add_format_arg(q)
     q.set_defaults(func=_verify)
@@ -172,6 +172,7 @@ def _fetch(z, args) -> int:
 
 def _verify(args) -> int:
     import pandas as pd
+    from glue.eval import EvalSpec
     from glue.recipe.verify import verify_zoo
     from glue.zoo import get_zoo, zoo_names
 
@@ -181,8 +182,9 @@ def _verify(args) -> int:
     if z.kind != "surrogate":
         raise ConfigError(f"zoo {z.name!r} is a real zoo: `glue zoo verify` checks the structure planted in a "
                           f"surrogate zoo ({', '.join(n for n in zoo_names() if get_zoo(n).kind == 'surrogate')})")
-    rep = verify_zoo(z, args.split, args.evaluator, args.pairs)
-    print(f"## {args.name}: {args.split} split, {args.evaluator} evaluator\n")
+    spec = EvalSpec.from_options(vars(args).get, tasks=z.tasks, names=["split", "evaluator"])  # resolved once
+    rep = verify_zoo(z, merge_pairs=args.pairs, eval=spec)
+    print(f"## {args.name}: {spec.split} split, {spec.evaluator} evaluator\n")
     _say(_lock_line(z) + "\n", args.format)
     print(render(rep.scores.rename_axis("member"), args.format))
     if rep.merges is not None:

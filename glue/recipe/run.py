@@ -370,9 +370,7 @@ def _merge_cluster(prep: Prepared, name: str, members: Sequence[str], root: Path
     if zoo.base is not None and architecture_key(read_config(resolve(zoo.base))) != first:
         view = replace(zoo, base=None)  # a cluster of another architecture than the base: no base to share
     sel = prepare(view, m.strategy, m.method, members=list(members), trials=m.trials, seed=m.seed,
-                  density=m.density, params=m.params, evaluator=prep.eval.evaluator,
-                  search_evaluator=prep.search.evaluator, limit=prep.eval.limit, device=prep.eval.device,
-                  tasks=prep.eval.tasks)
+                  density=m.density, params=m.params, eval=prep.eval, search_evaluator=prep.search.evaluator)
     result = run_selection(sel, single_cache=single_cache)
     say(f"{name}: {m.strategy}/{m.method} over {', '.join(members)}: kept {', '.join(result.kept) or '-'}"
         f"{'; dropped ' + ', '.join(result.dropped) if result.dropped else ''} "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from glue.eval import evaluate
+from glue.eval import EvalSpec, evaluate_spec
 from glue.io import load_model
 from glue.surrogate import zoos as _zoos  # noqa: F401  (registers the recipes)
 from glue.surrogate.recipes import RECIPES
@@ -83,15 +83,20 @@ def _avg_merge(a: torch.nn.Module, b: torch.nn.Module) -> torch.nn.Module:
     return merger.merge_into(copy.deepcopy(a), "linear", weights=[0.5, 0.5])
 
 
-def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_pairs: str = "all") -> ZooReport:
-    """Evaluate every model of ``zoo`` and check the planted-structure claims (see module doc)."""
+def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_pairs: str = "all", *,
+               eval: EvalSpec | None = None) -> ZooReport:
+    """Evaluate every model of ``zoo`` and check the planted-structure claims (see module doc). The models
+    are scored as ``eval`` says (an ``EvalSpec``, its tasks default to the zoo's), else on ``split`` with
+    ``evaluator``."""
     from glue.cluster.pipeline import zoo_similarity
+
+    ev = (eval or EvalSpec(split=split, evaluator=evaluator)).with_tasks(zoo.tasks)
 
     if zoo.kind != "surrogate" or zoo.base is None:
         raise ValueError(f"zoo {zoo.name!r}: verify needs a surrogate zoo with a base")
     base = zoo.base.name
     models = {m.name: load_model(resolve(m)) for m in zoo.all_models()}
-    rows = {n: evaluate(m, tok, zoo.tasks, split, evaluator).scores for n, (m, tok) in models.items()}
+    rows = {n: evaluate_spec(m, tok, ev).scores for n, (m, tok) in models.items()}
     scores = pd.DataFrame(rows).T[list(zoo.tasks)]
     scores["average"] = scores[list(zoo.tasks)].mean(axis=1)
     rep = ZooReport(scores)
@@ -137,7 +142,7 @@ def verify_zoo(zoo: Zoo, split: str = "test", evaluator: str = "native", merge_p
     mrows = []
     for a, b in pairs:
         merged = _avg_merge(models[a][0], models[b][0])
-        r = evaluate(merged, models[a][1], tasks, split, evaluator).scores
+        r = evaluate_spec(merged, models[a][1], ev).scores
         row = {"a": a, "b": b, "kind": "drifted" if b in drifted else "base-family", "average": sum(r.values()) / len(r)}
         for side, n in (("a", a), ("b", b)):
             if n in spec:

@@ -57,13 +57,13 @@ def _fake_world(monkeypatch, zoo, table: dict[str, dict[str, float]], merged: di
         def __init__(self, s):
             self.scores = s
 
-    def evaluate(model, tok, ts, split, evaluator):
+    def evaluate_spec(model, tok, spec):
         if isinstance(model, tuple):
             a, b = model
             return _Scores(merged.get(model) or {t: (table[a][t] + table[b][t]) / 2 for t in tasks})
         return _Scores(dict(table[model]))
 
-    monkeypatch.setattr(v, "evaluate", evaluate)
+    monkeypatch.setattr(v, "evaluate_spec", evaluate_spec)
 
 
 def _planted_scores(zoo) -> dict[str, dict[str, float]]:
