@@ -98,9 +98,7 @@ class MixtureStep:
 
         r = ROUTERS.get(router or self.router)
         where = "mixture.router_params" + ("" if r.name == self.router else f" (with search router {r.name!r})")
-        given = check_router_params(r.name, self.router_params, where)
-        defaults = r.defaults if hasattr(r, "defaults") else dict(r.params)  # Router.params: name -> default (HEAD)
-        return {**defaults, **given}
+        return {**r.defaults, **check_router_params(r, self.router_params, where)}
 
 
 @dataclass(frozen=True)
