@@ -28,10 +28,8 @@ import functools
 import pytest
 
 from glue.bench.cases import Case, cluster_case_id, parametrize
+from glue.bench.clusters import MERGE, merge_and_score_clusters, similarity_pass
 from glue.bench.session import cluster_thresholds
-from glue.record.provenance import Measurements
-
-MERGE = "linear"  # uniform weights
 
 
 def pytest_generate_tests(metafunc):
@@ -46,24 +44,9 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def zoo_clusters(zoo, run_settings, cluster_sweep, pytestconfig):
     """A function returning, computed on its first call only: ``(dirs, ClusterResult, PeakMemory)``
-    (member directories, the clusters at every swept threshold, the similarity pass's memory)."""
-
-    @functools.cache
-    def compute():
-        from glue.cluster import cluster_models
-        from glue.io import load_model
-        from glue.record.memory import PeakMemory, release_free_memory
-        from glue.zoo import resolve
-
-        dirs = {m.name: resolve(m) for m in zoo.members}  # built by `glue zoo build` (make bench) beforehand
-        load_model(next(iter(dirs.values())))  # the first load imports transformers' model code (seconds)
-        release_free_memory()
-        with PeakMemory() as mem:
-            res = cluster_models(dirs, cluster_sweep,
-                                 method=pytestconfig.getoption("--cluster-method"), device=run_settings.device)
-        return dirs, res, mem
-
-    return compute
+    (``glue.bench.clusters.similarity_pass`` over every swept threshold)."""
+    method = pytestconfig.getoption("--cluster-method")
+    return functools.cache(lambda: similarity_pass(zoo, cluster_sweep, method, run_settings.device))
 
 
 @pytest.fixture(scope="session")
@@ -87,38 +70,3 @@ def test_cluster(cluster_threshold, zoo, run_settings, recorder, zoo_clusters, s
     rec = recorder.run(case, config, lambda: merge_and_score_clusters(zoo, dirs, clusters, res.seconds, mem,
                                                                       scored_clusters, run_settings))
     assert sorted(n for c in rec.extra["clusters"] for n in c) == sorted(config["members"])  # a partition
-
-
-def merge_and_score_clusters(zoo, dirs, clusters, similarity_seconds, mem, cache, s) -> Measurements:
-    """Merge and score each cluster; times are those of each cluster's own merge and evaluation (also
-    for a cluster scored earlier in the session), so a case costs what it would cost alone."""
-    from glue.cluster import adjusted_rand_index, recovers_families
-    from glue.recipe import evaluate_clusters
-
-    reused = sum(tuple(c) in cache for c in clusters)
-    spec = s.with_tasks(zoo.tasks)
-    evals = evaluate_clusters(dirs, clusters, spec, select=spec.replace(split="search", evaluator="native"),
-                              method=MERGE, cache=cache)
-    best = max(evals, key=lambda e: e.selection.average)  # chosen on search (the first of equals)
-    family = {m.name: m.family for m in zoo.members}
-    known = {n: f for n, f in family.items() if f not in ("", "?")}
-    return Measurements(
-        scores=best.result.scores, n=best.result.n, eval_seconds=best.result.seconds,
-        build_seconds=sum(e.merge_seconds for e in evals),
-        extra={
-            "n_clusters": len(clusters),
-            "best_cluster": list(best.members),
-            "clusters": clusters,
-            "families": [[family[n] for n in c] for c in clusters],
-            "cluster_averages": [round(e.average, 4) for e in evals],
-            "cluster_search_averages": [round(e.selection.average, 4) for e in evals],
-            "oracle_average": round(max(e.average for e in evals), 4),
-            "ari": adjusted_rand_index(clusters, known) if known else None,
-            "recovers_families": recovers_families(clusters, known) if known else None,
-            "similarity_seconds": similarity_seconds,
-            "similarity_peak_rss_mb": mem.peak_mb,
-            "similarity_rss_delta_mb": mem.delta_mb,
-            "similarity_peak_cuda_mb": mem.cuda_peak_mb,
-            "eval_seconds_all": sum(e.result.seconds for e in evals),
-            "reused_clusters": reused,
-        })

@@ -24,23 +24,8 @@ import time
 import pytest
 
 from glue.bench.cases import RECIPE_VARIANTS
-from glue.bench.speed import encode_left, speed_prompts, time_generation
+from glue.bench.speed import routed_generation_speed
 from glue.record.provenance import Measurements
-
-
-def generation_speed(variant, zoo) -> float:
-    """Generated tokens/s of ``variant`` on the fixed batch of search prompts (``glue.bench.speed``), each
-    sent to its expert (request level: one generation per expert's group)."""
-    prompts = speed_prompts(zoo.tasks)
-    if variant.level == "request":
-        choice = variant.model.route(prompts)
-        groups = [([p for p, c in zip(prompts, choice) if c == i], *variant.model.experts[i])
-                  for i in range(len(variant.experts))]
-    else:
-        groups = [(prompts, variant.model, variant.tokenizer)]
-    timed = [time_generation(model, encode_left(tok, ps), prefill=False, pad_token_id=tok.pad_token_id)
-             for ps, model, tok in groups if ps]
-    return round(sum(t.generated_tokens for t in timed) / sum(t.gen_seconds for t in timed), 1)
 
 
 @pytest.mark.parametrize("variant", RECIPE_VARIANTS, ids=[f"recipe-{v}" for v in RECIPE_VARIANTS])
@@ -84,7 +69,7 @@ def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, sh
                  # cases were recorded before (the recipe runs first, longest first); the report has the mix rows
                  "references": {k: round(r["average"], 4) for k, r in run.references.items() if k != "best_mixture"},
                  "vs_best_single": round(v.test.average - run.references["best_single"]["average"], 4),
-                 "router_choices": v.routes, "gen_tok_s": generation_speed(v, zoo),
+                 "router_choices": v.routes, "gen_tok_s": routed_generation_speed(v, zoo.tasks),
                  "search_trace_len": len(run.search_trace)}
         return Measurements(scores=v.test.scores, n=v.test.n, eval_seconds=v.test.seconds,
                             build_seconds=built, extra=extra)

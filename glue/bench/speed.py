@@ -1,7 +1,7 @@
 """The one throughput timer of the benchmarks: prefill and greedy generation of a batch, in tokens/s.
 
-Used by the mixture cases (``prefill_tok_s``, ``gen_tok_s``), the recipe cases (``gen_tok_s`` of each routed
-group) and the scripts ``gpu_check`` (median of runs after a warm-up) and ``mix_speed`` (generated tokens
+Used by the mixture cases (``prefill_tok_s``, ``gen_tok_s``), the recipe cases (``routed_generation_speed``: each
+prompt to its expert) and the scripts ``gpu_check`` (median of runs after a warm-up) and ``mix_speed`` (generated tokens
 returned, cache on or off). Shapes: ``input_ids`` and ``attention_mask`` are ``[batch, prompt_len]``; the
 generation adds exactly ``new_tokens`` per row (``min_new_tokens`` = ``max_new_tokens``, no sampling).
 
@@ -105,3 +105,19 @@ def time_generation(model, enc: dict, new_tokens: int = NEW_TOKENS, *, prefill: 
                                            do_sample=False, pad_token_id=pad_token_id, **generate_kw))
     rows = int(enc["input_ids"].shape[0])
     return Throughput(int(enc["attention_mask"].sum()), rows * new_tokens, pre, gen, out[0])
+
+
+def routed_generation_speed(variant, tasks) -> float:
+    """Generated tokens/s of a recipe variant (``glue.recipe.run``: ``level``, ``model``, ``tokenizer``,
+    ``experts``) on ``speed_prompts(tasks)``, each prompt sent to its expert: a request-level mixture
+    generates one batch per expert's group (its own model and tokenizer), any other variant one batch."""
+    prompts = speed_prompts(tasks)
+    if variant.level == "request":
+        choice = variant.model.route(prompts)
+        groups = [([p for p, c in zip(prompts, choice) if c == i], *variant.model.experts[i])
+                  for i in range(len(variant.experts))]
+    else:
+        groups = [(prompts, variant.model, variant.tokenizer)]
+    timed = [time_generation(model, encode_left(tok, ps), prefill=False, pad_token_id=tok.pad_token_id)
+             for ps, model, tok in groups if ps]
+    return round(sum(t.generated_tokens for t in timed) / sum(t.gen_seconds for t in timed), 1)
