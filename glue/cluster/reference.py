@@ -1,4 +1,4 @@
-"""The official pairwise similarity, kept as a baseline for tests and ``benchmarks/cluster_pass.py``.
+"""The official pairwise similarity, kept as a baseline for tests and ``glue.bench.scripts.cluster_pass``.
 
 Model-GLUE's ``get_sim(model_a, model_b)`` (model_merge_llm ``heuristic_merge.py``) loads both
 models of a pair with ``AutoModelForCausalLM.from_pretrained`` (and the base too, for task vectors),
