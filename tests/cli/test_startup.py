@@ -2,7 +2,7 @@
 
 Each command runs in a fresh interpreter (``sys.modules`` of this test process is full of torch), and
 the heavy modules it imported are read from its ``sys.modules`` at exit. Timings are measured by
-``benchmarks/merge_io.py --startup``, not here.
+``python -m glue.bench.scripts.merge_io --startup``, not here.
 """
 
 from __future__ import annotations

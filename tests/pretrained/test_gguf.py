@@ -1,5 +1,5 @@
 """The gguf: model source without the optional extra, its cache key and registration (no conversion here:
-the CI slice, benchmarks/smol_ci.py, converts the real file)."""
+the CI slice, python -m glue.bench.scripts.smol_ci, converts the real file)."""
 
 from __future__ import annotations
 
