@@ -58,8 +58,8 @@ def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconf
     s = run_settings
     st = STRATEGIES.get(strategy)
     alpha = pytestconfig.getoption("--alpha")
-    sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, evaluator=s.evaluator,
-                  limit=s.limit, device=s.device, accept=accept, alpha=alpha)
+    sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, eval=s, accept=accept,
+                  alpha=alpha)  # the run's EvalSpec, whole: the final model's scoring, and the search's on "search"
     p = sel.problem
     config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),
               "search_split": "search", "search_evaluator": sel.search_evaluator, "seed": p.seed}
