@@ -192,7 +192,7 @@ class EvalSpec:
     def resolve(cls, values: Mapping[str, Any], *, tasks: Sequence[str] = (), base: EvalSpec | None = None) -> EvalSpec:
         """The spec of parsed option ``values`` (field name -> value; ``None`` or absent: ``base``'s value, else
         the option's default), with ``tasks``; evaluator ``auto`` becomes ``native`` when every task is local,
-        else ``lmeval``. Raises ``ConfigError`` naming the option (``--limit: 0; allowed: ...``)."""
+        else ``lmeval``. Raises ``ConfigError`` naming the option (``limit (--limit): 0; allowed: ...``)."""
         from glue.eval.tasks import TASKS
 
         base = base if base is not None else cls()
