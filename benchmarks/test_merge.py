@@ -22,8 +22,10 @@ hundreds of small evaluations that slow down 10-30x when two threads compete for
 
 Cases come from the registries at collection time (``glue.bench.cases.merge_cases``): every registered
 method, the Model-GLUE core set (``CORE_METHODS``) under every strategy of ``STRATEGIES``, every other
-selectable method under ``BUDGET_STRATEGIES``; a method no strategy can drive (slerp, nearswap...) is
-listed as deselected with its reason. ``--trials`` is the CMA-ES budget (it is part of the evolutionary
+selectable method under ``BUDGET_STRATEGIES``; a method no strategy can drive that merges any number of
+models with no per-model weight (model_stock, karcher, sce) merges every candidate (``merge-<method>-all``,
+``glue.bench.merges``), one that takes a fixed number of models (slerp, nearswap...) is listed as deselected
+with its reason. ``--trials`` is the CMA-ES budget (it is part of the evolutionary
 cases' config only). Single-model search scores, and the search scores of merges that several strategies
 evaluate alike, are computed once and shared by the cases, the parallel workers and later runs through
 ``$GLUE_CACHE/search_scores`` (the ``search_scores`` fixture, ``glue.bench.scores``; the paper reads single
@@ -37,9 +39,10 @@ import time
 
 from glue.bench.cases import merge_case_id, merge_cases, parametrize
 from glue.bench.members import same_architecture
+from glue.bench.merges import merge_every_candidate
 from glue.bench.session import bench_zoo
 from glue.record.provenance import Measurements
-from glue.select import STRATEGIES, prepare, run_selection, write_selection
+from glue.select import STRATEGIES, prepare, run_selection, selectable_methods, write_selection
 
 
 def _rounded(coeffs: dict) -> dict:
@@ -56,6 +59,12 @@ def pytest_generate_tests(metafunc):
 
 def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconfig, tmp_path, search_scores):
     s = run_settings
+    if method not in selectable_methods():  # no per-model weight: every candidate, the method's defaults
+        config = {"method": method, "strategy": strategy, "members": same_architecture(zoo), "tasks": list(zoo.tasks),
+                  "seed": 0, "merged": "every candidate, the method's defaults (no strategy drives it)"}
+        recorder.run(merge_case_id(method, strategy), config,
+                     lambda: merge_every_candidate(zoo, method, s, tmp_path / "merged"))
+        return
     st = STRATEGIES.get(strategy)
     alpha = pytestconfig.getoption("--alpha")
     sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, eval=s, accept=accept,

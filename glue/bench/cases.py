@@ -3,8 +3,9 @@
 - ``merge_cases``: every registered merge method (``glue.merge.METHODS``). The Model-GLUE core set
   (``CORE_METHODS``) runs under every selection strategy (``glue.select.STRATEGIES``); every other method a
   strategy can drive runs under ``BUDGET_STRATEGIES`` (what fits ``make bench``'s time budget). A method no
-  strategy can drive (a fixed number of models, no per-model weight), or one that needs a base on a zoo
-  without one, is a deselected case with its reason (``deselected``), never a case that passes by skipping.
+  strategy can drive runs on every candidate when it takes any number of models (``merge-<method>-all``);
+  one that takes a fixed number of models, or needs a base on a zoo without one, is a deselected case with
+  its reason (``deselected``), never a case that passes by skipping.
 - ``mix_cases``: every mixture level x every router (``glue.mix.LEVELS`` x ``glue.mix.ROUTERS``, each level's
   default routing, top-1, no dense layers), then the named variations of ``MIX_VARIATIONS``.
 - ``cluster_case_id``, ``single_case_id``, ``left_out_case_id``, ``RECIPE_VARIANTS``, ``MIX_REFERENCES``: the
@@ -126,12 +127,17 @@ def merge_cases(accept: Sequence[str] = ("plain",), zoo=None) -> list[Case]:
 
     out = []
     for method in METHODS.names():
+        m = METHODS.get(method)
+        no_base = (f"{method} needs a base model (task vectors are differences to it); zoo {zoo.name} has none"
+                   if zoo is not None and m.needs_base and zoo.base is None else None)
         why = why_not_selectable(method)
         if why is not None:
-            out.append(Case(f"merge-{method}", (method, None, "plain"), why))
+            if m.max_models is None:  # any number of models, no weight: every candidate, as the `all` strategy
+                out.append(Case(merge_case_id(method, "all"), (method, "all", "plain"), no_base))
+            else:
+                out.append(Case(f"merge-{method}", (method, None, "plain"), why))
             continue
-        if zoo is not None and METHODS.get(method).needs_base and zoo.base is None:
-            why = f"{method} needs a base model (task vectors are differences to it); zoo {zoo.name} has none"
+        why = no_base
         strategies = STRATEGIES.names() if method in CORE_METHODS else [s for s in STRATEGIES.names()
                                                                           if s in BUDGET_STRATEGIES]
         for strategy in strategies:

@@ -32,7 +32,9 @@ def test_every_method_is_a_case_core_ones_under_every_strategy():
     for m in METHODS.names():
         mine = [c for c in got if c.params[0] == m]
         assert mine, m
-        if m not in selectable_methods():
+        if m not in selectable_methods() and METHODS.get(m).max_models is None:  # no weight: every candidate
+            assert [(c.id, c.deselected) for c in mine] == [(f"merge-{m}-all", None)], m
+        elif m not in selectable_methods():  # a fixed number of models: deselected with the reason
             assert [c.id for c in mine] == [f"merge-{m}"] and mine[0].deselected, m
         elif m in C.CORE_METHODS:
             assert {c.id for c in mine} == {f"merge-{m}-{s}" for s in STRATEGIES.names()}
@@ -40,6 +42,7 @@ def test_every_method_is_a_case_core_ones_under_every_strategy():
             assert {c.id for c in mine} == {f"merge-{m}-{s}" for s in C.BUDGET_STRATEGIES}
     assert all(c.deselected is None for c in got if c.params[0] in selectable_methods())
     assert {c for c in ids if c.startswith("merge-slerp")} == {"merge-slerp"}
+    assert {"merge-model_stock-all", "merge-karcher-all", "merge-sce-all"} <= ids
     assert "exactly 2 models" in next(c.deselected for c in got if c.id == "merge-slerp")
 
 
@@ -52,8 +55,9 @@ def test_paired_rule_adds_greedy_cases_only():
 def test_a_method_that_needs_a_base_is_deselected_on_a_zoo_without_one():
     zoo = dataclasses.replace(get_zoo("tiny"), base=None)
     got = {c.id: c for c in C.merge_cases(["plain"], zoo)}
-    assert got["merge-linear-average"].deselected is None
+    assert got["merge-linear-average"].deselected is None and got["merge-karcher-all"].deselected is None
     assert "needs a base model" in got["merge-ties-average"].deselected
+    assert "needs a base model" in got["merge-model_stock-all"].deselected
 
 
 def test_case_ids_are_the_committed_record_ids():
