@@ -95,3 +95,24 @@ def test_parse_params():
                                                                             "rescale": "l1"}
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_params(["=3"])
+
+
+def test_select_resolves_the_evaluation_options_once_and_passes_the_spec_whole(tiny_zoo, tmp_path, monkeypatch):
+    """The verb builds one ``EvalSpec`` from its options (auto -> native on surrogate tasks) and ``prepare`` gets it
+    whole, no loose evaluator/limit/device keywords."""
+    import glue.select.pipeline as pipeline
+    from glue.eval import EvalSpec
+
+    seen = {}
+
+    def spy(zoo, strategy, method, **kw):
+        seen.update(kw)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(pipeline, "prepare", spy)
+    assert main(["select", "--zoo", "tiny", "--strategy", "average", "--method", "linear", "--out",
+                 str(tmp_path / "o"), "--limit", "3", "--device", "cpu"]) == 2
+    assert seen["eval"] == EvalSpec(tiny_zoo.tasks, "test", "native", 3, "cpu")
+    assert not {"evaluator", "limit", "device", "tasks"} & set(seen)
+    assert main(["select", "--zoo", "tiny", "--strategy", "average", "--method", "linear", "--out",
+                 str(tmp_path / "o"), "--limit", "0"]) == 2  # refused at the edge, naming the option
