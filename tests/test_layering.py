@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("io", ["io"]),
     ("math and assembly", ["merge", "cluster", "mix"]),
     ("data and evaluation", ["zoo", "eval", "surrogate", "pretrained"]),
-    ("harness", ["record", "select", "recipe", "bench", "cli", "__main__", "__init__"]),
+    ("harness", ["record", "select", "recipe", "cli", "bench", "__main__", "__init__"]),
 ]
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
 ORDER = {pkg: i for i, pkg in enumerate(p for _, pkgs in LAYERS for p in pkgs)}
