@@ -13,6 +13,16 @@ A model that routes on the prompt (``routes_on_prompt = True``, the glue mixture
 ``PromptAwareHFLM``: lm-eval scores a choice as one row ``context + continuation`` with no attention
 mask, so the model could not tell where the prompt ends; the subclass remembers each row's context
 length and passes ``prompt_mask`` (generation needs nothing: the prompt is the whole input there).
+
+Real tasks: ``test`` is lm-eval's own task (``arc_challenge``...); ``search`` is a rendered task
+``glue_<task>_search`` on documents disjoint from lm-eval's test documents (``TaskSpec.search_source``, the
+rule per task in ``glue.eval.tasks``): ``include:`` of lm-eval's own YAML (absolute path into the installed
+lm-eval, so prompt, metric and filters are lm-eval's), a new ``task`` name, ``tag: []`` (the task must not join
+lm-eval's tags: MMLU's groups are built from them), ``test_split`` set to the search split and, for a first-N
+subset, ``process_docs`` keeping the first N documents while the few-shot examples come from the rest
+(``fewshot_config.process_docs``; functions in ``glue_search_docs.py`` next to the YAMLs). A group (``mmlu``)
+becomes a group ``glue_mmlu_search`` of one such task per leaf, aggregated as lm-eval's group is. A task
+without a search split (HumanEval) is refused before any work.
 """
 
 from __future__ import annotations
@@ -24,11 +34,24 @@ import os
 from pathlib import Path
 
 from glue.errors import ConfigError
-from glue.eval.tasks import TaskSpec
+from glue.eval.tasks import LM_EVAL_DIRS, TaskSpec
 from glue.paths import cache_dir
 
+SEARCH_DOCS = "glue_search_docs"  # the module of the rendered search tasks' process_docs functions
+
+
 def lm_eval_name(spec: TaskSpec, split: str) -> str:
-    return f"{spec.lm_eval_task}_{split}" if spec.local else spec.lm_eval_task
+    """The lm-eval task (or group) that scores ``spec``'s ``split``: local tasks ``<lm_eval_task>_<split>``; real
+    tasks: lm-eval's own task for ``test``, the rendered ``glue_<name>_search`` for ``search`` (``ConfigError``
+    for a real task without a search split, ``TaskSpec.search_source``)."""
+    if spec.local:
+        return f"{spec.lm_eval_task}_{split}"
+    if split == "test":
+        return spec.lm_eval_task
+    if split == "search":
+        spec.search_source()  # refuses a task with no non-test data
+        return f"glue_{spec.name}_search"
+    raise ConfigError(f"task {spec.name!r}: split {split!r}; allowed: test, search")
 
 
 def _yaml(spec: TaskSpec, split: str) -> str:
@@ -47,9 +70,110 @@ def _yaml(spec: TaskSpec, split: str) -> str:
                    "metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true}]\n")
 
 
+def lm_eval_tasks_dir() -> Path:
+    """``lm_eval/tasks`` of the installed lm-eval."""
+    import lm_eval
+
+    return Path(lm_eval.__file__).parent / "tasks"
+
+
+def _load(path: Path) -> dict:
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(path, resolve_func=False, recursive=True)
+
+
+def lm_eval_yaml_index(lm_eval_task: str) -> tuple[dict[str, Path], dict[str, list[str]], dict[str, dict]]:
+    """``(tasks, tags, groups)`` of the lm-eval folder holding ``lm_eval_task`` (``LM_EVAL_DIRS``): task name ->
+    its YAML, tag -> its task names (sorted), group name -> its YAML's config."""
+    if lm_eval_task not in LM_EVAL_DIRS:
+        raise ConfigError(f"lm-eval task {lm_eval_task!r}: its folder under lm_eval/tasks is not known "
+                          f"(glue.eval.tasks.LM_EVAL_DIRS has {', '.join(LM_EVAL_DIRS)})")
+    tasks: dict[str, Path] = {}
+    tags: dict[str, list[str]] = {}
+    groups: dict[str, dict] = {}
+    for f in sorted((lm_eval_tasks_dir() / LM_EVAL_DIRS[lm_eval_task]).glob("*.yaml")):
+        cfg = _load(f)
+        if "group" in cfg:
+            groups[cfg["group"]] = cfg
+        elif isinstance(cfg.get("task"), str):
+            tasks[cfg["task"]] = f
+            tag = cfg.get("tag") or []
+            for t in [tag] if isinstance(tag, str) else tag:
+                tags.setdefault(t, []).append(cfg["task"])
+    return tasks, {k: sorted(v) for k, v in tags.items()}, groups
+
+
+def lm_eval_leaves(lm_eval_task: str) -> list[tuple[str, Path]]:
+    """``[(task name, YAML path), ...]``: ``lm_eval_task`` itself, or a group's leaf tasks in the group's order
+    (a tag in a group's task list: its tasks, sorted by name)."""
+    tasks, tags, groups = lm_eval_yaml_index(lm_eval_task)
+
+    def walk(name: str) -> list[str]:
+        if name in groups:
+            return [leaf for sub in groups[name]["task"] for leaf in walk(sub)]
+        if name in tags:
+            return [leaf for sub in tags[name] for leaf in walk(sub)]
+        if name in tasks:
+            return [name]
+        raise ConfigError(f"lm-eval task {name!r} is not defined in lm_eval/tasks/{LM_EVAL_DIRS[lm_eval_task]}")
+
+    return [(leaf, tasks[leaf]) for leaf in walk(lm_eval_task)]
+
+
+def search_yamls(spec: TaskSpec) -> dict[str, str]:
+    """``{file name: text}``: the lm-eval YAMLs (and the ``process_docs`` module) of real task ``spec``'s
+    ``search`` split (module docstring)."""
+    split, count = spec.search_source()
+    name = lm_eval_name(spec, "search")
+    leaves = lm_eval_leaves(spec.lm_eval_task)
+    out: dict[str, str] = {}
+    fn = f"first_{count}" if count else ""
+    for leaf, path in leaves:
+        cfg = _load(path)
+        scored = cfg.get("test_split") or cfg.get("validation_split")
+        if split == scored:
+            raise ConfigError(f"task {spec.name!r}: search_split {split!r} is the split lm-eval scores as the test "
+                              f"of {leaf} ({path})")
+        task = name if len(leaves) == 1 and leaf == spec.lm_eval_task else f"{name}_{leaf}"
+        text = f"include: \"{path}\"\ntask: {task}\ntag: []\ntest_split: {split}\n"
+        if count:
+            if cfg.get("process_docs") or cfg.get("fewshot_config"):
+                raise ConfigError(f"task {spec.name!r}: {path} has its own process_docs/fewshot_config; glue cannot "
+                                  f"take a first-{count} search subset of it (set search_count 0)")
+            text += (f"process_docs: !function {SEARCH_DOCS}.{fn}\nfewshot_split: {split}\n"
+                     f"fewshot_config: {{process_docs: !function {SEARCH_DOCS}.{fn}_rest}}\n")
+        out[f"{task}.yaml"] = text
+    if len(leaves) > 1 or leaves[0][0] != spec.lm_eval_task:  # a group: one of its own, aggregated as lm-eval's
+        group = lm_eval_yaml_index(spec.lm_eval_task)[2][spec.lm_eval_task]
+        agg = "".join(f"  - {{metric: {a['metric']}, weight_by_size: {str(bool(a.get('weight_by_size'))).lower()}}}\n"
+                      for a in group.get("aggregate_metric_list") or [])
+        out[f"{name}.yaml"] = (f"group: {name}\ntask:\n" + "".join(f"  - {name}_{leaf}\n" for leaf, _ in leaves)
+                               + (f"aggregate_metric_list:\n{agg}" if agg else "") + "metadata: {version: 1.0}\n")
+    if count:
+        out[f"{SEARCH_DOCS}.py"] = _search_docs_module({count})
+    return out
+
+
+def _search_docs_module(counts) -> str:
+    """The ``process_docs`` functions of first-N search subsets: ``first_N`` (documents ``[0, N)``, the search
+    items) and ``first_N_rest`` (``[N, end)``, the few-shot pool), for each N of ``counts``."""
+    return '"""process_docs of glue\'s search subsets (rendered by glue.eval.lmeval)."""\n' + "".join(
+        f"\n\ndef first_{n}(docs):\n    return docs.select(range(min({n}, len(docs))))\n"
+        f"\n\ndef first_{n}_rest(docs):\n    return docs.select(range(min({n}, len(docs)), len(docs)))\n"
+        for n in sorted(counts))
+
+
 def render_tasks(specs: list[TaskSpec], splits: tuple[str, ...] = ("test", "search")) -> Path:
-    """Write the lm-eval YAMLs of the local ``specs`` into a content-addressed cache folder."""
+    """Write the lm-eval YAMLs of the local ``specs`` (``splits``), and of real ``specs``' search split when
+    ``splits`` holds ``search``, into a content-addressed cache folder."""
     texts = {f"{lm_eval_name(s, sp)}.yaml": _yaml(s, sp) for s in specs if s.local for sp in splits}
+    real = [s for s in specs if not s.local] if "search" in splits else []
+    for s in real:
+        texts |= search_yamls(s)
+    counts = {s.search_source()[1] for s in real} - {0}
+    if counts:
+        texts[f"{SEARCH_DOCS}.py"] = _search_docs_module(counts)
     h = hashlib.sha256("".join(k + v for k, v in sorted(texts.items())).encode()).hexdigest()[:12]
     out = cache_dir() / "lm_eval_tasks" / h
     if not out.is_dir():
@@ -70,6 +194,8 @@ def run_lm_eval(model, tokenizer, spec):
     ``lm_eval.simple_evaluate``: one call per few-shot count (``TaskSpec.num_fewshot``); a group task (``mmlu``)
     gets the items of its subtasks. Model-written code runs only in ``glue.eval.sandbox``."""
     specs, split, limit, batch_size = list(spec.task_specs()), spec.split, spec.limit, spec.batch_size
+    for s in specs:
+        lm_eval_name(s, split)  # a real task without a search split is refused here, before any work
     for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ.setdefault(k, "1")
     os.environ.setdefault("HF_DATASETS_CACHE", str(cache_dir() / "hf_datasets"))  # glue's caches stay in $GLUE_CACHE
@@ -90,7 +216,8 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
 
     local = [s for s in specs if s.local]
     real = [s for s in specs if not s.local]
-    tm = TaskManager(include_path=str(render_tasks(local)) if local else None, include_defaults=bool(real))
+    rendered = local + (real if split == "search" else [])
+    tm = TaskManager(include_path=str(render_tasks(rendered)) if rendered else None, include_defaults=bool(real))
     def make_lm(model, tokenizer):
         max_len = getattr(model.config, "max_position_embeddings", None)
         bs = batch_size

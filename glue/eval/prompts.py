@@ -9,12 +9,15 @@
   (``doc_to_text``; a multiple-input task such as WinoGrande: the context its ``doc_to_text`` picks),
   zero-shot. The draw is a seeded sample (``random.Random(f"{task}:{seed}")``) over the split's documents
   (a group such as MMLU: over the documents of all its subtasks, in subtask order), kept in document order.
-  HumanEval has no non-test data: it has no calib split (``has_calib`` is False).
+  When the calib split is also the task's search split (WinoGrande and GSM8K ``train``: search = its first
+  ``TaskSpec.search_count`` documents) the pool is the documents after those, so calib and search are
+  disjoint by position. HumanEval has no non-test data: it has no calib split (``has_calib`` is False).
 
 Every draw is checked against the task's scored items before it is returned: a calib prompt that is
 also a test or search prompt (same rendered text) is a ``ConfigError`` naming it (``check_disjoint``).
-On real tasks glue's ``search`` split is scored on lm-eval's evaluation documents, so "test and search"
-are those documents (``eval_prompts``).
+On real tasks the search items are the documents of ``TaskSpec.search_source()`` (``glue.eval.tasks``; the
+ones ``glue.eval.lmeval`` renders as ``glue_<task>_search``), the test items lm-eval's evaluation documents
+(``eval_prompts``).
 
 The datasets are read as lm-eval reads them when scoring: offline, from ``$GLUE_CACHE/hf_datasets``
 (``glue zoo build`` of a real zoo fetches them there, ``glue.zoo.datasets``).
@@ -43,7 +46,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from glue.errors import ConfigError
-from glue.eval.tasks import TASKS, TaskSpec
+from glue.eval.tasks import LM_EVAL_DIRS, TASKS, TaskSpec
 from glue.registry import Registry
 
 __all__ = ["PAPER_CONFIGS", "PAPER_DOMAINS", "PROMPT_SETS", "ExpertPrompts", "PromptSet", "calib_prompts",
@@ -100,6 +103,11 @@ def _draw_real(spec: TaskSpec, seed: int) -> tuple[str, ...]:
             raise ConfigError(f"task {spec.name!r}: calib_split {spec.calib_split!r} is the split lm-eval scores for "
                               f"{name}; the calib split must be non-test data")
         docs = _docs(t, spec.calib_split, name)
+        if spec.calib_split == spec.search_split:  # search is the split's first search_count documents
+            if not spec.search_count:
+                raise ConfigError(f"task {spec.name!r}: calib_split {spec.calib_split!r} is its whole search split; "
+                                  f"set search_count to keep documents for calib")
+            docs = docs[spec.search_count:]
         pool += [(t, d) for d in docs]
     if not pool:
         raise ConfigError(f"task {spec.name!r}: lm-eval's split {spec.calib_split!r} is empty")
@@ -122,23 +130,36 @@ def calib_prompts(tasks: Sequence[str], n: int, seed: int = 0) -> tuple[str, ...
 
 
 def eval_prompts(task: str, split: str, limit: int | None = None) -> list[str]:
-    """The prompts ``task`` is scored on for ``split`` (first ``limit`` items): local tasks: the split's
-    items; real tasks: lm-eval's evaluation documents rendered zero-shot (glue scores real tasks' ``search``
-    split on those documents too)."""
+    """The prompts ``task`` is scored on for ``split`` (first ``limit`` items; a group: per subtask): local
+    tasks: the split's items; real tasks, rendered zero-shot: ``test``: lm-eval's evaluation documents;
+    ``search``: the documents of ``TaskSpec.search_source()`` (``ConfigError`` for a task without them)."""
     spec = TASKS.get(task)
     if spec.local:
         return [it.prompt for it in spec.items(split)[:limit]]
+    if split == "search":
+        spec.search_source()  # refuses a task without search documents before reading any data
     out = []
     for name, t in _leaf_tasks(spec.lm_eval_task):
-        out += [render(t, d) for d in _eval_docs(t, name)[:limit]]
+        out += [render(t, d) for d in _split_docs(spec, t, name, split)[:limit]]
     return out
+
+
+def _split_docs(spec: TaskSpec, task, name: str, split: str) -> list:
+    """The documents of lm-eval ``task`` (leaf ``name`` of ``spec``) that glue's ``split`` scores."""
+    if split == "test":
+        return _eval_docs(task, name)
+    if split != "search":
+        raise ConfigError(f"task {spec.name!r}: split {split!r}; allowed: test, search")
+    sp, count = spec.search_source()
+    docs = _docs(task, sp, name)
+    return docs[:count] if count else docs
 
 
 def check_disjoint(task: str, prompts: Sequence[str]) -> None:
     """``ConfigError`` when any of ``prompts`` is also one of ``task``'s test or search prompts."""
     spec = TASKS.get(task)
     scored = set(eval_prompts(task, "test"))
-    if spec.local:
+    if spec.local or spec.search_split:
         scored |= set(eval_prompts(task, "search"))
     both = [p for p in prompts if p in scored]
     if both:
@@ -168,10 +189,6 @@ def _offline_env() -> None:
         cfg.HF_HUB_OFFLINE = True  # never wait on the network for a dataset that is not cached
 
 
-_LM_EVAL_DIRS = {"arc_challenge": "arc", "winogrande": "winogrande", "mmlu": "mmlu/default", "gsm8k": "gsm8k",
-                 "mbpp": "mbpp", "humaneval": "humaneval"}  # lm-eval 0.4.13's task folders (lm_eval/tasks/...)
-
-
 @lru_cache(maxsize=None)
 def _leaf_tasks(lm_eval_task: str) -> tuple:
     """``((name, Task), ...)``: lm-eval's task objects for ``lm_eval_task`` (a group: its leaves, in order),
@@ -184,7 +201,7 @@ def _leaf_tasks(lm_eval_task: str) -> tuple:
     import lm_eval
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    folder = _LM_EVAL_DIRS.get(lm_eval_task)  # index only the task's folder: 2 s instead of 20 s for all of them
+    folder = LM_EVAL_DIRS.get(lm_eval_task)  # index only the task's folder: 2 s instead of 20 s for all of them
     tm = (TaskManager(include_path=str(Path(lm_eval.__file__).parent / "tasks" / folder), include_defaults=False)
           if folder else TaskManager())
     try:

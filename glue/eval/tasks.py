@@ -9,21 +9,33 @@ The real benchmarks of Model-GLUE's Which2...Which16 zoos (https://arxiv.org/abs
 here, and only here: task, lm-eval 0.4 task name, metric key, few-shot count, and where each setting
 comes from (the paper's released code, or an assumption where the paper is silent):
 
-============= =============== =========================== ==== ========== ======================================
-glue task     lm-eval task    metric                      shot calib      where the setting comes from
-============= =============== =========================== ==== ========== ======================================
-arc_challenge arc_challenge   acc_norm,none               0    train 64   code: "Question: ..\nAnswer:" 0-shot
-winogrande    winogrande      acc,none                    0    train 64   code: 0-shot (assumed for final tables)
-mmlu          mmlu (group)    acc,none (micro, by size)   0    dev 64     code: tinyMMLU 0-shot in search
-gsm8k         gsm8k           exact_match,strict-match    5    train 64   code: 5-shot, ``#### (-?[0-9.,]+)``
-mbpp          mbpp            pass_at_1,none              3    train 64   assumed: lm-eval mbpp (paper: bigcode)
-humaneval     humaneval       pass@1,create_test          0    (none)     assumed: Python (paper: HumanEval-JS)
-============= =============== =========================== ==== ========== ======================================
+============= ============= ========================= ==== ======== ================= =======================================
+glue task     lm-eval task  metric                    shot calib    search            where the setting comes from
+============= ============= ========================= ==== ======== ================= =======================================
+arc_challenge arc_challenge acc_norm,none             0    train 64 validation (299)  code: "Question: ..\nAnswer:" 0-shot
+winogrande    winogrande    acc,none                  0    train 64 train first 1000  code: 0-shot (assumed for final tables)
+mmlu          mmlu (group)  acc,none (micro, by size) 0    dev 64   validation (1531) code: tinyMMLU 0-shot in search
+gsm8k         gsm8k         exact_match,strict-match  5    train 64 train first 1000  code: 5-shot, ``#### (-?[0-9.,]+)``
+mbpp          mbpp          pass_at_1,none            3    train 64 validation (90)   assumed: lm-eval mbpp (paper: bigcode)
+humaneval     humaneval     pass@1,create_test        0    (none)   (none: refused)   assumed: Python (paper: HumanEval-JS)
+============= ============= ========================= ==== ======== ================= =======================================
 
 ``calib``: the router prompts of mixtures, drawn from the task's own non-test split through lm-eval's task
 object and rendered by its template (``glue.eval.prompts``): ARC-Challenge train (1,119 items), WinoGrande
 (winogrande_xl) train (40,398), MMLU dev (5 per subject, 285), GSM8K train (7,473), MBPP train (374); HumanEval
 has only its test split, so no calib prompts.
+
+``search``: what selection (``glue.select``, ``glue.recipe``) may score, documents of the task's own dataset
+disjoint from the ones lm-eval scores as the test (``TaskSpec.search_split``/``search_count``): ARC-Challenge
+and MMLU (per subject, the group's 57 subtasks) their ``validation`` split (lm-eval scores ``test``);
+WinoGrande: lm-eval scores ``validation`` (the test labels are hidden), so search is the first 1,000 of
+``train``; GSM8K: the first 1,000 of ``train`` (its 5 few-shot examples are drawn from the rest of train);
+MBPP: ``validation`` (its few-shot examples are the fixed ``prompt`` split items). Where search and calib
+share a split (WinoGrande and GSM8K ``train``) calib is drawn from the documents after the first
+``search_count``, so the two are disjoint by position (and checked disjoint by text, ``glue.eval.prompts``).
+``glue.eval.lmeval`` renders each as an lm-eval task ``glue_<task>_search`` (``include:`` of lm-eval's own
+YAML, ``test_split`` overridden). HumanEval has no non-test split: ``split="search"`` on it is refused
+(``humaneval_local`` of ``glue.eval.humaneval`` carves a disjoint search subset of its 164 problems).
 
 The paper's final few-shot counts are not published; the code runs ARC, WinoGrande and MMLU 0-shot
 and GSM8K 5-shot through the CLI (its Python path forces 0-shot), so that is what glue uses. The
@@ -84,6 +96,10 @@ class TaskSpec:
         calib_split: real tasks: the non-test split of lm-eval's dataset that router prompts are drawn
             from (``glue.eval.prompts``; "" = none); local tasks ship a ``calib`` file instead.
         calib_count: real tasks: how many calib prompts are drawn (seeded).
+        search_split: real tasks: the split of lm-eval's dataset that glue's ``search`` split scores (never
+            the one lm-eval scores as the test; "" = the task has none and ``search`` is refused).
+        search_count: real tasks: search scores the first ``search_count`` documents of ``search_split``
+            (0 = all of them); the documents after them are the few-shot and calib pool of that split.
     """
 
     name: str
@@ -98,6 +114,8 @@ class TaskSpec:
     setting: str = ""
     calib_split: str = ""
     calib_count: int = 0
+    search_split: str = ""
+    search_count: int = 0
 
     @property
     def local(self) -> bool:
@@ -108,6 +126,18 @@ class TaskSpec:
         if not self.local:
             raise ConfigError(f"task {self.name!r} is a real benchmark: its data is lm-eval's, not a local file")
         return Path(self.data_dir) / f"{self.name}_{split}.jsonl"
+
+    def search_source(self) -> tuple[str, int]:
+        """Real tasks: ``(split, count)`` of lm-eval's dataset that glue's ``search`` split scores (see the module
+        docstring). ``ConfigError`` naming the task when it has no non-test data to search on."""
+        if self.local:
+            raise ConfigError(f"task {self.name!r} is local: its search items are {self.data_file('search')}")
+        if not self.search_split:
+            raise ConfigError(f"task {self.name!r} has no search split: lm-eval's {self.lm_eval_task!r} has only the "
+                              f"documents it scores as the test, and selecting on them would tune the reported "
+                              f"numbers; score it with split 'test' only, or use a task with a disjoint search "
+                              f"subset (humaneval_local: HumanEval/k with k % 5 == 0)")
+        return self.search_split, self.search_count
 
     def items(self, split: str) -> list[Item]:
         """The items of a local task's ``split`` (read once per process)."""
@@ -131,17 +161,25 @@ def _read_items(path: str) -> tuple[Item, ...]:
 
 TASKS: Registry[TaskSpec] = Registry("task", plugins=True)
 
+LM_EVAL_DIRS = {"arc_challenge": "arc", "winogrande": "winogrande", "mmlu": "mmlu/default", "gsm8k": "gsm8k",
+                "mbpp": "mbpp", "humaneval": "humaneval"}
+"""lm-eval 0.4.13's folder (under ``lm_eval/tasks/``) holding the YAML of each real task's ``lm_eval_task``."""
+
 for _t in (
     TaskSpec("arc_challenge", "mc", "acc_norm,none", "arc_challenge", num_fewshot=0, calib_split="train",
-             calib_count=64,
+             calib_count=64, search_split="validation",
              setting="code: 0-shot arc_challenge yaml"),
     TaskSpec("winogrande", "mc", "acc,none", "winogrande", num_fewshot=0, calib_split="train", calib_count=64,
+             search_split="train", search_count=1000,
              setting="code: 0-shot yaml; assumed for the final tables"),
     TaskSpec("mmlu", "mc", "acc,none", "mmlu", num_fewshot=0, calib_split="dev", calib_count=64,
+             search_split="validation",
              setting="code: tinyMMLU 0-shot in search 0-shot full MMLU (micro average) for reports"),
     TaskSpec("gsm8k", "gen", "exact_match,strict-match", "gsm8k", num_fewshot=5, calib_split="train", calib_count=64,
+             search_split="train", search_count=1000,
              setting="code: gsm8k yaml 5-shot via the CLI scripts, '#### (-?[0-9.,]+)' answer regex"),
     TaskSpec("mbpp", "gen", "pass_at_1,none", "mbpp", unsafe=True, num_fewshot=3, calib_split="train", calib_count=64,
+             search_split="validation",
              setting="assumed: lm-eval mbpp 3-shot (the paper used bigcode-evaluation-harness, 0-shot)"),
     TaskSpec("humaneval", "gen", "pass@1,create_test", "humaneval", unsafe=True, num_fewshot=0,
              setting="assumed: Python HumanEval (the paper used HumanEval-JS via bigcode)"),

@@ -137,3 +137,91 @@ def test_every_real_task_states_its_setting_and_few_shot():
     for t in real:
         assert isinstance(t.num_fewshot, int) and t.setting.split(":")[0] in ("code", "assumed"), t
     assert all(t.unsafe for t in real if t.name in ("mbpp", "humaneval"))
+
+
+# -- the search split of real tasks (docs/notes/search-split.md) ------------------------------------------------
+SEARCHABLE = ("arc_challenge", "winogrande", "mmlu", "gsm8k", "mbpp")
+
+
+@pytest.mark.parametrize("task", SEARCHABLE)
+def test_search_split_of_a_real_task_is_not_lm_evals_test_task(task):
+    """Before the fix ``lm_eval_name`` ignored the split of real tasks: ``search`` on ``arc_challenge`` was lm-eval's
+    ``arc_challenge``, i.e. the test documents, and selection was tuned on the reported numbers."""
+    from glue.eval.lmeval import lm_eval_name
+
+    spec = TASKS.get(task)
+    assert lm_eval_name(spec, "test") == spec.lm_eval_task
+    assert lm_eval_name(spec, "search") == f"glue_{task}_search" != spec.lm_eval_task
+
+
+def _scored_split(cfg: dict) -> str:
+    """The split lm-eval scores as a task's test (``test_split``, else ``validation_split``)."""
+    return cfg.get("test_split") or cfg.get("validation_split")
+
+
+@pytest.mark.parametrize("task", SEARCHABLE)
+def test_rendered_search_yamls_include_lm_evals_own_task_on_a_disjoint_split(task):
+    import re
+    from pathlib import Path
+
+    import datasets
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from glue.eval.lmeval import lm_eval_leaves, lm_eval_tasks_dir
+
+    spec = TASKS.get(task)
+    split, count = spec.search_source()
+    d = render_tasks([spec], ("search",))
+    leaves = lm_eval_leaves(spec.lm_eval_task)
+    assert len(leaves) == (57 if task == "mmlu" else 1)
+    files = sorted(d.glob("*.yaml"))
+    assert len(files) == len(leaves) + (task == "mmlu")  # a group: its leaves and the group itself
+    rows = list(range(2 * count or 10))
+    for f in files:
+        cfg = load_yaml(f, resolve_func=False, recursive=True)  # functions as their paths (mbpp's import evaluate)
+        if "group" in cfg:  # glue_mmlu_search: every leaf, aggregated by size as lm-eval's mmlu group
+            assert cfg["group"] == f.stem == "glue_mmlu_search"
+            assert cfg["task"] == [f"glue_mmlu_search_{leaf}" for leaf, _ in leaves]
+            assert cfg["aggregate_metric_list"] == [{"metric": "acc", "weight_by_size": True}]
+            continue
+        target = Path(re.search(r'^include: "(.+)"$', f.read_text(), re.M)[1])
+        assert target.is_file() and lm_eval_tasks_dir() in target.parents  # lm-eval's own YAML, as installed
+        orig = load_yaml(target, resolve_func=False, recursive=True)
+        assert orig["task"] in {leaf for leaf, _ in leaves}
+        assert cfg["task"] == f.stem and cfg["task"].startswith(f"glue_{task}_search")
+        assert cfg["tag"] == []  # must not join lm-eval's tags (mmlu_stem_tasks... build lm-eval's mmlu group)
+        assert cfg["test_split"] == split != _scored_split(orig)  # another split of the dataset than the test
+        assert cfg["doc_to_text"] == orig["doc_to_text"]  # the task itself is lm-eval's
+        if count:  # the first `count` documents are searched, the rest are the few-shot pool
+            cfg = load_yaml(f, resolve_func=True, recursive=True)
+            docs = datasets.Dataset.from_dict({"i": rows})
+            assert cfg["process_docs"](docs)["i"] == rows[:count]
+            assert cfg["fewshot_split"] == split and cfg["fewshot_config"]["process_docs"](docs)["i"] == rows[count:]
+        else:
+            assert "process_docs" not in cfg
+
+
+def test_task_manager_indexes_the_rendered_search_tasks_and_lm_evals_groups_stay_as_they_were():
+    from lm_eval.tasks import TaskManager
+
+    from glue.eval.lmeval import lm_eval_name
+
+    specs = [TASKS.get(t) for t in SEARCHABLE]
+    d = render_tasks(specs, ("search",))
+    tm = TaskManager(include_path=str(d), include_defaults=False)  # indexes the YAMLs; no dataset is read
+    names = [lm_eval_name(s, "search") for s in specs]
+    assert set(names) - {"glue_mmlu_search"} <= set(tm.all_subtasks)
+    assert "glue_mmlu_search" in tm.all_groups and len([t for t in tm.all_subtasks if "mmlu" in t]) == 57
+    full = TaskManager(include_path=str(d))  # with lm-eval's own tasks, as run_lm_eval indexes them
+    for tag in ("mmlu_stem_tasks", "mmlu_other_tasks", "mmlu_humanities_tasks", "mmlu_social_sciences_tasks"):
+        members = full.task_index[tag].tags
+        assert members and not [m for m in members if m.startswith("glue_")], tag  # lm-eval's mmlu is unchanged
+
+
+def test_search_on_a_task_without_non_test_data_is_refused_before_any_work():
+    from glue.eval.lmeval import lm_eval_name, run_lm_eval
+
+    spec = EvalSpec(("arc_challenge", "humaneval"), "search", "lmeval", allow_code_execution=True)
+    with pytest.raises(ConfigError, match="task 'humaneval' has no search split: lm-eval's 'humaneval' has only"):
+        run_lm_eval(object(), None, spec)  # no model is touched: refused first
+    assert lm_eval_name(TASKS.get("humaneval"), "test") == "humaneval"

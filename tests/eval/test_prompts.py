@@ -19,16 +19,17 @@ def _arc(i: int, split: str) -> dict:
 
 
 def write_zoo_datasets(cache, arc_train_extra=()) -> None:
-    """ARC-Challenge, GSM8K, WinoGrande and MMLU (57 subjects), with distinct train/dev and test items."""
+    """ARC-Challenge, GSM8K, WinoGrande and MMLU (57 subjects), with distinct train/dev/validation and test items
+    (GSM8K and WinoGrande train: more than their 1,000 search documents, the rest is the calib pool)."""
     write_offline_dataset(cache, "allenai/ai2_arc", "ARC-Challenge", {
         "train": [_arc(i, "train") for i in range(100)] + list(arc_train_extra),
         "validation": [_arc(i, "validation") for i in range(10)], "test": [_arc(i, "test") for i in range(30)]})
     write_offline_dataset(cache, "openai/gsm8k", "main", {
         split: [{"question": f"{split} problem {i}: 3 + {i} apples?", "answer": f"3+{i}\n#### {3 + i}"}
-                for i in range(n)] for split, n in (("train", 80), ("test", 20))})
+                for i in range(n)] for split, n in (("train", 1080), ("test", 20))})
     wino = {split: [{"sentence": f"{split} {i}: The cup fell off the table because _ was wobbly.",
                      "option1": "the cup", "option2": "the table", "answer": "2"} for i in range(n)]
-            for split, n in (("train", 90), ("validation", 20), ("test", 5))}
+            for split, n in (("train", 1090), ("validation", 20), ("test", 5))}
     write_offline_dataset(cache, "allenai/winogrande", "winogrande_xl", wino)
     for s in mmlu_subjects():
         write_offline_dataset(cache, "cais/mmlu", s, {
@@ -132,3 +133,48 @@ def test_paper_prompt_set_per_zoo():
     with pytest.raises(ConfigError, match="none of the paper's mixture configs"):
         P.paper_experts(get_zoo("tiny"))
     assert set(P.PROMPT_SETS.names()) == {"calib", "paper"}
+
+
+def test_search_documents_of_real_tasks_are_another_split_disjoint_from_test_and_calib(zoo_cache):
+    """glue's ``search`` split of a real task, read through lm-eval's task objects of the rendered
+    ``glue_<task>_search`` YAMLs (as ``glue.eval.lmeval`` scores it): another split of the task's dataset than the
+    test (ARC and MMLU validation, GSM8K and WinoGrande the first 1,000 of train), the same documents that
+    ``eval_prompts(task, "search")`` renders, disjoint from the test and the calib prompts; GSM8K's few-shot
+    examples come from the train documents after the search ones. Before the fix search was the test."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from glue.eval.lmeval import lm_eval_name, render_tasks
+    from glue.eval.tasks import TASKS
+
+    tasks = ("arc_challenge", "gsm8k", "winogrande", "mmlu")
+    specs = [TASKS.get(t) for t in tasks]
+    tm = TaskManager(include_path=str(render_tasks(specs, ("search",))), include_defaults=False)
+    leaves = []
+
+    def walk(node) -> None:
+        for k, v in node.items():
+            walk(v) if isinstance(v, dict) else leaves.append((v.config.task, v))
+
+    walk(get_task_dict([lm_eval_name(s, "search") for s in specs], tm))
+    assert len(leaves) == 3 + 57
+    for task in tasks:
+        search, test, calib = P.eval_prompts(task, "search"), P.eval_prompts(task, "test"), P.draw_calib(task)
+        assert search and test and not set(search) & set(test) and not set(search) & set(calib), task
+        scored = [P.render(t, d) for name, t in leaves if name.startswith(f"glue_{task}_search") for d in t.test_docs()]
+        assert sorted(scored) == sorted(search), task  # what lm-eval scores under the search name
+    arc = P.eval_prompts("arc_challenge", "search")
+    assert len(arc) == 10 and all(p.startswith("Question: validation question ") for p in arc)
+    gsm = P.eval_prompts("gsm8k", "search")
+    assert len(gsm) == 1000 and gsm[0].startswith("Question: train problem 0:") and "problem 999:" in gsm[-1]
+    (g,) = [t for name, t in leaves if name == "glue_gsm8k_search"]
+    shots = [d["question"] for d in g.fewshot_docs()]
+    assert shots == [f"train problem {i}: 3 + {i} apples?" for i in range(1000, 1080)]  # the rest of train
+    wino = P.eval_prompts("winogrande", "search")
+    assert len(wino) == 1000 and all(p.startswith("train ") for p in wino)
+    mm = P.eval_prompts("mmlu", "search")
+    assert len(mm) == 57 * 2 and all(" validation q" in p for p in mm)
+
+
+def test_search_prompts_of_humaneval_are_refused_before_any_data_is_read():
+    with pytest.raises(ConfigError, match="task 'humaneval' has no search split"):
+        P.eval_prompts("humaneval", "search")
