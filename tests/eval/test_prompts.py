@@ -178,3 +178,42 @@ def test_search_documents_of_real_tasks_are_another_split_disjoint_from_test_and
 def test_search_prompts_of_humaneval_are_refused_before_any_data_is_read():
     with pytest.raises(ConfigError, match="task 'humaneval' has no search split"):
         P.eval_prompts("humaneval", "search")
+
+
+def test_lm_eval_run_of_the_search_split_scores_the_search_documents_and_test_the_test_documents(zoo_cache,
+                                                                                                   tiny_dirs,
+                                                                                                   monkeypatch):
+    """End to end through ``glue.eval.evaluate`` (lm-eval on a tiny model, the offline datasets above): the
+    documents lm-eval logs for ``search`` are ARC's validation and MMLU's validation questions (a group of 57
+    subtasks, its score the by-size mean), for ``test`` lm-eval's test questions. Before the fix both were test."""
+    import lm_eval
+
+    from glue.eval import evaluate
+    from glue.io import load_model
+
+    seen: dict[str, list[str]] = {}
+    real = lm_eval.simple_evaluate
+
+    def spy(**kw):
+        out = real(**kw)
+        for name, rows in out["samples"].items():
+            seen.setdefault(name, []).extend(r["doc"]["question"] for r in rows)
+        return out
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", spy)
+    model, tok = load_model(tiny_dirs["tiny_base"])
+    got = {}
+    for split in ("search", "test"):
+        seen.clear()
+        r = evaluate(model, tok, ["arc_challenge", "mmlu"], split, "lmeval")
+        got[split] = dict(seen)
+        per = r.per_item["mmlu"]
+        assert r.scores["mmlu"] == pytest.approx(sum(per) / len(per))  # the group's by-size mean of its items
+        assert len(r.item_ids["mmlu"]) == len(set(r.item_ids["mmlu"])) == r.n["mmlu"]
+        assert (r.n["arc_challenge"], r.n["mmlu"]) == ((10, 57 * 2) if split == "search" else (30, 57 * 3)), split
+    arc_s, arc_t = got["search"]["glue_arc_challenge_search"], got["test"]["arc_challenge"]
+    assert all(q.startswith("validation question") for q in arc_s) and all(q.startswith("test question") for q in arc_t)
+    mm_s = [q for k, v in got["search"].items() if k.startswith("glue_mmlu_search_") for q in v]
+    mm_t = [q for k, v in got["test"].items() if k.startswith("mmlu_") for q in v]
+    assert len(mm_s) == 114 and all(" validation q" in q for q in mm_s)
+    assert len(mm_t) == 171 and all(" test q" in q for q in mm_t)
