@@ -169,6 +169,12 @@ def test_search_documents_of_real_tasks_are_another_split_disjoint_from_test_and
     (g,) = [t for name, t in leaves if name == "glue_gsm8k_search"]
     shots = [d["question"] for d in g.fewshot_docs()]
     assert shots == [f"train problem {i}: 3 + {i} apples?" for i in range(1000, 1080)]  # the rest of train
+    import re
+
+    for doc in list(g.test_docs())[:20]:  # the 5-shot prompt of a search item: its demonstrations are the rest
+        ctx = g.fewshot_context(doc, 5)
+        ks = [int(k) for k in re.findall(r"train problem (\d+):", ctx)]
+        assert len(ks) == 6 and ks[-1] == int(doc["question"].split()[2][:-1]) < 1000 and min(ks[:-1]) >= 1000, ctx
     wino = P.eval_prompts("winogrande", "search")
     assert len(wino) == 1000 and all(p.startswith("train ") for p in wino)
     mm = P.eval_prompts("mmlu", "search")
