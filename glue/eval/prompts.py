@@ -50,7 +50,8 @@ from glue.eval.tasks import LM_EVAL_DIRS, TASKS, TaskSpec
 from glue.registry import Registry
 
 __all__ = ["PAPER_CONFIGS", "PAPER_DOMAINS", "PROMPT_SETS", "ExpertPrompts", "PromptSet", "calib_prompts",
-           "calib_source", "check_disjoint", "draw_calib", "eval_prompts", "has_calib", "paper_experts"]
+           "calib_source", "check_disjoint", "draw_calib", "eval_prompts", "has_calib", "paper_experts",
+           "search_overlap"]
 
 
 # -- the calib split -------------------------------------------------------------------------------------
@@ -153,6 +154,14 @@ def _split_docs(spec: TaskSpec, task, name: str, split: str) -> list:
     sp, count = spec.search_source()
     docs = _docs(task, sp, name)
     return docs[:count] if count else docs
+
+
+def search_overlap(task: str) -> list[str]:
+    """The rendered prompts that are both a ``search`` and a ``test`` item of ``task``: empty when the search
+    split is disjoint from the test by text as well as by document (a dataset may hold the same question in two
+    of its splits; ``ConfigError`` for a task without a search split)."""
+    test = set(eval_prompts(task, "test"))
+    return [p for p in eval_prompts(task, "search") if p in test]
 
 
 def check_disjoint(task: str, prompts: Sequence[str]) -> None:

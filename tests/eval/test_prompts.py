@@ -181,6 +181,16 @@ def test_search_documents_of_real_tasks_are_another_split_disjoint_from_test_and
     assert len(mm) == 57 * 2 and all(" validation q" in p for p in mm)
 
 
+def test_search_overlap_lists_a_question_that_the_dataset_holds_in_its_search_and_test_splits(datasets_cache):
+    write_offline_dataset(datasets_cache, "allenai/ai2_arc", "ARC-Challenge", {
+        "train": [_arc(i, "train") for i in range(3)], "test": [_arc(i, "test") for i in range(4)],
+        "validation": [_arc(i, "validation") for i in range(3)] + [_arc(2, "test")]})  # one test question again
+    assert P.search_overlap("arc_challenge") == [P.eval_prompts("arc_challenge", "test")[2]]
+    P._leaf_tasks.cache_clear()
+    write_zoo_datasets(datasets_cache)
+    assert P.search_overlap("arc_challenge") == [] and P.search_overlap("gsm8k") == []
+
+
 def test_search_prompts_of_humaneval_are_refused_before_any_data_is_read():
     with pytest.raises(ConfigError, match="task 'humaneval' has no search split"):
         P.eval_prompts("humaneval", "search")
