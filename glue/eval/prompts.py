@@ -70,8 +70,10 @@ def calib_source(task: str) -> str:
         return f"{task}: shipped calib items ({spec.data_file('calib').name})"
     if not has_calib(spec.name):
         return f"{task}: no calib split"
+    rest = (f" after its first {spec.search_count} documents (the search split)"
+            if spec.calib_split == spec.search_split and spec.search_count else "")
     return (f"{task}: {spec.calib_count} items drawn (seeded) from lm-eval {spec.lm_eval_task!r} split "
-            f"{spec.calib_split!r}, rendered by its doc_to_text")
+            f"{spec.calib_split!r}{rest}, rendered by its doc_to_text")
 
 
 def draw_calib(task: str, seed: int = 0) -> tuple[str, ...]:

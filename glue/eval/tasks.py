@@ -22,8 +22,8 @@ humaneval     humaneval     pass@1,create_test        0    (none)   (none: refus
 
 ``calib``: the router prompts of mixtures, drawn from the task's own non-test split through lm-eval's task
 object and rendered by its template (``glue.eval.prompts``): ARC-Challenge train (1,119 items), WinoGrande
-(winogrande_xl) train (40,398), MMLU dev (5 per subject, 285), GSM8K train (7,473), MBPP train (374); HumanEval
-has only its test split, so no calib prompts.
+(winogrande_xl) train after its first 1,000 (39,398 of 40,398), MMLU dev (5 per subject, 285), GSM8K train after
+its first 1,000 (6,473 of 7,473), MBPP train (374); HumanEval has only its test split, so no calib prompts.
 
 ``search``: what selection (``glue.select``, ``glue.recipe``) may score, documents of the task's own dataset
 disjoint from the ones lm-eval scores as the test (``TaskSpec.search_split``/``search_count``): ARC-Challenge

@@ -79,6 +79,7 @@ def test_calib_of_every_real_task_is_drawn_from_its_non_test_split_rendered_seed
     assert all(" dev q" in p and p.endswith("\nAnswer:") for p in mm) and len({p.split()[0] for p in mm}) > 20
     assert P.calib_prompts(["arc_challenge", "gsm8k"], 10) == arc[:5] + P.draw_calib("gsm8k")[:5]
     assert "train" in P.calib_source("arc_challenge") and "64" in P.calib_source("arc_challenge")
+    assert "'train' after its first 1000 documents (the search split)" in P.calib_source("gsm8k")
 
 
 def test_calib_draw_fails_when_a_calib_item_is_also_a_test_item(datasets_cache):
