@@ -141,8 +141,12 @@ def search_yamls(spec: TaskSpec) -> dict[str, str]:
             if cfg.get("process_docs") or cfg.get("fewshot_config"):
                 raise ConfigError(f"task {spec.name!r}: {path} has its own process_docs/fewshot_config; glue cannot "
                                   f"take a first-{count} search subset of it (set search_count 0)")
-            text += (f"process_docs: !function {SEARCH_DOCS}.{fn}\nfewshot_split: {split}\n"
-                     f"fewshot_config: {{process_docs: !function {SEARCH_DOCS}.{fn}_rest}}\n")
+            text += f"process_docs: !function {SEARCH_DOCS}.{fn}\n"
+            if (cfg.get("fewshot_split") or cfg.get("training_split")) in (split, None):  # demos from the rest
+                text += (f"fewshot_split: {split}\n"
+                         f"fewshot_config: {{process_docs: !function {SEARCH_DOCS}.{fn}_rest}}\n")
+            else:  # demos from another split: whole, as for the test (process_docs would cut them too)
+                text += "fewshot_config: {process_docs: null}\n"
         out[f"{task}.yaml"] = text
     if len(leaves) > 1 or leaves[0][0] != spec.lm_eval_task:  # a group: one of its own, aggregated as lm-eval's
         group = lm_eval_yaml_index(spec.lm_eval_task)[2][spec.lm_eval_task]
