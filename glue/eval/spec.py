@@ -182,6 +182,10 @@ class EvalSpec:
                     raise ConfigError(f"{f.name}{flag}: {getattr(self, f.name)!r}; allowed: {want}")
         specs = self.task_specs()
         check_code_execution(specs, self.allow_code_execution)
+        if self.split == "search":  # a real task without non-test documents is refused here, before any model loads
+            for t in specs:
+                if not t.local:
+                    t.search_source()
         if getattr(EVALUATORS.get(self.evaluator), "local_only", False):
             real = [t.name for t in specs if not t.local]
             if real:

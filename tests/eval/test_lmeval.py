@@ -221,7 +221,10 @@ def test_task_manager_indexes_the_rendered_search_tasks_and_lm_evals_groups_stay
 def test_search_on_a_task_without_non_test_data_is_refused_before_any_work():
     from glue.eval.lmeval import lm_eval_name, run_lm_eval
 
-    spec = EvalSpec(("arc_challenge", "humaneval"), "search", "lmeval", allow_code_execution=True)
     with pytest.raises(ConfigError, match="task 'humaneval' has no search split: lm-eval's 'humaneval' has only"):
-        run_lm_eval(object(), None, spec)  # no model is touched: refused first
+        EvalSpec(("arc_challenge", "humaneval"), "search", "lmeval", allow_code_execution=True)  # at the edge
+    spec = EvalSpec(("arc_challenge", "humaneval"), "test", "lmeval", allow_code_execution=True)
+    with pytest.raises(ConfigError, match="task 'humaneval' has no search split: lm-eval's 'humaneval' has only"):
+        object.__setattr__(spec, "split", "search")  # past the edge check: the evaluator refuses it again
+        run_lm_eval(object(), None, spec)  # before a model is touched
     assert lm_eval_name(TASKS.get("humaneval"), "test") == "humaneval"

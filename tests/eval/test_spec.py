@@ -89,6 +89,9 @@ def test_the_spec_checks_every_field_and_the_whole():
         EvalSpec(("mbpp",))
     with pytest.raises(ConfigError, match=r"task 'arc_challenge' is a real benchmark: the native evaluator"):
         EvalSpec(("add", "arc_challenge"), evaluator="native")
+    with pytest.raises(ConfigError, match=r"task 'humaneval' has no search split"):  # refused before a model loads
+        EvalSpec(("humaneval",), split="search", allow_code_execution=True)
+    assert EvalSpec(("humaneval",), split="test", allow_code_execution=True).split == "test"
     with pytest.raises(ConfigError, match=r"pass --allow-code-execution"):  # a copy is checked as well
         EvalSpec(("add",)).replace(tasks=("mbpp",))
 
