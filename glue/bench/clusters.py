@@ -38,7 +38,7 @@ def merge_and_score_clusters(zoo, dirs, clusters, similarity_seconds, mem, cache
 
     reused = sum(tuple(c) in cache for c in clusters)
     spec = s.with_tasks(zoo.tasks)
-    evals = evaluate_clusters(dirs, clusters, spec, select=spec.replace(split="search", evaluator="native"),
+    evals = evaluate_clusters(dirs, clusters, spec, select=spec.for_search(),
                               method=MERGE, cache=cache)
     best = max(evals, key=lambda e: e.selection.average)  # chosen on search (the first of equals)
     family = {m.name: m.family for m in zoo.members}

@@ -41,12 +41,12 @@ class MemberScores:
 
     def of(self, names, splits=("search", "run")) -> dict[str, dict]:
         """``{name: {"search": EvalResult, "run": EvalResult}}`` for ``names`` (only ``splits`` computed)."""
-        from glue.eval import TASKS, evaluate
+        from glue.eval import evaluate
         from glue.io import load_model
         from glue.zoo import resolve
 
         zoo, s = self.zoo, self.spec
-        search_ev = "native" if zoo.kind == "surrogate" or all(TASKS.get(t).local for t in zoo.tasks) else s.evaluator
+        search_ev = s.with_tasks(zoo.tasks).for_search().evaluator
         out = {}
         for name in names:
             got = self._got.setdefault(name, {})

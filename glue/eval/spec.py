@@ -225,6 +225,13 @@ class EvalSpec:
         """This spec with ``tasks`` filled in when it names none (a zoo's default tasks)."""
         return self if self.tasks else replace(self, tasks=tuple(tasks))
 
+    def for_search(self) -> EvalSpec:
+        """The spec selection decisions score: split ``search``, with the ``native`` evaluator when every task is
+        local (the surrogate's own scorer: the same items, faster than lm-eval), else this spec's evaluator (a
+        real task's search documents are disjoint from its test ones, see ``glue.eval.tasks``)."""
+        local = all(t.local for t in self.task_specs())
+        return replace(self, split="search", evaluator="native" if local else self.evaluator)
+
     def replace(self, **kw: Any) -> EvalSpec:
         """A copy with ``kw`` changed, checked as any spec."""
         return replace(self, **kw)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from glue.errors import ConfigError
-from glue.eval import TASKS, EvalResult, EvalSpec, evaluate_spec
+from glue.eval import EvalResult, EvalSpec, evaluate_spec
 from glue.recipe.spec import RecipeSpec
 
 __all__ = ["Candidate", "ClusterModel", "RecipeRun", "Variant", "prepare_recipe", "run_recipe"]
@@ -196,13 +196,12 @@ def prepare_recipe(spec: RecipeSpec) -> Prepared:
         raise ConfigError(f"eval (zoo {zoo.name}'s tasks): {e}") from None
     if zoo.kind == "real":
         require_real(zoo, ev.tasks, left_out)
-    real = [t for t in ev.tasks if not TASKS.get(t).local]
     if spec.mixture is not None and not any(has_calib(t) for t in ev.tasks):
         raise ConfigError(f"eval.tasks: none of {', '.join(ev.tasks)} has a calib split; the recipe's router prompts "
                           f"are calib items (glue.eval.prompts)")
     if ev.threads is None and zoo.kind == "surrogate":
         ev = ev.replace(threads=1)  # tiny models: threads gain nothing and slow down badly under contention
-    search = ev.replace(split="search", evaluator="native" if not real else ev.evaluator)
+    search = ev.for_search()
     threshold = float(spec.cluster.threshold if spec.cluster.threshold is not None else default_threshold(zoo))
     return Prepared(spec, zoo, ev, search, threshold, left_out)
 

@@ -16,8 +16,8 @@ Usage::
     with PeakMemory(pid=proc.pid) as mem:         # comparing glue with mergekit in fresh processes
         proc.wait()
 
-It is the one memory probe of glue: the recorder, ``benchmarks/cluster_pass.py`` and
-``benchmarks/merge_io.py`` use it.
+It is the one memory probe of glue: the recorder, ``python -m glue.bench.scripts.cluster_pass`` and
+``python -m glue.bench.scripts.merge_io`` use it.
 """
 
 from __future__ import annotations

@@ -153,8 +153,8 @@ def _call(f: Callable[[], Any]) -> Any:
 
 def record_figures(zoo: str, case: str, config: dict, extra: dict, root: Path | None = None) -> Record:
     """Append one record of a standalone benchmark's figures (no scores: ``extra`` holds them) to the run
-    store, with this process's provenance: ``benchmarks/merge_io.py`` (pseudo-zoo ``merge_io``) and
-    ``benchmarks/cluster_pass.py`` (``cluster_pass``) write their tables through it."""
+    store, with this process's provenance: ``python -m glue.bench.scripts.merge_io`` (pseudo-zoo ``merge_io``) and
+    ``python -m glue.bench.scripts.cluster_pass`` (``cluster_pass``) write their tables through it."""
     from glue.record import store
     from glue.record.provenance import Measurements, collect_provenance, make_record
 

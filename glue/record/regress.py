@@ -1,7 +1,7 @@
 """The CI regression check (``make regress``): a run's records against a committed baseline.
 
-``benchmarks/regress.py`` builds the ``ci`` surrogate zoo, runs a fixed slice of benchmark cases into a
-scratch results root and calls ``check`` here; this module is pure functions of records (no torch, no
+``python -m glue.bench.scripts.regress`` builds the ``ci`` surrogate zoo, runs a fixed slice of benchmark
+cases into a scratch results root and calls ``check`` here; this module is pure functions of records (no torch, no
 files but ``load_baseline``/``write_baseline``), so it is tested with made-up records.
 
 Two kinds of checks, both on the latest record per case:
@@ -179,7 +179,7 @@ def check_facts(records: list[Record]) -> list[Finding]:
                            f"{r.case} average {r.average:.4f} {'>' if ok else 'is NOT above'} {ref}"))
     if not recipes:
         out.append(Finding("recipe-above-best-single", "recipe-*", "average", best.average, None, None,
-                           "no recipe-* case recorded (benchmarks/test_recipe.py absent): not checked"))
+                           "no recipe-* case recorded (the recipe cases were not run): not checked"))
     return out
 
 

@@ -131,3 +131,12 @@ def test_cache_key_is_stable_and_changes_with_every_field():
     assert len({s.cache_key() for s in [spec, *others]}) == 1 + len(others)
     with pytest.raises(Exception):
         spec.limit = 5  # frozen
+
+
+def test_the_search_spec_scores_local_tasks_natively_and_real_ones_with_the_run_evaluator():
+    local = EvalSpec(("add", "mul"), "test", "lmeval", 4)
+    assert local.for_search() == local.replace(split="search", evaluator="native")
+    real = EvalSpec(("add", "arc_challenge"), "test", "lmeval", 4)
+    assert real.for_search() == real.replace(split="search")
+    with pytest.raises(ConfigError, match="task 'humaneval' has no search split"):
+        EvalSpec(("humaneval",), "test", "lmeval", allow_code_execution=True).for_search()
