@@ -98,8 +98,8 @@ def test_merge_all_without_harmful_members_is_not_applicable_and_no_recipe_is_no
             for r in records(drop=("recipe-paper",))]
     facts = {f.check: (f.ok, f.message) for f in check_facts(recs)}
     assert facts["merge-all-below-best-single"][0] is None and "does not apply" in facts["merge-all-below-best-single"][1]
-    assert facts["recipe-above-best-single"] == (None, "no recipe-* case recorded (benchmarks/test_recipe.py "
-                                                       "absent): not checked")
+    assert facts["recipe-above-best-single"] == (None, "no recipe-* case recorded (the recipe cases were not "
+                                                       "run): not checked")
 
 
 def test_without_single_models_the_facts_fail():
