@@ -66,25 +66,25 @@ def _experts(experts):
 
 
 def test_mix(level, router, routing, k, d, zoo, run_settings, recorder, experts, member_scores):
-    from glue.mix import ROUTERS, MixSpec, build_mixture
+    from glue.mix import MixSpec, build_mixture, check_mixture
 
     s = run_settings
     specs, prompts = _experts(experts)
-    if ROUTERS.get(router).fitted and any(e.negative_prompts for e in specs):
+    mix = check_mixture(MixSpec(level, router, specs, routing=routing, top_k=k, dense_layers=d, seed=0))
+    if mix.router.fitted and any(e.negative_prompts for e in specs):
         pytest.skip(f"router {router} is fitted on calib prompts; the paper's keyword prompts are for "
                     f"prompt-initialised routers (use --prompt-set calib)")
     config = {"level": level, "router": router, "routing": routing, "top_k": k, "dense_layers": d,
               "experts": [e.name for e in specs], "shared": "uniform linear merge of the experts",
               "prompts": prompts,
-              "fitted_on": "calib" if ROUTERS.get(router).fitted else None, "seed": 0, "tasks": list(zoo.tasks)}
-    spec = MixSpec(level, router, specs, routing=routing, top_k=k, dense_layers=d, seed=0)
+              "fitted_on": "calib" if mix.router.fitted else None, "seed": 0, "tasks": list(zoo.tasks)}
 
     def case() -> Measurements:
         from glue.eval import evaluate
         from glue.io import load_model
 
         tok = load_model(specs[0].source)[1]
-        b = build_mixture(spec, tokenizer=tok, device=s.device)
+        b = build_mixture(mix, tokenizer=tok, device=s.device)
         res = evaluate(b.model, tok, zoo.tasks, s.split, s.evaluator, s.limit)
         scores = member_scores.of([e.name for e in specs])
         best = best_per_task(scores, zoo.tasks)
@@ -97,7 +97,7 @@ def test_mix(level, router, routing, k, d, zoo, run_settings, recorder, experts,
                  "vs_oracle": round(res.average - oracle, 4)}
         return Measurements(scores=res.scores, n=res.n, eval_seconds=res.seconds, build_seconds=b.seconds, extra=extra)
 
-    recorder.run(spec.case_name(), config, case)
+    recorder.run(mix.case_name(), config, case)
 
 
 @pytest.mark.parametrize("ref", MIX_REFERENCES, ids=[f"mix-ref-{r}" for r in MIX_REFERENCES])
