@@ -56,6 +56,7 @@ def test_each_claim_and_its_margin():
     assert list(got) == list(C.CLAIMS)
     comp = got["complementary"][0]
     assert comp["holds"] == "yes" and comp["margin"] == pytest.approx((12 - 8) / N)  # b leads a by 4 items on mul
+    assert "among 3 members: a, b; tasks with a tie at the top: 0" in comp["note"]
     assert got["clusters = families"][0]["holds"] == "yes" and got["clusters = families"][0]["margin"] == 0
     degr = got["merge-all degrades"][0]
     assert degr["holds"] == "yes" and degr["margin"] == pytest.approx(0.45 - 0.60)

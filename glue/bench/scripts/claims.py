@@ -67,9 +67,17 @@ def claims(records: Sequence[Record], families: dict[str, str], threshold: float
     else:
         leads = {t: max((r.scores[t] - best.scores[t], r.case) for r in singles if r is not best) for t in best.scores}
         t, (lead, who) = max(leads.items(), key=lambda kv: kv[1][0])
-        winners = sorted({max(singles, key=lambda r: r.scores[t]).case.removeprefix("single-") for t in best.scores})
+        winners, ties = set(), 0
+        for task in best.scores:
+            top = max(r.scores[task] for r in singles)
+            at = [r for r in singles if r.scores[task] == top]
+            if len(at) == 1:
+                winners.add(at[0].case.removeprefix("single-"))
+            else:
+                ties += 1
         out.append(_row(CLAIMS[0], lead > 0, lead, f"{who} vs {best.case} on {t}",
-                        f"best per task among {len(singles)} members: {', '.join(winners)}"))
+                        f"alone best on a task, among {len(singles)} members: {', '.join(sorted(winners)) or 'none'}; "
+                        f"tasks with a tie at the top: {ties}"))
     clu = next((r for r in by.values() if r.family == "cluster" and r.config.get("threshold") == threshold), None)
     if clu is None or "clusters" not in clu.extra:
         out.append(_row(CLAIMS[1], None, None, "", f"no cluster case at threshold {threshold} recorded"))
