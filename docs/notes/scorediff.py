@@ -1,9 +1,9 @@
 """Compare two results roots case by case on the scores and config hashes (issue 24's "identical for the
 cases that existed before"): ``python docs/notes/scorediff.py RESULTS_A RESULTS_B ZOO [--cases-from RUNFILE]``.
-Latest record per case of each root (``glue.record.store``); only cases in both (or in RUNFILE's cases)."""
+Latest record per case of each root (``seeds.load_seed``); only cases in both (or in RUNFILE's cases)."""
 import json, sys
 from pathlib import Path
-from glue.record.store import latest, load_records
+from glue.bench.scripts.seeds import load_seed
 
 a_root, b_root, zoo = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 only = None
@@ -12,9 +12,8 @@ if "--cases-from" in sys.argv:
 
 
 def index(root):
-    lock = json.loads((root / zoo / "zoo.lock").read_text())["fingerprint"] if (root / zoo / "zoo.lock").is_file() else None
-    recs = [r for r in load_records(zoo, root) if lock is None or r.zoo_fingerprint == lock]
-    return {r.case: r for r in latest(recs)}
+    """Latest record per case of the zoo.lock's fingerprint, as ``glue report`` and the seeds table pick them."""
+    return {r.case: r for r in load_seed(zoo, 0, root).records}
 
 
 a, b = index(a_root), index(b_root)

@@ -63,9 +63,13 @@ def split_of(task_id: str) -> str:
     return "search" if int(task_id.split("/")[1]) % SEARCH_EVERY == 0 else "test"
 
 
-def split_problems(split: str, rows: list[dict] | None = None) -> list[dict]:
+def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ConfigError(f"task {NAME!r} has splits {', '.join(SPLITS)}, not {split!r} (HumanEval has no calib data)")
+
+
+def split_problems(split: str, rows: list[dict] | None = None) -> list[dict]:
+    check_split(split)
     return [r for r in (rows or problems()) if split_of(r["task_id"]) == split]
 
 
@@ -108,9 +112,7 @@ class HumanEvalSpec(TaskSpec):
     (``glue.eval.lmeval`` asks a spec with ``lm_eval_yaml`` for it)."""
 
     def data_file(self, split: str) -> Path:
-        if split not in SPLITS:
-            raise ConfigError(f"task {NAME!r} has splits {', '.join(SPLITS)}, not {split!r} (HumanEval has no "
-                              f"calib data)")
+        check_split(split)
         return split_file(split)
 
     def has_split(self, split: str) -> bool:
