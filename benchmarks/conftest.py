@@ -81,8 +81,9 @@ def pytest_addoption(parser):
     g.addoption("--search-pool", choices=("fork", "ray"), default="fork",
                 help="where --search-workers run: fork = processes forked on the case's machine (CPU), ray = Ray "
                      "actors, a CPU or GPU each, on the run's Ray cluster (with --executor ray: the same cluster)")
-    g.addoption("--trials", type=int, default=60,
-                help="evaluation budget of the evolutionary selection strategy in merge cases (default 60)")
+    g.addoption("--trials", type=int, default=None,
+                help="evaluation budget of the evolutionary selection strategy in merge cases (default: the zoo's "
+                     "extra trials, else 60: glue.select.DEFAULT_TRIALS)")
     g.addoption("--accept", type=accept_rules, default=["plain"], metavar="RULE,...",
                 help="merge cases of the greedy strategies: acceptance rule(s) (glue.select.search.ACCEPT; default "
                      "plain, the paper's; 'plain,paired' runs both, the paired ones as merge-M-S-paired)")
@@ -136,8 +137,14 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--search-workers") < 1:
         raise pytest.UsageError(f"--search-workers must be at least 1, not {config.getoption('--search-workers')}")
-    if config.getoption("--trials") < 1:
+    if config.getoption("--trials") is not None and config.getoption("--trials") < 1:
         raise pytest.UsageError(f"--trials must be at least 1, not {config.getoption('--trials')}")
+    from glue.bench.cases import search_methods
+
+    try:
+        search_methods(zoo)  # the zoo's search budget names core methods only
+    except GlueError as e:
+        raise pytest.UsageError(f"--models: {e}") from None
     from glue.cluster.clustering import CLUSTER_METHODS
 
     try:

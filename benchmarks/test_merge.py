@@ -25,7 +25,8 @@ method, the Model-GLUE core set (``CORE_METHODS``) under every strategy of ``STR
 selectable method under ``BUDGET_STRATEGIES``; a method no strategy can drive that merges any number of
 models with no per-model weight (model_stock, karcher, sce) merges every candidate (``merge-<method>-all``,
 ``glue.bench.merges``), one that takes a fixed number of models (slerp, nearswap...) is listed as deselected
-with its reason. ``--trials`` is the CMA-ES budget (it is part of the evolutionary
+with its reason; a zoo may keep the searches to fewer core methods (``extra["search_methods"]``, smol4: linear).
+``--trials`` is the CMA-ES budget (default: the zoo's ``extra["trials"]``, else 60; it is part of the evolutionary
 cases' config only). Single-model search scores, and the search scores of merges that several strategies
 evaluate alike, are computed once and shared by the cases, the parallel workers and later runs through
 ``$GLUE_CACHE/search_scores`` (the ``search_scores`` fixture, ``glue.bench.scores``; the paper reads single
@@ -40,7 +41,7 @@ import time
 from glue.bench.cases import merge_case_id, merge_cases, parametrize
 from glue.bench.members import same_architecture
 from glue.bench.merges import merge_every_candidate
-from glue.bench.session import bench_zoo
+from glue.bench.session import bench_zoo, evolution_trials
 from glue.record.provenance import Measurements
 from glue.select import STRATEGIES, prepare, run_selection, selectable_methods, write_selection
 
@@ -67,7 +68,7 @@ def test_merge(method, strategy, accept, zoo, run_settings, recorder, pytestconf
         return
     st = STRATEGIES.get(strategy)
     alpha = pytestconfig.getoption("--alpha")
-    sel = prepare(zoo, strategy, method, trials=pytestconfig.getoption("--trials"), seed=0, eval=s, accept=accept,
+    sel = prepare(zoo, strategy, method, trials=evolution_trials(pytestconfig), seed=0, eval=s, accept=accept,
                   alpha=alpha)  # the run's EvalSpec, whole: the final model's scoring, and the search's on "search"
     p = sel.problem
     config = {"method": method, "strategy": strategy, "members": list(sel.candidates), "tasks": list(sel.tasks),

@@ -1,8 +1,9 @@
 """The benchmark cases, from the registries: one ``Case`` per case id, the pytest id and the record id alike.
 
 - ``merge_cases``: every registered merge method (``glue.merge.METHODS``). The Model-GLUE core set
-  (``CORE_METHODS``) runs under every selection strategy (``glue.select.STRATEGIES``); every other method a
-  strategy can drive runs under ``BUDGET_STRATEGIES`` (what fits ``make bench``'s time budget). A method no
+  (``CORE_METHODS``) runs under every selection strategy (``glue.select.STRATEGIES``), or only those of the zoo's
+  ``extra["search_methods"]`` do (``smol4``: linear; the others' searches deselected with the reason); every other
+  method a strategy can drive runs under ``BUDGET_STRATEGIES`` (what fits ``make bench``'s time budget). A method no
   strategy can drive runs on every candidate when it takes any number of models (``merge-<method>-all``);
   one that takes a fixed number of models, or needs a base on a zoo without one, is a deselected case with
   its reason (``deselected``), never a case that passes by skipping.
@@ -120,12 +121,14 @@ def why_not_selectable(method: str) -> str | None:
 def merge_cases(accept: Sequence[str] = ("plain",), zoo=None) -> list[Case]:
     """``(method, strategy, accept)`` cases: every registered method (registration order) x its strategies,
     plus ``x accept`` for the greedy strategies when ``accept`` names a rule other than ``plain``. With
-    ``zoo``, a method that needs a base is deselected on a zoo without one. A method no strategy drives is
+    ``zoo``, a method that needs a base is deselected on a zoo without one, and the search strategies of a core
+    method outside the zoo's ``search_methods`` are deselected with the reason. A method no strategy drives is
     one deselected case ``merge-<method>`` with the reason."""
     from glue.merge import METHODS
     from glue.select import STRATEGIES
 
     out = []
+    budget = _search_budget(zoo) if zoo is not None else {}
     for method in METHODS.names():
         m = METHODS.get(method)
         no_base = (f"{method} needs a base model (task vectors are differences to it); zoo {zoo.name} has none"
@@ -137,14 +140,38 @@ def merge_cases(accept: Sequence[str] = ("plain",), zoo=None) -> list[Case]:
             else:
                 out.append(Case(f"merge-{method}", (method, None, "plain"), why))
             continue
-        why = no_base
-        strategies = STRATEGIES.names() if method in CORE_METHODS else [s for s in STRATEGIES.names()
-                                                                          if s in BUDGET_STRATEGIES]
+        if method not in CORE_METHODS:
+            strategies = [s for s in STRATEGIES.names() if s in BUDGET_STRATEGIES]
+        else:  # a core method: every strategy, the searches deselected when the zoo's budget leaves them out
+            strategies = STRATEGIES.names()
         for strategy in strategies:
+            why = no_base or (budget.get(method) if strategy not in BUDGET_STRATEGIES else None)
             for rule in accept:
                 if rule == "plain" or STRATEGIES.get(strategy).greedy:
                     out.append(Case(merge_case_id(method, strategy, rule), (method, strategy, rule), why))
     return out
+
+
+def search_methods(zoo=None) -> tuple[str, ...]:
+    """The methods that run under every selection strategy on ``zoo``: its ``extra["search_methods"]``
+    (``glue.zoo.Zoo``), else ``CORE_METHODS``. Each must be a core method (the others run ``BUDGET_STRATEGIES``
+    on every zoo); a wrong name is refused with the allowed ones."""
+    from glue.errors import ConfigError
+
+    named = (zoo.extra.get("search_methods") if zoo is not None else None) or CORE_METHODS
+    bad = [m for m in named if m not in CORE_METHODS]
+    if bad:
+        raise ConfigError(f"zoo {zoo.name}: extra search_methods names {bad}; allowed: {', '.join(CORE_METHODS)} "
+                          f"(the other methods run {' and '.join(BUDGET_STRATEGIES)} on every zoo)")
+    return tuple(named)
+
+
+def _search_budget(zoo) -> dict[str, str]:
+    """``{core method: why its search strategies are deselected}`` for the core methods ``zoo`` leaves out."""
+    kept = search_methods(zoo)
+    return {m: (f"zoo {zoo.name} runs the search strategies with {', '.join(kept)} only (its extra search_methods: "
+                f"each search costs many evaluations of a costly model); {m} runs {' and '.join(BUDGET_STRATEGIES)}")
+            for m in CORE_METHODS if m not in kept}
 
 
 def mix_cases() -> list[Case]:

@@ -77,6 +77,15 @@ def left_out_members(config) -> dict[str, str]:
     return _view(config)[1]
 
 
+def evolution_trials(config) -> int:
+    """The evolutionary merge cases' trial budget: ``--trials``, else the zoo's ``extra["trials"]``, else
+    ``glue.select.DEFAULT_TRIALS`` (60)."""
+    from glue.select.search import DEFAULT_TRIALS
+
+    given = config.getoption("--trials")
+    return given if given is not None else int(bench_zoo(config).extra.get("trials", DEFAULT_TRIALS))
+
+
 def cluster_thresholds(config) -> list[float]:
     """The thresholds of the cluster cases, ascending: ``--thresholds``, else ``THRESHOLDS`` plus the
     zoo's ``extra["cluster_threshold"]`` when it sets one."""

@@ -164,4 +164,13 @@ def smol_zoos() -> list[Zoo]:
     return [Zoo("smol4", "surrogate", members, TASK_NAMES, _member("smol_base", "base"),
                 "a real pretrained LLM (SmolLM2-135M-Instruct from its GGUF wheel) and 4 fine-tunes glue trains from it "
                 "(math, code, harmful, drifted); chat tasks; needs the 'real' extra (make real)",
-                {"cluster_threshold": 0.9})]
+                SMOL_BENCH)]
+
+
+SMOL_BENCH = {"cluster_threshold": 0.9, "search_methods": ("linear",), "trials": 16}
+"""smol4's benchmark defaults (``glue.zoo.Zoo``'s ``extra``). One search evaluation of a 135M model on the search split
+is ~30-45 s on 2 cores (surrogate16: well under a second), so a coefficient or similarity search (31 evaluations) costs
+~20-28 min and 60 CMA-ES trials ~40 min: ``make bench MODELS=smol4`` runs the four search strategies with linear only
+(the recipe's method; ties, task arithmetic and DARE-TIES run ``average`` and ``all`` like every other method) and
+the evolutionary case with 16 trials (two CMA-ES generations). ``pytest benchmarks --models smol4 --trials 60`` or a
+zoo without these keys runs the full budget."""

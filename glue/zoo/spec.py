@@ -36,7 +36,18 @@ class Member:
 
 @dataclass(frozen=True)
 class Zoo:
-    """A named list of members plus the shared base model (not itself a member) and default tasks."""
+    """A named list of members plus the shared base model (not itself a member) and default tasks.
+
+    ``extra`` holds the zoo's benchmark defaults (each optional, checked here; a run's own option wins):
+
+    - ``cluster_threshold`` (float in (0, 1]): the clustering threshold of the recipe and of the cluster
+      cases (0.95 when unset, the paper's default for real 7B zoos);
+    - ``search_methods`` (tuple of merge method names): the methods that run under every selection strategy in
+      ``make bench`` (default: ``glue.bench.cases.CORE_METHODS``); the other core methods then run ``average``
+      and ``all`` only, their search cases listed as deselected with the reason. A zoo whose evaluations are
+      costly (``smol4``: a coefficient search ~25 min on 2 cores) keeps its budget with it;
+    - ``trials`` (int >= 1): the evolutionary cases' CMA-ES budget when ``--trials`` is not given (default 60).
+    """
 
     name: str
     kind: Literal["surrogate", "real"]
@@ -56,6 +67,7 @@ class Zoo:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"zoo {self.name!r}: duplicate member names {sorted(dup)}")
+        check_extra(self.name, self.extra)
 
     def all_models(self) -> tuple[Member, ...]:
         """Members plus the base (first), when there is one."""
@@ -70,3 +82,24 @@ class Zoo:
     def select(self, names: list[str] | None) -> tuple[Member, ...]:
         """The named members (base allowed) in the given order; all members when ``names`` is None."""
         return self.members if not names else tuple(self.member(n) for n in names)
+
+
+EXTRA_KEYS = ("cluster_threshold", "search_methods", "trials")
+"""The keys ``Zoo.extra`` may hold (see ``Zoo``)."""
+
+
+def check_extra(zoo: str, extra: dict) -> None:
+    """Refuse an unknown key or a value of the wrong type in a zoo's ``extra`` (naming the zoo and key)."""
+    bad = sorted(set(extra) - set(EXTRA_KEYS))
+    if bad:
+        raise ValueError(f"zoo {zoo!r}: unknown extra key(s) {bad}; allowed: {', '.join(EXTRA_KEYS)}")
+    t = extra.get("cluster_threshold")
+    if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1):
+        raise ValueError(f"zoo {zoo!r}: extra cluster_threshold is {t!r}; expected a number in (0, 1]")
+    m = extra.get("search_methods")
+    if m is not None and (not isinstance(m, tuple) or not m or not all(isinstance(x, str) for x in m)):
+        raise ValueError(f"zoo {zoo!r}: extra search_methods is {m!r}; expected a non-empty tuple of merge method "
+                         f"names")
+    n = extra.get("trials")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"zoo {zoo!r}: extra trials is {n!r}; expected an integer >= 1")

@@ -119,3 +119,56 @@ def test_an_unknown_router_in_a_variation_fails_collection(monkeypatch):
     monkeypatch.setattr(C, "MIX_VARIATIONS", (C.MixVariation("bad", "centroidz"),))
     with pytest.raises(UnknownNameError, match="centroids"):
         C.mix_cases()
+
+
+def test_a_zoo_budget_keeps_the_searches_to_its_search_methods():
+    """smol4 (extra search_methods = linear): linear runs every strategy; the other core methods run average and
+    all, their search cases deselected with the reason; the non-core methods and surrogate16 are unchanged."""
+    smol = {c.id: c for c in C.merge_cases(["plain"], get_zoo("smol4"))}
+    full = {c.id: c for c in C.merge_cases(["plain"], get_zoo("surrogate16"))}
+    assert smol.keys() == full.keys()  # the same ids: some are deselected, none vanish
+    assert all(full[i].deselected is None for i in full if full[i].params[0] in selectable_methods())
+    searches = [s for s in STRATEGIES.names() if s not in C.BUDGET_STRATEGIES]
+    assert searches == ["coefficient", "similarity", "similarity_ascending", "evolutionary"]
+    for m in C.CORE_METHODS:
+        for s in STRATEGIES.names():
+            why = smol[f"merge-{m}-{s}"].deselected
+            if m == "linear" or s in C.BUDGET_STRATEGIES:
+                assert why is None, (m, s)
+            else:
+                assert "runs the search strategies with linear only" in why and f"{m} runs average and all" in why
+    assert sum(c.deselected is not None for c in smol.values()) == sum(
+        c.deselected is not None for c in full.values()) + 12
+
+
+def test_a_zoo_budget_naming_a_method_without_searches_is_refused():
+    from glue.errors import ConfigError
+
+    zoo = dataclasses.replace(get_zoo("tiny"), extra={"search_methods": ("linear", "della")})
+    with pytest.raises(ConfigError, match=r"search_methods names \['della'\]; allowed: linear, task_arithmetic"):
+        C.merge_cases(["plain"], zoo)
+
+
+@pytest.mark.parametrize("extra,msg", [
+    ({"cluster_treshold": 0.9}, "unknown extra key"),
+    ({"cluster_threshold": 1.5}, r"cluster_threshold is 1.5; expected a number in \(0, 1\]"),
+    ({"search_methods": "linear"}, "expected a non-empty tuple"),
+    ({"trials": 0}, "trials is 0; expected an integer >= 1"),
+    ({"trials": 2.5}, "trials is 2.5"),
+])
+def test_zoo_extra_is_checked_when_the_zoo_is_made(extra, msg):
+    with pytest.raises(ValueError, match=msg):
+        dataclasses.replace(get_zoo("tiny"), extra=extra)
+
+
+def test_evolution_trials_option_then_zoo_then_default():
+    from glue.bench.session import evolution_trials
+
+    def config(models, trials):
+        opts = {"--models": models, "--trials": trials, "--allow-code-execution": False, "--trust-remote-code": False}
+        return type("Config", (), {"getoption": staticmethod(opts.__getitem__)})()
+
+    assert get_zoo("smol4").extra["trials"] == 16
+    assert evolution_trials(config("smol4", None)) == 16
+    assert evolution_trials(config("smol4", 60)) == 60
+    assert evolution_trials(config("tiny", None)) == 60
