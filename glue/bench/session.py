@@ -83,7 +83,7 @@ def evolution_trials(config) -> int:
     from glue.select.search import DEFAULT_TRIALS
 
     given = config.getoption("--trials")
-    return given if given is not None else int(bench_zoo(config).extra.get("trials", DEFAULT_TRIALS))
+    return given if given is not None else bench_zoo(config).extra.get("trials", DEFAULT_TRIALS)
 
 
 def cluster_thresholds(config) -> list[float]:

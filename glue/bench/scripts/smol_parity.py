@@ -59,23 +59,24 @@ def members(scratch: Path, base: Path, steps: int, zoo: str | None = None) -> di
     from glue.pretrained.train import finetune
 
     out = {"bfloat16": {"base": base}, "float32": {}}
-    if zoo is not None:
+    if zoo is not None:  # the zoo's own checkpoints, as built
         from glue.zoo import get_zoo, resolve
 
         z = get_zoo(zoo)
         out["bfloat16"] = {"base": resolve(z.base), "m1": resolve(z.member("ft_add")),
                            "m2": resolve(z.member("ft_code"))}
         log(f"members of zoo {zoo}: " + ", ".join(f"{k}={v}" for k, v in out["bfloat16"].items()))
-    for name, skill, seed in (("m1", "add", 1), ("m2", "cmp", 2)):
-        d = scratch / "bfloat16" / name
-        if zoo is None and not (d / "model.safetensors").is_file():
-            model, tok = load_model(base)
-            t0 = time.time()
-            losses = finetune(model, tok, {skill: 1.0}, steps, 2e-4, seed, batch=8, train_layers=2)
-            log(f"{name}: {steps} steps in {time.time() - t0:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-            model.to(torch.bfloat16).save_pretrained(d)
-            tok.save_pretrained(d)
-        out["bfloat16"].setdefault(name, d)
+    else:  # two quick fine-tunes of the base, trained once into scratch
+        for name, skill, seed in (("m1", "add", 1), ("m2", "cmp", 2)):
+            d = scratch / "bfloat16" / name
+            if not (d / "model.safetensors").is_file():
+                model, tok = load_model(base)
+                t0 = time.time()
+                losses = finetune(model, tok, {skill: 1.0}, steps, 2e-4, seed, batch=8, train_layers=2)
+                log(f"{name}: {steps} steps in {time.time() - t0:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+                model.to(torch.bfloat16).save_pretrained(d)
+                tok.save_pretrained(d)
+            out["bfloat16"][name] = d
     for name, src in out["bfloat16"].items():
         d = scratch / "float32" / (f"{zoo}-{name}" if zoo else name)
         if not (d / "model.safetensors").is_file():
