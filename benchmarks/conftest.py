@@ -130,9 +130,10 @@ def pytest_configure(config):
             require_local(zoo)  # every member on disk, before any case runs (no network here)
     except GlueError as e:
         raise pytest.UsageError(f"--models: {e}") from None
-    try:  # the run's EvalSpec, resolved and checked once; unset --threads: 1 on surrogate zoos
+    try:  # the run's EvalSpec, resolved and checked once; unset --threads: 1 on surrogate zoos; the zoo's own defaults
         config.stash[_RUN_SETTINGS] = EvalSpec.from_options(
-            config.getoption, tasks=zoo.tasks, base=EvalSpec(threads=1 if zoo.kind == "surrogate" else None))
+            config.getoption, tasks=zoo.tasks,
+            base=EvalSpec(threads=1 if zoo.kind == "surrogate" else None, **zoo.eval_defaults()))
     except GlueError as e:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--search-workers") < 1:

@@ -80,12 +80,12 @@ def test_mix(level, router, routing, k, d, zoo, run_settings, recorder, experts,
               "fitted_on": "calib" if mix.router.fitted else None, "seed": 0, "tasks": list(zoo.tasks)}
 
     def case() -> Measurements:
-        from glue.eval import evaluate
+        from glue.eval import evaluate_spec
         from glue.io import load_model
 
         tok = load_model(specs[0].source)[1]
         b = build_mixture(mix, tokenizer=tok, device=s.device)
-        res = evaluate(b.model, tok, zoo.tasks, s.split, s.evaluator, s.limit)
+        res = evaluate_spec(b.model, tok, s.with_tasks(zoo.tasks))
         scores = member_scores.of([e.name for e in specs])
         best = best_per_task(scores, zoo.tasks)
         oracle = sum(scores[best[t]]["run"].scores[t] for t in zoo.tasks) / len(zoo.tasks)
@@ -118,7 +118,7 @@ def test_mix_reference(ref, zoo, run_settings, recorder, experts, member_scores)
             best = best_per_task(scores, zoo.tasks)
             return Measurements(scores={t: scores[best[t]]["run"].scores[t] for t in zoo.tasks},
                                 n={t: scores[best[t]]["run"].n[t] for t in zoo.tasks}, extra={"route": best})
-        from glue.eval import evaluate
+        from glue.eval import evaluate_spec
         from glue.io import load_model
         from glue.mix import MixSpec
         from glue.mix.build import shared_model
@@ -126,7 +126,7 @@ def test_mix_reference(ref, zoo, run_settings, recorder, experts, member_scores)
         t0 = time.perf_counter()
         model = shared_model(MixSpec("model_level", "random", specs), device=s.device)
         built = time.perf_counter() - t0
-        r = evaluate(model, load_model(specs[0].source)[1], zoo.tasks, s.split, s.evaluator, s.limit)
+        r = evaluate_spec(model, load_model(specs[0].source)[1], s.with_tasks(zoo.tasks))
         return Measurements(scores=r.scores, n=r.n, eval_seconds=r.seconds, build_seconds=built)
 
     recorder.run(f"mix-ref-{ref}", config, case)

@@ -1,4 +1,4 @@
-"""Prototype (issue 23, session 9; not used by glue): multiple-choice scoring that reads each prompt once, batched.
+"""Prototype (issue 23, session 9), superseded by glue.eval.native.continuation_logprobs (session 10, --mc-scoring prompt_once): multiple-choice scoring that reads each prompt once, batched.
 Left-padded prompts (all but their last token) -> KV cache; then per choice index one batched pass of
 [last prompt token + choice[:-1]] on a copy of the cache. Compared with glue.eval.native.mc_predictions on smol4 ft_add.
 Run: GLUE_CACHE=<cache with smol4> .venv/bin/python docs/notes/mc_prompt_once.py

@@ -41,12 +41,12 @@ class MemberScores:
 
     def of(self, names, splits=("search", "run")) -> dict[str, dict]:
         """``{name: {"search": EvalResult, "run": EvalResult}}`` for ``names`` (only ``splits`` computed)."""
-        from glue.eval import evaluate
+        from glue.eval import evaluate_spec
         from glue.io import load_model
         from glue.zoo import resolve
 
-        zoo, s = self.zoo, self.spec
-        search_ev = s.with_tasks(zoo.tasks).for_search().evaluator
+        zoo, s = self.zoo, self.spec.with_tasks(self.zoo.tasks)
+        search = s.for_search()
         out = {}
         for name in names:
             got = self._got.setdefault(name, {})
@@ -54,8 +54,7 @@ class MemberScores:
             if todo:
                 model, tok = load_model(resolve(zoo.member(name)), device=s.device)
                 for sp in todo:
-                    got[sp] = (evaluate(model, tok, zoo.tasks, "search", search_ev, s.limit) if sp == "search"
-                               else evaluate(model, tok, zoo.tasks, s.split, s.evaluator, s.limit))
+                    got[sp] = evaluate_spec(model, tok, search if sp == "search" else s)
             out[name] = got
         return out
 

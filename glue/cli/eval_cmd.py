@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
     p.add_argument("--members", nargs="+", metavar="MEMBER", help="members to evaluate (the base may be named)")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks (default: the zoo's tasks)")
-    add_eval_options(p.add_argument, ["split", "evaluator", "limit", "device", "allow_code_execution"])
+    add_eval_options(p.add_argument, ["split", "evaluator", "limit", "device", "allow_code_execution", "mc_scoring"])
     add_format_arg(p)
     p.set_defaults(func=_eval)
 
@@ -35,7 +35,7 @@ def _eval(args) -> int:
 
     zoo = get_zoo(args.zoo)  # every bad name fails here, before torch and pandas are imported
     # the evaluation options, resolved and checked once; the spec goes whole to every evaluation
-    spec = EvalSpec.from_options(vars(args).get, tasks=args.tasks or zoo.tasks)
+    spec = EvalSpec.from_options(vars(args).get, tasks=args.tasks or zoo.tasks, base=EvalSpec(**zoo.eval_defaults()))
     dup = sorted({n for n in args.members or [] if args.members.count(n) > 1})
     if dup:
         raise ConfigError(f"--members lists {', '.join(dup)} more than once")

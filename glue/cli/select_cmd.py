@@ -45,7 +45,7 @@ def register(sub) -> None:
                    help=f"significance level of --accept paired (default {DEFAULT_ALPHA})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a global parameter of the merge method, e.g. lambda=0.5 (repeatable)")
-    add_eval_options(p.add_argument, ["evaluator", "limit", "device"], defaults={"evaluator": "auto"},
+    add_eval_options(p.add_argument, ["evaluator", "limit", "device", "mc_scoring"], defaults={"evaluator": "auto"},
                      helps={"evaluator": "scores the final model on the test split", "device": "merges run there too"})
     p.add_argument("--search-evaluator", choices=OPTIONS["evaluator"].choices(), default="auto",
                    help="evaluator of the search, as --evaluator (default auto: native for surrogate tasks, where "
@@ -89,7 +89,7 @@ def _select(args) -> int:
     from glue.zoo import get_zoo
 
     zoo = get_zoo(args.zoo)
-    spec = EvalSpec.from_options(vars(args).get, tasks=zoo.tasks)  # the evaluation options, resolved once
+    spec = EvalSpec.from_options(vars(args).get, tasks=zoo.tasks, base=EvalSpec(**zoo.eval_defaults()))  # the evaluation options, resolved once
     sel = prepare(zoo, args.strategy, args.method, members=args.members, trials=args.trials,
                   seed=args.seed, num_groups=args.num_groups, density=args.density, params=parse_params(args.param),
                   eval=spec, search_evaluator=args.search_evaluator, accept=args.accept, alpha=args.alpha)

@@ -209,11 +209,11 @@ def run_lm_eval(model, tokenizer, spec):
     for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with glue_code_eval() if unsafe else contextlib.nullcontext():  # model-written code: only in the sandbox
-        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe))
+        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe), spec.mc_scoring)
 
 
 def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
-                     batch_size: int | str | None, unsafe: bool):
+                     batch_size: int | str | None, unsafe: bool, mc_scoring: str = "rows"):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -227,7 +227,10 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
         bs = batch_size
         if bs is None:  # CPU: a fixed 64; CUDA: the largest that fits (lm-eval probes it)
             bs = "auto" if str(getattr(model, "device", "cpu")).startswith("cuda") else 64
-        cls = prompt_aware_hflm() if getattr(model, "routes_on_prompt", False) else HFLM
+        if getattr(model, "routes_on_prompt", False):
+            cls = prompt_aware_hflm()
+        else:
+            cls = prompt_once_hflm() if mc_scoring == "prompt_once" else HFLM
         return cls(pretrained=model, tokenizer=tokenizer, batch_size=bs, trust_remote_code=False,
                    max_length=min(max_len, 4096) if max_len else None)
 
@@ -318,6 +321,33 @@ def prompt_aware_hflm():
                 return self.model(inps, prompt_mask=mask).logits
 
     return PromptAwareHFLM
+
+
+def prompt_once_hflm():
+    """``HFLM`` whose log-likelihoods read each context once (``glue.eval.native.continuation_logprobs``,
+    ``--mc-scoring prompt_once``): lm-eval still builds the requests (its own ``context_enc`` /
+    ``continuation_enc``), the metrics and the aggregation; only the forward passes change. A request set
+    with a row longer than ``max_length + 1`` (which lm-eval would truncate from the left) goes to HFLM's own
+    ``_loglikelihood_tokens`` whole."""
+    from lm_eval.models.huggingface import HFLM
+
+    from glue.eval.native import continuation_logprobs
+
+    class PromptOnceHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
+            if self.backend != "causal" or any(len(c) + len(t) > self.max_length + 1 for _, c, t in requests):
+                return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            bs = self.batch_size if isinstance(self.batch_size, int) else 64
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else \
+                self.tokenizer.eos_token_id
+            res = continuation_logprobs(self.model, [(c, t) for _, c, t in requests], pad, bs,
+                                        self.softmax_dtype)
+            for (req, _, _), ans in zip(requests, res):
+                if req is not None:
+                    self.cache_hook.add_partial("loglikelihood", req, ans)
+            return res
+
+    return PromptOnceHFLM
 
 
 def routed_lm(mixture, lms):

@@ -16,6 +16,16 @@ encoded without special tokens.
 A model that routes on the prompt (``routes_on_prompt = True``, the glue mixtures) also gets
 ``prompt_mask`` (1 on ``<bos> prompt``, 0 on the choice and padding), so every choice of an item is
 scored by the expert(s) its prompt chose.
+
+Two ways to compute the mc log-likelihoods (``EvalSpec.mc_scoring``), equal in exact arithmetic:
+
+- ``rows`` (default): one forward pass per choice over ``prompt + choice`` (what lm-eval's HFLM does);
+- ``prompt_once``: each distinct prompt is read once (``continuation_logprobs``): its forward pass keeps the
+  keys/values and the next-token distribution of its last position (a choice's first token), and the
+  rest of every choice runs on a copy of that cache. Scores differ from ``rows`` only by float rounding
+  (the same items, the same predictions on smol4's 168 mc items); on a real tokenizer, where a prompt is
+  ten times longer than a choice, it is 3-5x faster. A model that routes on the whole prompt
+  (``routes_on_prompt``) is scored in ``rows``, where its router sees the prompt with each choice.
 """
 
 from __future__ import annotations
@@ -24,11 +34,22 @@ from collections.abc import Sequence
 
 import torch
 
-from glue.eval.tasks import Item
+from glue.eval.tasks import MC_SCORING, Item
 
 
 def _ids(tokenizer, texts: Sequence[str], special: bool) -> list[list[int]]:
     return tokenizer(list(texts), add_special_tokens=special)["input_ids"] if texts else []
+
+
+def _left_padded(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, mask)``, both ``[len(seqs), longest]``: each sequence right-aligned after ``pad_id`` padding."""
+    T = max(map(len, seqs))
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for k, e in enumerate(seqs):
+        ids[k, T - len(e):] = torch.tensor(e)
+        mask[k, T - len(e):] = 1
+    return ids, mask
 
 
 def _pad_id(tokenizer) -> int:
@@ -36,12 +57,88 @@ def _pad_id(tokenizer) -> int:
 
 
 @torch.no_grad()
-def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], batch: int = 512) -> list[int]:
-    """Index of the highest log-likelihood choice per item (ties -> first)."""
+def continuation_logprobs(model: torch.nn.Module, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
+                          batch: int = 512, softmax_dtype: torch.dtype | None = torch.float32
+                          ) -> list[tuple[float, bool]]:
+    """``(sum_t log p(cont[t] | ctx cont[:t]), every cont[t] is the argmax)`` per ``(ctx, cont)`` token row,
+    reading each distinct ``ctx`` once (``prompt_once``, module docstring).
+
+    Pass 1, per chunk of ``batch`` distinct contexts: the contexts left-padded (``[C, P]``, position ids
+    ``cumsum(mask) - 1``), ``use_cache=True``, logits of the last position only (``[C, V]``: every
+    continuation's first token). Pass 2, per chunk of ``batch`` rows whose continuation has more than one token:
+    ``cont[:-1]`` right-padded (``[R, L]``) on the chunk's cache rows (``batch_select_indices``), positions
+    continuing the context's, attention mask ``[mask of the context | mask of cont[:-1]]``.
+
+    Args:
+        model: a causal LM taking ``attention_mask``, ``position_ids``, ``cache`` and ``logits_to_keep``
+            (any transformers ``*ForCausalLM``).
+        rows: ``(context ids, continuation ids)``; both non-empty.
+        pad_id: the id padding positions hold (masked out).
+        softmax_dtype: dtype of the log-softmax (lm-eval's ``softmax_dtype``; None: the logits' own).
+    """
+    import copy
+
+    if any(not ctx or not cont for ctx, cont in rows):
+        raise ValueError("continuation_logprobs: every row needs a non-empty context and continuation")
+    dev = next(model.parameters()).device
+    index: dict[tuple[int, ...], int] = {}
+    for ctx, _ in rows:
+        index.setdefault(tuple(ctx), len(index))
+    ctxs = list(index)
+    row_ctx = [index[tuple(ctx)] for ctx, _ in rows]
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(rows)
+    for s in range(0, len(ctxs), batch):
+        chunk = ctxs[s: s + batch]
+        ids, mask = _left_padded(chunk, pad_id)
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        o = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=True,
+                  logits_to_keep=1)
+        first = torch.log_softmax(o.logits[:, -1], -1, dtype=softmax_dtype).cpu()  # [C, V]
+        mine = [r for r, c in enumerate(row_ctx) if s <= c < s + len(chunk)]
+        for r in mine:  # the first token of every continuation
+            t = rows[r][1][0]
+            lp = first[row_ctx[r] - s]
+            out[r] = (lp[t].item(), bool(lp.argmax().item() == t))
+        longer = [r for r in mine if len(rows[r][1]) > 1]
+        for b in range(0, len(longer), batch):
+            sub = longer[b: b + batch]
+            sel = torch.tensor([row_ctx[r] - s for r in sub])
+            L = max(len(rows[r][1]) - 1 for r in sub)
+            x = torch.full((len(sub), L), pad_id, dtype=torch.long)
+            m2 = torch.zeros_like(x)
+            for k, r in enumerate(sub):
+                x[k, : len(rows[r][1]) - 1] = torch.tensor(rows[r][1][:-1])
+                m2[k, : len(rows[r][1]) - 1] = 1
+            cache = copy.deepcopy(o.cache)
+            cache.batch_select_indices(sel.to(dev))
+            p2 = pos[sel, -1:] + 1 + torch.arange(L)[None, :]
+            o2 = model(input_ids=x.to(dev), attention_mask=torch.cat([mask[sel], m2], 1).to(dev),
+                       position_ids=p2.to(dev), cache=cache, use_cache=True)
+            lp2 = torch.log_softmax(o2.logits, -1, dtype=softmax_dtype).cpu()  # [R, L, V]
+            for k, r in enumerate(sub):
+                tail = torch.tensor(rows[r][1][1:])
+                lp = lp2[k, : len(tail)]
+                out[r] = (out[r][0] + lp.gather(-1, tail[:, None]).sum().item(),
+                          out[r][1] and bool((lp.argmax(-1) == tail).all().item()))
+    return out
+
+
+@torch.no_grad()
+def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], batch: int = 512,
+                   scoring: str = "rows") -> list[int]:
+    """Index of the highest log-likelihood choice per item (ties -> first); ``scoring``: ``MC_SCORING``
+    (``prompt_once`` falls back to ``rows`` for a model that routes on the prompt, module docstring)."""
+    if scoring not in MC_SCORING:
+        raise ValueError(f"mc scoring {scoring!r}; allowed: {', '.join(MC_SCORING)}")
     rows: list[tuple[int, int, list[int], int]] = []  # (item, choice, ids, n_choice_tokens)
     ctxs = _ids(tokenizer, [it.prompt for it in items], True)
     conts = iter(_ids(tokenizer, [c for it in items for c in it.choices], False))
     PAD = _pad_id(tokenizer)
+    if scoring == "prompt_once" and not getattr(model, "routes_on_prompt", False):
+        pairs = [(ctx, next(conts)) for it, ctx in zip(items, ctxs) for _ in it.choices]
+        lls = iter(continuation_logprobs(model, pairs, PAD, batch))
+        scores = [[next(lls)[0] for _ in it.choices] for it in items]
+        return [max(range(len(sc)), key=lambda j: (sc[j], -j)) for sc in scores]
     for i, (it, ctx) in enumerate(zip(items, ctxs)):
         for j in range(len(it.choices)):
             c = next(conts)
@@ -76,13 +173,8 @@ def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new:
     PAD, EOS = _pad_id(tokenizer), tokenizer.eos_token_id
     out: list[str] = []
     for s in range(0, len(prompts), batch):
-        enc = _ids(tokenizer, prompts[s : s + batch], True)
-        T = max(map(len, enc))
-        ids = torch.full((len(enc), T), PAD, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for k, e in enumerate(enc):
-            ids[k, T - len(e) :] = torch.tensor(e)
-            mask[k, T - len(e) :] = 1
+        ids, mask = _left_padded(_ids(tokenizer, prompts[s : s + batch], True), PAD)
+        T = ids.shape[1]
         gen = model.generate(
             input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new, do_sample=False,
             eos_token_id=EOS, pad_token_id=PAD,
@@ -93,8 +185,9 @@ def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new:
     return out
 
 
-def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], kind: str, max_new: int) -> list[bool]:
+def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], kind: str, max_new: int,
+                mc_scoring: str = "rows") -> list[bool]:
     """Per-item correctness (the unit every metric here averages)."""
     if kind == "mc":
-        return [p == it.label for p, it in zip(mc_predictions(model, tokenizer, items), items)]
+        return [p == it.label for p, it in zip(mc_predictions(model, tokenizer, items, scoring=mc_scoring), items)]
     return [g == it.answer for g, it in zip(generate(model, tokenizer, [it.prompt for it in items], max_new), items)]

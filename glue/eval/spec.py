@@ -27,6 +27,12 @@ AUTO = "auto"
 task (native equals lm-eval item by item there, and is fast), else ``lmeval``."""
 
 
+def _mc_scoring() -> tuple[str, ...]:
+    from glue.eval.tasks import MC_SCORING
+
+    return MC_SCORING
+
+
 def _evaluators() -> tuple[str, ...]:
     from glue.eval.evaluators import EVALUATORS
 
@@ -59,6 +65,11 @@ EVAL_OPTIONS: tuple[EvalOption, ...] = (
     EvalOption("device", "--device", "torch device models are loaded on: cpu, cuda, cuda:N", "cpu"),
     EvalOption("threads", "--threads", "torch intra-op threads while scoring (unset: torch's default)", None,
                type=int, metavar="N"),
+    EvalOption("mc_scoring", "--mc-scoring", "how multiple-choice log-likelihoods are computed: rows (one forward "
+               "pass per choice, as lm-eval's HFLM) or prompt_once (each prompt read once, its choices on a copy of "
+               "its key/value cache; equal up to float rounding, 3-5x faster on chat prompts; models routing on "
+               "the prompt stay on rows); unset: the zoo's extra mc_scoring, else rows", None,
+               choices=lambda: _mc_scoring()),
     EvalOption("allow_code_execution", "--allow-code-execution", "let code tasks (mbpp, humaneval) run "
                "model-written programs, each in its own subprocess with a timeout and resource limits "
                "(glue.eval.sandbox); without it they are refused", False, flag_only=True),
@@ -134,6 +145,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "threads": _threads,
     "batch_size": _batch_size,
     "allow_code_execution": lambda v: None if isinstance(v, bool) else "true or false",
+    "mc_scoring": _choice(_mc_scoring),
 }
 """What each field allows: ``check(value)`` is None when allowed, else the allowed values in words (an unknown
 evaluator name raises the registry's ``UnknownNameError``, which suggests the nearest names)."""
@@ -152,6 +164,9 @@ class EvalSpec:
         threads: torch intra-op threads while scoring (None = torch's default).
         batch_size: lm-eval's batch size (None: 64 on CPU, lm-eval's ``auto`` probe on CUDA).
         allow_code_execution: run tasks that execute model-written code (mbpp, humaneval).
+        mc_scoring: ``rows`` or ``prompt_once``: how multiple-choice log-likelihoods are computed
+            (``glue.eval.native``; both evaluators). Left out of ``case_config`` and ``cache_key`` at its
+            default ``rows``, so records and stored scores made before it existed keep their keys.
 
     Every field is checked here (``ConfigError`` naming the field, its option and the allowed values), and
     so is the whole: tasks that run code need ``allow_code_execution``; an evaluator that scores local tasks
@@ -166,6 +181,7 @@ class EvalSpec:
     threads: int | None = None
     batch_size: int | str | None = None
     allow_code_execution: bool = False
+    mc_scoring: str = "rows"
 
     def __post_init__(self) -> None:
         from glue.eval.evaluators import EVALUATORS
@@ -245,8 +261,9 @@ class EvalSpec:
     def case_config(self) -> dict[str, Any]:
         """The settings that make a benchmark case another measurement (part of its config and hash);
         the tasks are the case's own config."""
-        return {"split": self.split, "evaluator": self.evaluator, "limit": self.limit, "device": self.device,
-                "threads": self.threads}
+        out = {"split": self.split, "evaluator": self.evaluator, "limit": self.limit, "device": self.device,
+               "threads": self.threads}
+        return out | ({"mc_scoring": self.mc_scoring} if self.mc_scoring != "rows" else {})
 
     def cache_key(self) -> str:
         """A stable text key of everything that decides a score (every field; the same in every process and
@@ -256,4 +273,6 @@ class EvalSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
+        if d["mc_scoring"] == "rows":  # the default: keys made before the field existed stay valid
+            del d["mc_scoring"]
         return d

@@ -56,6 +56,10 @@ from typing import Literal
 from glue.errors import ConfigError
 from glue.registry import Registry
 
+MC_SCORING = ("rows", "prompt_once")
+"""How an ``mc`` task's log-likelihoods are computed (``glue.eval.native``, ``EvalSpec.mc_scoring``): one forward
+pass per choice, or each prompt read once."""
+
 
 @dataclass(frozen=True)
 class Item:

@@ -46,7 +46,9 @@ class Zoo:
       ``make bench`` (default: ``glue.bench.cases.CORE_METHODS``); the other core methods then run ``average``
       and ``all`` only, their search cases listed as deselected with the reason. A zoo whose evaluations are
       costly (``smol4``: a coefficient search ~25 min on 2 cores) keeps its budget with it;
-    - ``trials`` (int >= 1): the evolutionary cases' CMA-ES budget when ``--trials`` is not given (default 60).
+    - ``trials`` (int >= 1): the evolutionary cases' CMA-ES budget when ``--trials`` is not given (default 60);
+    - ``mc_scoring`` (``rows`` or ``prompt_once``): how multiple-choice items are scored when ``--mc-scoring`` is
+      not given (``glue.eval.native``; default ``rows``), ``eval_defaults``.
     """
 
     name: str
@@ -73,6 +75,11 @@ class Zoo:
         """Members plus the base (first), when there is one."""
         return ((self.base,) if self.base else ()) + self.members
 
+    def eval_defaults(self) -> dict:
+        """The evaluation settings this zoo sets (``extra["mc_scoring"]``), as ``glue.eval.EvalSpec`` fields: the
+        base a run's spec is resolved on (an option given on the command line wins)."""
+        return {k: self.extra[k] for k in ("mc_scoring",) if k in self.extra}
+
     def member(self, name: str) -> Member:
         for m in self.all_models():
             if m.name == name:
@@ -84,7 +91,11 @@ class Zoo:
         return self.members if not names else tuple(self.member(n) for n in names)
 
 
-EXTRA_KEYS = ("cluster_threshold", "search_methods", "trials")
+EXTRA_KEYS = ("cluster_threshold", "search_methods", "trials", "mc_scoring")
+
+MC_SCORING = ("rows", "prompt_once")
+"""``glue.eval.tasks.MC_SCORING`` (the zoo package does not import the evaluation package, which imports it; a test
+holds the two equal)."""
 """The keys ``Zoo.extra`` may hold (see ``Zoo``)."""
 
 
@@ -100,6 +111,9 @@ def check_extra(zoo: str, extra: dict) -> None:
     if m is not None and (not isinstance(m, tuple) or not m or not all(isinstance(x, str) for x in m)):
         raise ValueError(f"zoo {zoo!r}: extra search_methods is {m!r}; expected a non-empty tuple of merge method "
                          f"names")
+    sc = extra.get("mc_scoring")
+    if sc is not None and sc not in MC_SCORING:
+        raise ValueError(f"zoo {zoo!r}: extra mc_scoring is {sc!r}; allowed: {', '.join(MC_SCORING)}")
     n = extra.get("trials")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"zoo {zoo!r}: extra trials is {n!r}; expected an integer >= 1")

@@ -1,0 +1,100 @@
+"""Prompt-once multiple-choice scoring (``glue.eval.native.continuation_logprobs``, ``--mc-scoring prompt_once``)
+against an independent computation: one unpadded forward pass per (context, continuation) row."""
+
+import random
+
+import pytest
+import torch
+
+from glue.errors import ConfigError
+from glue.eval import EvalSpec, evaluate
+from glue.eval.native import continuation_logprobs, mc_predictions
+from glue.eval.tasks import TASKS
+from glue.io import load_model
+
+
+@pytest.fixture(scope="module")
+def gqa_tied():
+    """A random Llama with grouped-query attention (4 heads, 1 KV head) and tied embeddings, as SmolLM2."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                        num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=True,
+                                        max_position_embeddings=64)).eval()
+
+
+def reference(model, ctx, cont):
+    """sum_t log p(cont[t] | ctx cont[:t]) and greedy, from one unpadded pass over ctx + cont."""
+    with torch.no_grad():
+        lp = torch.log_softmax(model(torch.tensor([ctx + cont])).logits[0].float(), -1)
+    sl = lp[len(ctx) - 1: len(ctx) + len(cont) - 1]
+    t = torch.tensor(cont)
+    return sl.gather(-1, t[:, None]).sum().item(), bool((sl.argmax(-1) == t).all())
+
+
+def test_prompt_once_equals_one_pass_per_row(gqa_tied):
+    """Contexts of 1-20 tokens (left padding), continuations of 1-5 tokens (the cached pass), shared contexts, and
+    chunks smaller than the input (batch=3): every log-likelihood within 1e-5 of the unpadded reference and the same
+    greedy flags. With the cached pass restarting at position 0 instead of continuing the context this fails (1.4e-3)."""
+    rng = random.Random(0)
+    ctxs = [[rng.randrange(40) for _ in range(rng.randint(1, 20))] for _ in range(7)]
+    rows = [(c, [rng.randrange(40) for _ in range(rng.randint(1, 5))]) for c in ctxs for _ in range(3)]
+    rows.append((ctxs[0], [int(torch.argmax(gqa_tied(torch.tensor([ctxs[0]])).logits[0, -1]))]))  # one greedy row
+    got = continuation_logprobs(gqa_tied, rows, pad_id=0, batch=3)
+    want = [reference(gqa_tied, c, t) for c, t in rows]
+    assert [g for _, g in got] == [g for _, g in want]
+    assert any(g for _, g in want)  # the greedy flag is exercised both ways
+    assert max(abs(a - b) for (a, _), (b, _) in zip(got, want)) < 1e-5
+    with pytest.raises(ValueError, match="non-empty"):
+        continuation_logprobs(gqa_tied, [([], [1])], pad_id=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tiny_dirs):
+    return load_model(tiny_dirs["tiny_base"])
+
+
+@pytest.mark.parametrize("task", ["mul", "cmp"])
+def test_prompt_once_predicts_what_rows_predict(tiny_base, task):
+    model, tok = tiny_base
+    items = TASKS.get(task).items("search")
+    rows = mc_predictions(model, tok, items)
+    assert mc_predictions(model, tok, items, scoring="prompt_once") == rows
+    assert len(set(rows)) > 1  # not a constant prediction
+    with pytest.raises(ValueError, match="allowed: rows, prompt_once"):
+        mc_predictions(model, tok, items, scoring="once")
+
+
+@pytest.mark.parametrize("task", ["mul", "cmp"])
+def test_lm_eval_prompt_once_equals_native_rows_item_by_item(tiny_base, task):
+    """The lm-eval path with prompt-once forward passes (lm-eval's own requests, metrics and aggregation) scores every
+    item as the native evaluator's one-pass-per-choice computation."""
+    model, tok = tiny_base
+    a = evaluate(model, tok, [task], "search", "native", limit=60)
+    spec = EvalSpec((task,), "search", "lmeval", 60, mc_scoring="prompt_once")
+    from glue.eval import evaluate_spec
+
+    b = evaluate_spec(model, tok, spec)
+    assert a.per_item[task] == b.per_item[task] and b.n[task] == 60
+
+
+def test_a_model_routing_on_the_prompt_is_scored_in_rows(tiny_base, monkeypatch):
+    """prompt_once leaves a prompt-routed model (its router reads the prompt with each choice) on rows."""
+    import glue.eval.native as native
+
+    model, tok = tiny_base
+    items = TASKS.get("cmp").items("search")[:10]
+    monkeypatch.setattr(native, "continuation_logprobs", lambda *a, **k: pytest.fail("prompt-once on a router"))
+    monkeypatch.setattr(type(model), "routes_on_prompt", True, raising=False)
+    assert mc_predictions(model, tok, items, scoring="prompt_once") == mc_predictions(model, tok, items)
+
+
+def test_mc_scoring_setting_is_checked_and_keys_stay_at_the_default():
+    with pytest.raises(ConfigError, match=r"mc_scoring \(--mc-scoring\): 'once'; allowed: rows, prompt_once"):
+        EvalSpec(("add",), mc_scoring="once")
+    rows, once = EvalSpec(("add",)), EvalSpec(("add",), mc_scoring="prompt_once")
+    assert "mc_scoring" not in rows.case_config() and "mc_scoring" not in rows.cache_key()  # older keys stay valid
+    assert once.case_config()["mc_scoring"] == "prompt_once" and rows.cache_key() != once.cache_key()
+    assert EvalSpec.resolve({"mc_scoring": None}, base=once).mc_scoring == "prompt_once"  # unset: the base's (zoo's)
+    assert EvalSpec.resolve({"mc_scoring": "rows"}, base=once).mc_scoring == "rows"  # the option wins
