@@ -13,6 +13,8 @@ A model that routes on the prompt (``routes_on_prompt = True``, the glue mixture
 ``PromptAwareHFLM``: lm-eval scores a choice as one row ``context + continuation`` with no attention
 mask, so the model could not tell where the prompt ends; the subclass remembers each row's context
 length and passes ``prompt_mask`` (generation needs nothing: the prompt is the whole input there).
+With ``mc_scoring: prompt_once`` any other model runs under ``PromptOnceHFLM``: lm-eval's requests, metrics and
+aggregation, with log-likelihoods that read each context once (``glue.eval.native.continuation_logprobs``).
 
 Real tasks: ``test`` is lm-eval's own task (``arc_challenge``...); ``search`` is a rendered task
 ``glue_<task>_search`` on documents disjoint from lm-eval's test documents (``TaskSpec.search_source``, the
