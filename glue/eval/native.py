@@ -57,6 +57,7 @@ def _pad_id(tokenizer) -> int:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def continuation_logprobs(model: torch.nn.Module, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
                           batch: int = 512, softmax_dtype: torch.dtype | None = torch.float32
                           ) -> list[tuple[float, bool]]:

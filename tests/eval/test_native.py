@@ -67,16 +67,19 @@ def test_prompt_once_predicts_what_rows_predict(tiny_base, task):
 
 
 @pytest.mark.parametrize("task", ["mul", "cmp"])
-def test_lm_eval_prompt_once_equals_native_rows_item_by_item(tiny_base, task):
+def test_lm_eval_prompt_once_equals_native_rows_item_by_item(tiny_base, task, monkeypatch):
     """The lm-eval path with prompt-once forward passes (lm-eval's own requests, metrics and aggregation) scores every
     item as the native evaluator's one-pass-per-choice computation."""
-    model, tok = tiny_base
-    a = evaluate(model, tok, [task], "search", "native", limit=60)
-    spec = EvalSpec((task,), "search", "lmeval", 60, mc_scoring="prompt_once")
+    import glue.eval.native as native
     from glue.eval import evaluate_spec
 
-    b = evaluate_spec(model, tok, spec)
+    model, tok = tiny_base
+    a = evaluate(model, tok, [task], "search", "native", limit=60)
+    calls, real = [], native.continuation_logprobs
+    monkeypatch.setattr(native, "continuation_logprobs", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    b = evaluate_spec(model, tok, EvalSpec((task,), "search", "lmeval", 60, mc_scoring="prompt_once"))
     assert a.per_item[task] == b.per_item[task] and b.n[task] == 60
+    assert sum(calls) == sum(len(it.choices) for it in TASKS.get(task).items("search")[:60])  # every request, prompt-once
 
 
 def test_a_model_routing_on_the_prompt_is_scored_in_rows(tiny_base, monkeypatch):
