@@ -333,16 +333,14 @@ def prompt_once_hflm():
     ``_loglikelihood_tokens`` whole."""
     from lm_eval.models.huggingface import HFLM
 
-    from glue.eval.native import continuation_logprobs
+    from glue.eval.native import _pad_id, continuation_logprobs
 
     class PromptOnceHFLM(HFLM):
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
             if self.backend != "causal" or any(len(c) + len(t) > self.max_length + 1 for _, c, t in requests):
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             bs = self.batch_size if isinstance(self.batch_size, int) else 64
-            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else \
-                self.tokenizer.eos_token_id
-            res = continuation_logprobs(self.model, [(c, t) for _, c, t in requests], pad, bs,
+            res = continuation_logprobs(self.model, [(c, t) for _, c, t in requests], _pad_id(self.tokenizer), bs,
                                         self.softmax_dtype)
             for (req, _, _), ans in zip(requests, res):
                 if req is not None:

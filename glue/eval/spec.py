@@ -69,7 +69,7 @@ EVAL_OPTIONS: tuple[EvalOption, ...] = (
                "pass per choice, as lm-eval's HFLM) or prompt_once (each prompt read once, its choices on a copy of "
                "its key/value cache; equal up to float rounding, 3-5x faster on chat prompts; models routing on "
                "the prompt stay on rows); unset: the zoo's extra mc_scoring, else rows", None,
-               choices=lambda: _mc_scoring()),
+               choices=_mc_scoring),
     EvalOption("allow_code_execution", "--allow-code-execution", "let code tasks (mbpp, humaneval) run "
                "model-written programs, each in its own subprocess with a timeout and resource limits "
                "(glue.eval.sandbox); without it they are refused", False, flag_only=True),
