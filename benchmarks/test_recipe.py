@@ -36,7 +36,8 @@ def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, sh
     models = pytestconfig.getoption("--models")  # a zoo YAML is read from its file
     spec = RecipeSpec.from_dict({"zoo": models if zoo.kind == "real" else zoo.name,
                                  "eval": {"split": s.split, "evaluator": s.evaluator, "limit": s.limit,
-                                          "device": s.device}})
+                                          "device": s.device, "mc_scoring": s.mc_scoring,
+                                          "prefix_cache": s.prefix_cache}})
     config = {"variant": variant, "recipe": spec.to_dict(), "decided_on": "search (calib for router prompts)",
               "tasks": list(zoo.tasks)}
     if zoo.kind == "real":  # where the router prompts come from; who is not in the run

@@ -16,7 +16,7 @@ import pytest
 from glue.errors import GlueError
 
 FORWARDED = ("--models", "--evaluator", "--split", "--limit", "--device", "--rerun", "--thresholds",
-             "--cluster-method", "--threads", "--mc-scoring", "--trials", "--allow-code-execution", "--search-workers",
+             "--cluster-method", "--threads", "--mc-scoring", "--prefix-cache", "--trials", "--allow-code-execution", "--search-workers",
              "--search-pool", "--trust-remote-code", "--prompt-set", "--accept", "--alpha")
 """The options a case run on a Ray worker gets from the driver (everything that shapes a case's config)."""
 

@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--zoo", required=True, help="zoo name or zoo YAML file")
     p.add_argument("--members", nargs="+", metavar="MEMBER", help="members to evaluate (the base may be named)")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks (default: the zoo's tasks)")
-    add_eval_options(p.add_argument, ["split", "evaluator", "limit", "device", "allow_code_execution", "mc_scoring"])
+    add_eval_options(p.add_argument, ["split", "evaluator", "limit", "device", "allow_code_execution", "mc_scoring", "prefix_cache"])
     add_format_arg(p)
     p.set_defaults(func=_eval)
 

@@ -1,6 +1,6 @@
 """glue recipe --zoo NAME --out DIR [--spec recipe.yaml] [--no-search] [--router R] [--level L]
-[--threshold T] [--strategy S] [--method M] [--max-experts N] [--evaluator E] [--limit N] [--format F]
-[--overwrite]"""
+[--threshold T] [--strategy S] [--method M] [--max-experts N] [--evaluator E] [--limit N] [--mc-scoring S]
+[--prefix-cache P] [--format F] [--overwrite]"""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--router", help="router of the paper recipe (default hidden)")
     p.add_argument("--no-search", action="store_true", help="run the paper's recipe only")
     p.add_argument("--max-experts", type=int, help="searched variant: largest expert set (default 6)")
-    add_eval_options(p.add_argument, ["evaluator", "limit"], defaults={"evaluator": None},
+    add_eval_options(p.add_argument, ["evaluator", "limit", "mc_scoring", "prefix_cache"], defaults={"evaluator": None},
                      helps={"evaluator": "the evaluator of the reported split (default native, also with --limit or "
                                          "--spec without eval.evaluator)"})
     p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown",
@@ -43,8 +43,11 @@ def spec_from_args(args):
     """The ``RecipeSpec`` of ``--spec`` (or the defaults) with the command-line overrides applied."""
     from glue.recipe.spec import RecipeSpec
 
-    if args.spec:
-        d = RecipeSpec.load(args.spec).to_dict()
+    if args.spec:  # read as written: the zoo's evaluation settings are those of the zoo it runs on (--zoo)
+        from glue.yamlfile import read_yaml
+
+        d = read_yaml(args.spec, "recipe spec")
+        RecipeSpec.from_dict(d, args.spec)  # a bad file is refused here, naming it, before the overrides
     elif args.zoo:
         d = {"zoo": args.zoo}
     else:
@@ -54,7 +57,8 @@ def spec_from_args(args):
         d["zoo"] = args.zoo
     for key, section, field in (("threshold", "cluster", "threshold"), ("strategy", "merge", "strategy"),
                                 ("method", "merge", "method"), ("evaluator", "eval", "evaluator"),
-                                ("limit", "eval", "limit"), ("max_experts", "search", "max_experts")):
+                                ("limit", "eval", "limit"), ("mc_scoring", "eval", "mc_scoring"),
+                                ("prefix_cache", "eval", "prefix_cache"), ("max_experts", "search", "max_experts")):
         value = getattr(args, key)
         if value is not None:
             d.setdefault(section, {})[field] = value

@@ -45,7 +45,7 @@ def register(sub) -> None:
                    help=f"significance level of --accept paired (default {DEFAULT_ALPHA})")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a global parameter of the merge method, e.g. lambda=0.5 (repeatable)")
-    add_eval_options(p.add_argument, ["evaluator", "limit", "device", "mc_scoring"], defaults={"evaluator": "auto"},
+    add_eval_options(p.add_argument, ["evaluator", "limit", "device", "mc_scoring", "prefix_cache"], defaults={"evaluator": "auto"},
                      helps={"evaluator": "scores the final model on the test split", "device": "merges run there too"})
     p.add_argument("--search-evaluator", choices=OPTIONS["evaluator"].choices(), default="auto",
                    help="evaluator of the search, as --evaluator (default auto: native for surrogate tasks, where "

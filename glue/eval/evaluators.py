@@ -49,11 +49,11 @@ def native(model, tokenizer, spec):
             for e, (m, tok) in enumerate(model.experts):
                 idx = [i for i, c in enumerate(choice) if c == e]
                 for i, r in zip(idx, score_items(m, tok, [items[i] for i in idx], t.kind, t.max_gen_toks,
-                                                           spec.mc_scoring)
+                                                           spec.mc_scoring, spec.prefix_cache)
                                 if idx else []):
                     ok[i] = r
         else:
-            ok = score_items(model, tokenizer, items, t.kind, t.max_gen_toks, spec.mc_scoring)
+            ok = score_items(model, tokenizer, items, t.kind, t.max_gen_toks, spec.mc_scoring, spec.prefix_cache)
         scores[t.name], n[t.name], per_item[t.name] = sum(ok) / len(ok), len(ok), ok
         ids[t.name] = list(range(len(ok)))  # the first ``limit`` items of the split, in order
     return scores, n, per_item, ids

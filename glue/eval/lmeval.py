@@ -13,8 +13,9 @@ A model that routes on the prompt (``routes_on_prompt = True``, the glue mixture
 ``PromptAwareHFLM``: lm-eval scores a choice as one row ``context + continuation`` with no attention
 mask, so the model could not tell where the prompt ends; the subclass remembers each row's context
 length and passes ``prompt_mask`` (generation needs nothing: the prompt is the whole input there).
-With ``mc_scoring: prompt_once`` any other model runs under ``PromptOnceHFLM``: lm-eval's requests, metrics and
-aggregation, with log-likelihoods that read each context once (``glue.eval.native.continuation_logprobs``).
+With ``mc_scoring: prompt_once`` or ``prefix_cache: shared`` any other model runs under ``glue_hflm``'s subclass: lm-eval's
+requests, metrics and aggregation, with log-likelihoods that read each context once
+(``glue.eval.native.continuation_logprobs``) and generation batches that read their shared prefix once.
 
 Real tasks: ``test`` is lm-eval's own task (``arc_challenge``...); ``search`` is a rendered task
 ``glue_<task>_search`` on documents disjoint from lm-eval's test documents (``TaskSpec.search_source``, the
@@ -211,11 +212,13 @@ def run_lm_eval(model, tokenizer, spec):
     for name in ("lm-eval", "lm_eval", "lm_eval.models.huggingface", "lm_eval.evaluator", "lm_eval.api.task"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with glue_code_eval() if unsafe else contextlib.nullcontext():  # model-written code: only in the sandbox
-        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe), spec.mc_scoring)
+        return _simple_evaluate(model, tokenizer, specs, split, limit, batch_size, bool(unsafe), spec.mc_scoring,
+                                spec.prefix_cache)
 
 
 def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit: int | None,
-                     batch_size: int | str | None, unsafe: bool, mc_scoring: str = "rows"):
+                     batch_size: int | str | None, unsafe: bool, mc_scoring: str = "rows",
+                     prefix_cache: str = "none"):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -232,7 +235,7 @@ def _simple_evaluate(model, tokenizer, specs: list[TaskSpec], split: str, limit:
         if getattr(model, "routes_on_prompt", False):
             cls = prompt_aware_hflm()
         else:
-            cls = prompt_once_hflm() if mc_scoring == "prompt_once" else HFLM
+            cls = glue_hflm(mc_scoring, prefix_cache)
         return cls(pretrained=model, tokenizer=tokenizer, batch_size=bs, trust_remote_code=False,
                    max_length=min(max_len, 4096) if max_len else None)
 
@@ -325,29 +328,53 @@ def prompt_aware_hflm():
     return PromptAwareHFLM
 
 
-def prompt_once_hflm():
-    """``HFLM`` whose log-likelihoods read each context once (``glue.eval.native.continuation_logprobs``,
-    ``--mc-scoring prompt_once``): lm-eval still builds the requests (its own ``context_enc`` /
-    ``continuation_enc``), the metrics and the aggregation; only the forward passes change. A request set
-    with a row longer than ``max_length + 1`` (which lm-eval would truncate from the left) goes to HFLM's own
-    ``_loglikelihood_tokens`` whole."""
+def glue_hflm(mc_scoring: str = "rows", prefix_cache: str = "none"):
+    """``HFLM``, or a subclass whose forward passes are glue's (``--mc-scoring prompt_once``, ``--prefix-cache shared``):
+    lm-eval still builds the requests (its own ``context_enc`` / ``continuation_enc``, its batches of generation
+    contexts, stop sequences and ``max_gen_toks``), the metrics and the aggregation.
+
+    - ``prompt_once``: log-likelihoods read each context once (``glue.eval.native.continuation_logprobs``; with
+      ``prefix_cache`` shared, a chunk's contexts also share their common prefix). A request set with a row longer
+      than ``max_length + 1`` (which lm-eval would truncate from the left) goes to HFLM's own
+      ``_loglikelihood_tokens`` whole.
+    - ``prefix_cache`` shared: each generation batch (lm-eval's left-padded ``context``) reads its shared prefix once
+      (``glue.eval.native.prefilled``: ``[prefix | padding | own tokens]``, as wide as lm-eval's batch, so
+      lm-eval cuts the continuations where it would) before HFLM's own ``_model_generate``."""
+    import torch
     from lm_eval.models.huggingface import HFLM
 
-    from glue.eval.native import _pad_id, continuation_logprobs
+    from glue.eval.native import _pad_id, continuation_logprobs, prefilled
 
-    class PromptOnceHFLM(HFLM):
+    once, share = mc_scoring == "prompt_once", prefix_cache == "shared"
+    if not once and not share:
+        return HFLM
+
+    class GlueHFLM(HFLM):
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
-            if self.backend != "causal" or any(len(c) + len(t) > self.max_length + 1 for _, c, t in requests):
+            if (not once or self.backend != "causal"
+                    or any(len(c) + len(t) > self.max_length + 1 for _, c, t in requests)):
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             bs = self.batch_size if isinstance(self.batch_size, int) else 64
             res = continuation_logprobs(self.model, [(c, t) for _, c, t in requests], _pad_id(self.tokenizer), bs,
-                                        self.softmax_dtype)
+                                        self.softmax_dtype, share_prefix=share)
             for (req, _, _), ans in zip(requests, res):
                 if req is not None:
                     self.cache_hook.add_partial("loglikelihood", req, ans)
             return res
 
-    return PromptOnceHFLM
+        def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
+            mask = generation_kwargs.get("attention_mask")
+            if not share or self.backend != "causal" or mask is None:
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
+            seqs = [row[m.bool()].tolist() for row, m in zip(context.cpu(), mask.cpu())]
+            with torch.no_grad():
+                ids, mask2, cache, _ = prefilled(self.model, seqs, _pad_id(self.tokenizer), True)
+            if cache is None or ids.shape != context.shape:
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
+            generation_kwargs |= {"attention_mask": mask2.to(context.device), "cache": cache}
+            return super()._model_generate(ids.to(context.device), max_length, stop, **generation_kwargs)
+
+    return GlueHFLM
 
 
 def routed_lm(mixture, lms):

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import torch
 
-from glue.eval.tasks import MC_SCORING, Item
+from glue.eval.tasks import MC_SCORING, PREFIX_CACHE, Item
 
 
 def _ids(tokenizer, texts: Sequence[str], special: bool) -> list[list[int]]:
@@ -56,11 +56,47 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix every sequence of ``seqs`` starts with, leaving each at least one token of
+    its own (0 for fewer than two sequences: nothing is shared)."""
+    if len(seqs) < 2:
+        return 0
+    first, n = seqs[0], min(map(len, seqs)) - 1
+    P = 0
+    while P < n and all(s[P] == first[P] for s in seqs):
+        P += 1
+    return P
+
+
 @torch.no_grad()
+def prefilled(model: torch.nn.Module, seqs: Sequence[Sequence[int]], pad_id: int, share_prefix: bool
+              ) -> tuple[torch.Tensor, torch.Tensor, object | None, int]:
+    """``(ids, mask, cache, P)`` for a batch of prompts ``seqs``, ready for a forward pass or ``generate`` that
+    continues ``cache`` with ``ids[:, P:]``.
+
+    ``share_prefix`` False (or no shared prefix): ``seqs`` left-padded (``ids``, ``mask`` ``[B, T]``, ``T`` the
+    longest), ``cache`` None, ``P`` 0. True (``--prefix-cache shared``): the ``P`` tokens every prompt starts with
+    (``shared_prefix_len``: a chat template's system turn) run once, as one row, and their keys/values are
+    repeated for the ``B`` rows (``cache``); the layout is ``[prefix | padding | own tokens]`` (still ``[B, T]``;
+    the mask's zeros sit between the prefix and each row's own tokens, position ids ``cumsum(mask) - 1`` skip
+    them), so every row sees exactly its own prompt, as when it is read whole. Equal up to float rounding."""
+    P = shared_prefix_len(seqs) if share_prefix else 0
+    ids, mask = _left_padded([s[P:] for s in seqs], pad_id)
+    if P == 0:
+        return ids, mask, None, 0
+    dev = next(model.parameters()).device
+    pre = torch.tensor([list(seqs[0][:P])])
+    cache = model(input_ids=pre.to(dev), use_cache=True, logits_to_keep=1).cache
+    cache.batch_repeat_interleave(len(seqs))
+    ids = torch.cat([pre.expand(len(seqs), P), ids], 1)
+    mask = torch.cat([torch.ones(len(seqs), P, dtype=mask.dtype), mask], 1)
+    return ids, mask, cache, P
+
+
 @torch.no_grad()
 def continuation_logprobs(model: torch.nn.Module, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
-                          batch: int = 512, softmax_dtype: torch.dtype | None = torch.float32
-                          ) -> list[tuple[float, bool]]:
+                          batch: int = 512, softmax_dtype: torch.dtype | None = torch.float32,
+                          share_prefix: bool = False) -> list[tuple[float, bool]]:
     """``(sum_t log p(cont[t] | ctx cont[:t]), every cont[t] is the argmax)`` per ``(ctx, cont)`` token row,
     reading each distinct ``ctx`` once (``prompt_once``, module docstring).
 
@@ -90,10 +126,10 @@ def continuation_logprobs(model: torch.nn.Module, rows: Sequence[tuple[Sequence[
     out: list[tuple[float, bool]] = [(0.0, False)] * len(rows)
     for s in range(0, len(ctxs), batch):
         chunk = ctxs[s: s + batch]
-        ids, mask = _left_padded(chunk, pad_id)
+        ids, mask, cache, P = prefilled(model, chunk, pad_id, share_prefix)
         pos = (mask.cumsum(1) - 1).clamp(min=0)
-        o = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev), use_cache=True,
-                  logits_to_keep=1)
+        o = model(input_ids=ids[:, P:].to(dev), attention_mask=mask.to(dev), position_ids=pos[:, P:].to(dev),
+                  cache=cache, use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(o.logits[:, -1], -1, dtype=softmax_dtype).cpu()  # [C, V]
         mine = [r for r, c in enumerate(row_ctx) if s <= c < s + len(chunk)]
         for r in mine:  # the first token of every continuation
@@ -126,7 +162,7 @@ def continuation_logprobs(model: torch.nn.Module, rows: Sequence[tuple[Sequence[
 
 @torch.no_grad()
 def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], batch: int = 512,
-                   scoring: str = "rows") -> list[int]:
+                   scoring: str = "rows", share_prefix: bool = False) -> list[int]:
     """Index of the highest log-likelihood choice per item (ties -> first); ``scoring``: ``MC_SCORING``
     (``prompt_once`` falls back to ``rows`` for a model that routes on the prompt, module docstring)."""
     if scoring not in MC_SCORING:
@@ -137,7 +173,7 @@ def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], bat
     PAD = _pad_id(tokenizer)
     if scoring == "prompt_once" and not getattr(model, "routes_on_prompt", False):
         pairs = [(ctx, next(conts)) for it, ctx in zip(items, ctxs) for _ in it.choices]
-        lls = iter(continuation_logprobs(model, pairs, PAD, batch))
+        lls = iter(continuation_logprobs(model, pairs, PAD, batch, share_prefix=share_prefix))
         scores = [[next(lls)[0] for _ in it.choices] for it in items]
         return [max(range(len(sc)), key=lambda j: (sc[j], -j)) for sc in scores]
     for i, (it, ctx) in enumerate(zip(items, ctxs)):
@@ -168,17 +204,19 @@ def mc_predictions(model: torch.nn.Module, tokenizer, items: Sequence[Item], bat
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new: int, batch: int = 512) -> list[str]:
-    """Greedy continuations (decoded without special tokens, cut at <eos>) of ``prompts``, left-padded batches."""
+def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new: int, batch: int = 512,
+             share_prefix: bool = False) -> list[str]:
+    """Greedy continuations (decoded without special tokens, cut at <eos>) of ``prompts``, left-padded batches
+    (``share_prefix``: each batch's shared prefix read once, ``prefilled``)."""
     dev = next(model.parameters()).device
     PAD, EOS = _pad_id(tokenizer), tokenizer.eos_token_id
     out: list[str] = []
     for s in range(0, len(prompts), batch):
-        ids, mask = _left_padded(_ids(tokenizer, prompts[s : s + batch], True), PAD)
+        ids, mask, cache, _ = prefilled(model, _ids(tokenizer, prompts[s : s + batch], True), PAD, share_prefix)
         T = ids.shape[1]
         gen = model.generate(
             input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new, do_sample=False,
-            eos_token_id=EOS, pad_token_id=PAD,
+            eos_token_id=EOS, pad_token_id=PAD, **({"cache": cache} if cache is not None else {}),
         )[:, T:].cpu()
         for row in gen.tolist():
             cut = next((k for k, t in enumerate(row) if t in (EOS, PAD)), len(row))
@@ -187,8 +225,16 @@ def generate(model: torch.nn.Module, tokenizer, prompts: Sequence[str], max_new:
 
 
 def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], kind: str, max_new: int,
-                mc_scoring: str = "rows") -> list[bool]:
-    """Per-item correctness (the unit every metric here averages)."""
+                mc_scoring: str = "rows", prefix_cache: str = "none") -> list[bool]:
+    """Per-item correctness (the unit every metric here averages). ``mc_scoring``: ``MC_SCORING``;
+    ``prefix_cache``: ``PREFIX_CACHE`` (``shared``: generation prompts, and with ``prompt_once`` multiple-choice
+    prompts, share their batch's common prefix, ``prefilled``; a model that routes on the prompt reads every
+    prompt whole)."""
+    if prefix_cache not in PREFIX_CACHE:
+        raise ValueError(f"prefix cache {prefix_cache!r}; allowed: {', '.join(PREFIX_CACHE)}")
+    share = prefix_cache == "shared" and not getattr(model, "routes_on_prompt", False)
     if kind == "mc":
-        return [p == it.label for p, it in zip(mc_predictions(model, tokenizer, items, scoring=mc_scoring), items)]
-    return [g == it.answer for g, it in zip(generate(model, tokenizer, [it.prompt for it in items], max_new), items)]
+        preds = mc_predictions(model, tokenizer, items, scoring=mc_scoring, share_prefix=share and mc_scoring != "rows")
+        return [p == it.label for p, it in zip(preds, items)]
+    outs = generate(model, tokenizer, [it.prompt for it in items], max_new, share_prefix=share)
+    return [g == it.answer for g, it in zip(outs, items)]

@@ -33,6 +33,12 @@ def _mc_scoring() -> tuple[str, ...]:
     return MC_SCORING
 
 
+def _prefix_cache() -> tuple[str, ...]:
+    from glue.eval.tasks import PREFIX_CACHE
+
+    return PREFIX_CACHE
+
+
 def _evaluators() -> tuple[str, ...]:
     from glue.eval.evaluators import EVALUATORS
 
@@ -70,6 +76,11 @@ EVAL_OPTIONS: tuple[EvalOption, ...] = (
                "its key/value cache; equal up to float rounding, 3-5x faster on chat prompts; models routing on "
                "the prompt stay on rows); unset: the zoo's extra mc_scoring, else rows", None,
                choices=_mc_scoring),
+    EvalOption("prefix_cache", "--prefix-cache", "shared: the prompts of a batch read the token prefix they all share "
+               "(a chat template's system turn) once and continue from a copy of its key/value cache, in generation "
+               "and, under --mc-scoring prompt_once, in multiple choice (rows keeps lm-eval's whole rows); equal up "
+               "to float rounding; models routing on the prompt read every prompt whole; unset: the zoo's extra "
+               "prefix_cache, else none", None, choices=_prefix_cache),
     EvalOption("allow_code_execution", "--allow-code-execution", "let code tasks (mbpp, humaneval) run "
                "model-written programs, each in its own subprocess with a timeout and resource limits "
                "(glue.eval.sandbox); without it they are refused", False, flag_only=True),
@@ -146,6 +157,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": _batch_size,
     "allow_code_execution": lambda v: None if isinstance(v, bool) else "true or false",
     "mc_scoring": _choice(_mc_scoring),
+    "prefix_cache": _choice(_prefix_cache),
 }
 """What each field allows: ``check(value)`` is None when allowed, else the allowed values in words (an unknown
 evaluator name raises the registry's ``UnknownNameError``, which suggests the nearest names)."""
@@ -167,6 +179,8 @@ class EvalSpec:
         mc_scoring: ``rows`` or ``prompt_once``: how multiple-choice log-likelihoods are computed
             (``glue.eval.native``; both evaluators). Left out of ``case_config`` and ``cache_key`` at its
             default ``rows``, so records and stored scores made before it existed keep their keys.
+        prefix_cache: ``none`` or ``shared``: whether a batch's prompts read their shared prefix once
+            (``glue.eval.native.prefilled``; both evaluators); left out of keys at ``none``, as ``mc_scoring``.
 
     Every field is checked here (``ConfigError`` naming the field, its option and the allowed values), and
     so is the whole: tasks that run code need ``allow_code_execution``; an evaluator that scores local tasks
@@ -182,6 +196,7 @@ class EvalSpec:
     batch_size: int | str | None = None
     allow_code_execution: bool = False
     mc_scoring: str = "rows"
+    prefix_cache: str = "none"
 
     def __post_init__(self) -> None:
         from glue.eval.evaluators import EVALUATORS
@@ -263,7 +278,7 @@ class EvalSpec:
         the tasks are the case's own config."""
         out = {"split": self.split, "evaluator": self.evaluator, "limit": self.limit, "device": self.device,
                "threads": self.threads}
-        return out | ({"mc_scoring": self.mc_scoring} if self.mc_scoring != "rows" else {})
+        return out | {k: getattr(self, k) for k, default in _LATER.items() if getattr(self, k) != default}
 
     def cache_key(self) -> str:
         """A stable text key of everything that decides a score (every field; the same in every process and
@@ -273,6 +288,12 @@ class EvalSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
-        if d["mc_scoring"] == "rows":  # the default: keys made before the field existed stay valid
-            del d["mc_scoring"]
+        for k, default in _LATER.items():  # at their defaults: keys made before the fields existed stay valid
+            if d[k] == default:
+                del d[k]
         return d
+
+
+_LATER = {"mc_scoring": "rows", "prefix_cache": "none"}
+"""Fields added after records and stored scores existed, with the default at which ``case_config`` and ``cache_key``
+leave them out."""

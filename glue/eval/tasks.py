@@ -60,6 +60,10 @@ MC_SCORING = ("rows", "prompt_once")
 """How an ``mc`` task's log-likelihoods are computed (``glue.eval.native``, ``EvalSpec.mc_scoring``): one forward
 pass per choice, or each prompt read once."""
 
+PREFIX_CACHE = ("none", "shared")
+"""Whether the prompts of a batch share their common token prefix (``glue.eval.native.prefilled``,
+``EvalSpec.prefix_cache``): ``shared`` reads it once for generation, and for multiple choice under ``prompt_once``."""
+
 
 @dataclass(frozen=True)
 class Item:

@@ -145,9 +145,9 @@ class RecipeSpec:
         parts: dict[str, Any] = {}
         for key, kind in (("eval", EvalSpec), ("cluster", ClusterStep), ("merge", MergeStep), ("mixture", MixtureStep),
                           ("search", SearchStep)):
-            if key not in d:
+            if key not in d and key != "eval":  # eval: the zoo's evaluation settings apply without the section too
                 continue
-            value = d[key]
+            value = d.get(key, {})
             if value is None:
                 if key != "mixture":
                     raise ConfigError(f"{source}: {key} must be a mapping, got null")
@@ -156,8 +156,9 @@ class RecipeSpec:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
             _known(value, {f.name for f in fields(kind)}, source, f" in {key}")
-            if key == "eval":  # the recipe's default evaluator (native), also when only other eval fields are given
-                value = {"evaluator": RecipeSpec.eval.evaluator, **value}
+            if key == "eval":  # the recipe's default evaluator (native), also when only other eval fields are given,
+                # and the zoo's evaluation settings (Zoo.eval_defaults: smol4's mc_scoring...) where the spec sets none
+                value = {"evaluator": RecipeSpec.eval.evaluator, **_zoo_eval_defaults(d["zoo"]), **value}
                 if "tasks" in value:
                     if isinstance(value["tasks"], str) or not isinstance(value["tasks"], (list, tuple, type(None))):
                         raise ConfigError(f"{source}: eval.tasks must be a list of task names, got {value['tasks']!r}")
@@ -192,6 +193,17 @@ class RecipeSpec:
         from glue.yamlfile import read_yaml
 
         return cls.from_dict(read_yaml(path, "recipe spec"), str(path))
+
+
+def _zoo_eval_defaults(zoo: str) -> dict[str, Any]:
+    """``Zoo.eval_defaults()`` of the spec's zoo; empty when it cannot be read here (``prepare_recipe`` names the
+    problem before any work)."""
+    from glue.zoo import get_zoo
+
+    try:
+        return get_zoo(zoo).eval_defaults()
+    except GlueError:
+        return {}
 
 
 def _text(e: Exception) -> str:

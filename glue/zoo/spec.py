@@ -48,7 +48,9 @@ class Zoo:
       costly (``smol4``: a coefficient search ~25 min on 2 cores) keeps its budget with it;
     - ``trials`` (int >= 1): the evolutionary cases' CMA-ES budget when ``--trials`` is not given (default 60);
     - ``mc_scoring`` (``rows`` or ``prompt_once``): how multiple-choice items are scored when ``--mc-scoring`` is
-      not given (``glue.eval.native``; default ``rows``), ``eval_defaults``.
+      not given (``glue.eval.native``; default ``rows``), ``eval_defaults``;
+    - ``prefix_cache`` (``none`` or ``shared``): whether a batch's prompts read their shared prefix once when
+      ``--prefix-cache`` is not given (``glue.eval.native.prefilled``; default ``none``), ``eval_defaults``.
     """
 
     name: str
@@ -76,9 +78,9 @@ class Zoo:
         return ((self.base,) if self.base else ()) + self.members
 
     def eval_defaults(self) -> dict:
-        """The evaluation settings this zoo sets (``extra["mc_scoring"]``), as ``glue.eval.EvalSpec`` fields: the
-        base a run's spec is resolved on (an option given on the command line wins)."""
-        return {k: self.extra[k] for k in ("mc_scoring",) if k in self.extra}
+        """The evaluation settings this zoo sets (its ``extra`` keys in ``EVAL_EXTRA``), as ``glue.eval.EvalSpec``
+        fields: the base a run's spec is resolved on (an option given on the command line wins)."""
+        return {k: self.extra[k] for k in EVAL_EXTRA if k in self.extra}
 
     def member(self, name: str) -> Member:
         for m in self.all_models():
@@ -91,11 +93,12 @@ class Zoo:
         return self.members if not names else tuple(self.member(n) for n in names)
 
 
-EXTRA_KEYS = ("cluster_threshold", "search_methods", "trials", "mc_scoring")
+EVAL_EXTRA = {"mc_scoring": ("rows", "prompt_once"), "prefix_cache": ("none", "shared")}
+"""The evaluation settings a zoo's ``extra`` may set, with their allowed values: ``glue.eval.tasks.MC_SCORING`` and
+``PREFIX_CACHE`` (the zoo package does not import the evaluation package, which imports it; a test holds them
+equal)."""
 
-MC_SCORING = ("rows", "prompt_once")
-"""``glue.eval.tasks.MC_SCORING`` (the zoo package does not import the evaluation package, which imports it; a test
-holds the two equal)."""
+EXTRA_KEYS = ("cluster_threshold", "search_methods", "trials", *EVAL_EXTRA)
 """The keys ``Zoo.extra`` may hold (see ``Zoo``)."""
 
 
@@ -111,9 +114,9 @@ def check_extra(zoo: str, extra: dict) -> None:
     if m is not None and (not isinstance(m, tuple) or not m or not all(isinstance(x, str) for x in m)):
         raise ValueError(f"zoo {zoo!r}: extra search_methods is {m!r}; expected a non-empty tuple of merge method "
                          f"names")
-    sc = extra.get("mc_scoring")
-    if sc is not None and sc not in MC_SCORING:
-        raise ValueError(f"zoo {zoo!r}: extra mc_scoring is {sc!r}; allowed: {', '.join(MC_SCORING)}")
+    for k, allowed in EVAL_EXTRA.items():
+        if k in extra and extra[k] not in allowed:
+            raise ValueError(f"zoo {zoo!r}: extra {k} is {extra[k]!r}; allowed: {', '.join(allowed)}")
     n = extra.get("trials")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"zoo {zoo!r}: extra trials is {n!r}; expected an integer >= 1")

@@ -156,6 +156,7 @@ def test_a_zoo_budget_naming_a_method_without_searches_is_refused():
     ({"trials": 0}, "trials is 0; expected an integer >= 1"),
     ({"trials": 2.5}, "trials is 2.5"),
     ({"mc_scoring": "once"}, "mc_scoring is 'once'; allowed: rows, prompt_once"),
+    ({"prefix_cache": True}, "prefix_cache is True; allowed: none, shared"),
 ])
 def test_zoo_extra_is_checked_when_the_zoo_is_made(extra, msg):
     with pytest.raises(ValueError, match=msg):
@@ -175,15 +176,19 @@ def test_evolution_trials_option_then_zoo_then_default():
     assert evolution_trials(config("tiny", None)) == 60
 
 
-def test_a_zoos_mc_scoring_is_the_base_of_the_runs_spec():
-    """smol4 scores multiple choice prompt-once unless --mc-scoring says otherwise; surrogate zoos keep rows."""
+def test_a_zoos_eval_settings_are_the_base_of_the_runs_spec():
+    """smol4 scores multiple choice prompt-once with a shared prefix unless --mc-scoring / --prefix-cache say
+    otherwise; surrogate zoos keep rows, none."""
     from glue.eval import EvalSpec
 
-    from glue.eval.tasks import MC_SCORING
-    from glue.zoo.spec import MC_SCORING as ZOO_MC_SCORING
+    from glue.eval.tasks import MC_SCORING, PREFIX_CACHE
+    from glue.zoo.spec import EVAL_EXTRA
 
-    assert ZOO_MC_SCORING == MC_SCORING
-    assert get_zoo("smol4").eval_defaults() == {"mc_scoring": "prompt_once"} and get_zoo("tiny").eval_defaults() == {}
+    assert EVAL_EXTRA == {"mc_scoring": MC_SCORING, "prefix_cache": PREFIX_CACHE}
+    assert get_zoo("smol4").eval_defaults() == {"mc_scoring": "prompt_once", "prefix_cache": "shared"}
+    assert get_zoo("tiny").eval_defaults() == {}
     base = EvalSpec(**get_zoo("smol4").eval_defaults())
-    assert EvalSpec.resolve({"mc_scoring": None}, tasks=("chat_add",), base=base).mc_scoring == "prompt_once"
-    assert EvalSpec.resolve({"mc_scoring": "rows"}, tasks=("chat_add",), base=base).mc_scoring == "rows"
+    got = EvalSpec.resolve({"mc_scoring": None, "prefix_cache": None}, tasks=("chat_add",), base=base)
+    assert (got.mc_scoring, got.prefix_cache) == ("prompt_once", "shared")
+    got = EvalSpec.resolve({"mc_scoring": "rows", "prefix_cache": "none"}, tasks=("chat_add",), base=base)
+    assert (got.mc_scoring, got.prefix_cache) == ("rows", "none")

@@ -56,7 +56,7 @@ def test_forwarded_options_rebuild_the_case_config():
     class Cfg:
         opts = {"--models": "tiny", "--evaluator": "native", "--split": "test", "--limit": 4, "--device": "cpu",
                 "--rerun": False, "--thresholds": [0.5, 0.9], "--cluster-method": "greedy", "--threads": None,
-                "--mc-scoring": "prompt_once", "--trials": 8, "--allow-code-execution": False, "--search-workers": 2, "--search-pool": "ray",
+                "--mc-scoring": "prompt_once", "--prefix-cache": "shared", "--trials": 8, "--allow-code-execution": False, "--search-workers": 2, "--search-pool": "ray",
                 "--trust-remote-code": True, "--prompt-set": "paper", "--accept": ["plain", "paired"], "--alpha": 0.05}
 
         def getoption(self, name):
@@ -65,6 +65,7 @@ def test_forwarded_options_rebuild_the_case_config():
     assert forwarded_args(Cfg()) == ["--models", "tiny", "--evaluator", "native", "--split", "test",
                                                "--limit", "4", "--device", "cpu", "--thresholds", "0.5,0.9",
                                                "--cluster-method", "greedy", "--mc-scoring", "prompt_once",
+                                               "--prefix-cache", "shared",
                                                "--trials", "8",
                                                "--search-workers", "2", "--search-pool", "ray",
                                                "--trust-remote-code", "--prompt-set", "paper",

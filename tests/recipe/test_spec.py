@@ -91,3 +91,35 @@ def test_eval_section_is_an_eval_spec_checked_once_and_auto_resolved():
         RecipeSpec.from_dict({"zoo": "tiny", "eval": {"limit": 0}})
     with pytest.raises(ConfigError, match=r"eval\.batch_size: 0; allowed: an integer >= 1, 'auto'"):
         RecipeSpec.from_dict({"zoo": "tiny", "eval": {"batch_size": 0}})
+
+
+def test_the_zoos_eval_settings_apply_unless_the_spec_sets_them():
+    """smol4's extra (prompt-once multiple choice, shared prefixes) reaches the recipe's evaluations as every other
+    verb's, with or without an eval section; the spec's own values win; a surrogate zoo keeps the defaults. (The
+    bench's recipe cases scored in rows before: the recipe ignored the zoo's settings.)"""
+    for d in ({"zoo": "smol4"}, {"zoo": "smol4", "eval": {"limit": 3}}):
+        ev = RecipeSpec.from_dict(d).eval
+        assert (ev.mc_scoring, ev.prefix_cache, ev.evaluator) == ("prompt_once", "shared", "native")
+    ev = RecipeSpec.from_dict({"zoo": "smol4", "eval": {"mc_scoring": "rows", "prefix_cache": "none"}}).eval
+    assert (ev.mc_scoring, ev.prefix_cache) == ("rows", "none")
+    assert RecipeSpec.from_dict({"zoo": "tiny"}).eval == RecipeSpec.eval
+    assert RecipeSpec.from_dict({"zoo": "no_such_zoo"}).eval == RecipeSpec.eval  # named by prepare_recipe
+
+
+def test_recipe_command_eval_options_and_a_spec_file_for_another_zoo(tmp_path):
+    """``glue recipe --mc-scoring/--prefix-cache`` set the eval section; a ``--spec`` written for smol4 run with
+    ``--zoo tiny`` gets tiny's settings (the file is read as written, not with smol4's resolved in); a bad file is
+    refused naming it before the overrides apply."""
+    from glue.cli import build_parser
+    from glue.cli.recipe_cmd import spec_from_args
+
+    p = build_parser("recipe")
+    ev = spec_from_args(p.parse_args(["recipe", "--zoo", "smol4", "--out", "D", "--mc-scoring", "rows"])).eval
+    assert (ev.mc_scoring, ev.prefix_cache) == ("rows", "shared")
+    f = tmp_path / "r.yaml"
+    f.write_text("zoo: smol4\neval: {limit: 4}\n")
+    ev = spec_from_args(p.parse_args(["recipe", "--spec", str(f), "--zoo", "tiny", "--out", "D"])).eval
+    assert (ev.mc_scoring, ev.prefix_cache, ev.limit) == ("rows", "none", 4)
+    f.write_text("zoo: smol4\neval: 5\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: eval must be a mapping"):
+        spec_from_args(p.parse_args(["recipe", "--spec", str(f), "--limit", "3", "--out", "D"]))
