@@ -132,7 +132,9 @@ class RecipeSpec:
         _check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"zoo": self.zoo, "eval": self.eval.to_dict(), "cluster": asdict(self.cluster), "merge": asdict(self.merge)}
+        ev = self.eval.to_dict()  # a setting at its default but not the zoo's is written: read back, it stays
+        ev |= {k: getattr(self.eval, k) for k in _zoo_eval_defaults(self.zoo) if k not in ev}
+        d = {"zoo": self.zoo, "eval": ev, "cluster": asdict(self.cluster), "merge": asdict(self.merge)}
         search = asdict(self.search) | {"routers": list(self.search.routers)}
         return d | {"mixture": asdict(self.mixture) if self.mixture is not None else None, "search": search}
 

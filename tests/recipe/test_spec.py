@@ -100,8 +100,10 @@ def test_the_zoos_eval_settings_apply_unless_the_spec_sets_them():
     for d in ({"zoo": "smol4"}, {"zoo": "smol4", "eval": {"limit": 3}}):
         ev = RecipeSpec.from_dict(d).eval
         assert (ev.mc_scoring, ev.prefix_cache, ev.evaluator) == ("prompt_once", "shared", "native")
-    ev = RecipeSpec.from_dict({"zoo": "smol4", "eval": {"mc_scoring": "rows", "prefix_cache": "none"}}).eval
-    assert (ev.mc_scoring, ev.prefix_cache) == ("rows", "none")
+    spec = RecipeSpec.from_dict({"zoo": "smol4", "eval": {"mc_scoring": "rows", "prefix_cache": "none"}})
+    assert (spec.eval.mc_scoring, spec.eval.prefix_cache) == ("rows", "none")
+    assert RecipeSpec.from_dict(spec.to_dict()) == spec  # written out (recipe.yaml), the defaults stay explicit
+    assert "mc_scoring" not in RecipeSpec.from_dict({"zoo": "tiny"}).to_dict()["eval"]  # surrogate keys unchanged
     assert RecipeSpec.from_dict({"zoo": "tiny"}).eval == RecipeSpec.eval
     assert RecipeSpec.from_dict({"zoo": "no_such_zoo"}).eval == RecipeSpec.eval  # named by prepare_recipe
 
