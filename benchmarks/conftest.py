@@ -17,7 +17,8 @@ This file wires pytest to ``glue.bench`` (the harness package); the case files h
 parametrization (from the registries, ``glue.bench.cases``) and its call. Fixtures for cases: ``zoo`` (the
 ``glue.zoo.Zoo``), ``run_settings`` (the run's ``EvalSpec``: the zoo's tasks, split, evaluator, limit, device,
 threads), ``cluster_sweep`` (every threshold of the cluster cases), ``left_out``, ``search_scores`` (the merge
-cases' ``glue.bench.scores.ScoreCache``), ``member_scores`` (``glue.bench.experts.MemberScores``),
+cases' ``glue.bench.scores.ScoreCache``), ``eval_results`` (members' whole results, ``ResultCache``),
+``member_scores`` (``glue.bench.experts.MemberScores``),
 ``shared_runs`` (a dict a case family fills with a computation its cases share) and ``recorder``::
 
     def test_ties(zoo, run_settings, recorder):
@@ -230,12 +231,22 @@ def search_scores():
 
 
 @pytest.fixture(scope="session")
-def member_scores(zoo, run_settings):
-    """Each model's search and run-split results, computed once per session when a case asks
-    (``glue.bench.experts.MemberScores``)."""
+def eval_results():
+    """Whole evaluation results of zoo members (``glue.bench.scores.eval_result_cache``): computed once and shared by
+    this session's cases and, on disk under ``$GLUE_CACHE/eval_results/COMMIT``, by the parallel workers and later
+    runs (the mixture cases' member scores, the single cases, the recipe's candidate scores)."""
+    from glue.bench.scores import eval_result_cache
+
+    return eval_result_cache()
+
+
+@pytest.fixture(scope="session")
+def member_scores(zoo, run_settings, eval_results):
+    """Each model's search and run-split results, computed once when a case asks (``glue.bench.experts.MemberScores``
+    through ``eval_results``)."""
     from glue.bench.experts import MemberScores
 
-    return MemberScores(zoo, run_settings)
+    return MemberScores(zoo, run_settings, eval_results)
 
 
 @pytest.fixture(scope="session")

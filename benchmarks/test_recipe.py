@@ -29,7 +29,7 @@ from glue.record.provenance import Measurements
 
 
 @pytest.mark.parametrize("variant", RECIPE_VARIANTS, ids=[f"recipe-{v}" for v in RECIPE_VARIANTS])
-def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, shared_runs):
+def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, shared_runs, eval_results):
     from glue.recipe.spec import RecipeSpec
 
     s = run_settings
@@ -56,7 +56,7 @@ def test_recipe(variant, zoo, run_settings, recorder, pytestconfig, left_out, sh
         if key not in shared_runs:
             with tempfile.TemporaryDirectory(prefix="glue-recipe-") as d:
                 t0 = time.perf_counter()
-                shared_runs[key] = (run_recipe(spec, f"{d}/out"), time.perf_counter() - t0)
+                shared_runs[key] = (run_recipe(spec, f"{d}/out", results=eval_results), time.perf_counter() - t0)
         run, built = shared_runs[key]
         v = run.variants.get(variant)
         if v is None:

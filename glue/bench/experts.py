@@ -35,26 +35,35 @@ class MemberScores:
     The search split is scored with the native evaluator where every task is local (surrogate tasks: it
     equals lm-eval item by item), else with the run's evaluator."""
 
-    def __init__(self, zoo, spec):
+    def __init__(self, zoo, spec, results=None):
+        from glue.bench.scores import ResultCache
+
         self.zoo, self.spec = zoo, spec
+        self.results = results if results is not None else ResultCache(None)  # shared: glue.bench.scores
         self._got: dict[str, dict] = {}
 
     def of(self, names, splits=("search", "run")) -> dict[str, dict]:
-        """``{name: {"search": EvalResult, "run": EvalResult}}`` for ``names`` (only ``splits`` computed)."""
+        """``{name: {"search": EvalResult, "run": EvalResult}}`` for ``names`` (only ``splits`` computed), through
+        ``results`` (a ``glue.bench.scores.ResultCache``: on disk, the workers and the recipe share them)."""
         from glue.eval import evaluate_spec
         from glue.io import load_model
         from glue.zoo import resolve
 
         zoo, s = self.zoo, self.spec.with_tasks(self.zoo.tasks)
-        search = s.for_search()
         out = {}
         for name in names:
             got = self._got.setdefault(name, {})
-            todo = [sp for sp in splits if sp not in got]
-            if todo:
-                model, tok = load_model(resolve(zoo.member(name)), device=s.device)
-                for sp in todo:
-                    got[sp] = evaluate_spec(model, tok, search if sp == "search" else s)
+            src, loaded = resolve(zoo.member(name)), []
+
+            def compute(spec):
+                if not loaded:
+                    loaded.append(load_model(src, device=s.device))
+                return evaluate_spec(*loaded[0], spec)
+
+            for sp in splits:
+                if sp not in got:
+                    spec = s.for_search() if sp == "search" else s
+                    got[sp] = self.results.get(src, spec, lambda spec=spec: compute(spec))
             out[name] = got
         return out
 

@@ -26,7 +26,7 @@ from glue.eval.tasks import TASKS, TaskSpec, check_code_execution
 
 __all__ = ["EVALUATORS", "EVAL_OPTIONS", "SPLITS", "TASKS", "EvalOption", "EvalResult", "EvalSpec", "Evaluator",
            "TaskSpec", "add_eval_options", "check_code_execution", "check_tasks", "evaluate", "evaluate_spec",
-           "result_of"]
+           "remember", "result_of"]
 
 
 @dataclass
@@ -91,6 +91,13 @@ RECENT = 1024
 """How many of this process's latest ``EvalResult``s per split ``result_of`` can find."""
 
 _RECENT: dict[str, collections.deque[EvalResult]] = {}
+
+
+def remember(res: EvalResult) -> EvalResult:
+    """Hold ``res`` (a result computed elsewhere: read from a cache of stored results) where ``result_of`` finds it,
+    as ``evaluate_spec`` does for the results it computes; returns ``res``."""
+    _RECENT.setdefault(res.split, collections.deque(maxlen=RECENT)).append(res)
+    return res
 
 
 def result_of(task: str, score: object) -> EvalResult | None:

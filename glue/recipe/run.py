@@ -236,8 +236,8 @@ def calib_prompts(tasks: Sequence[str], n: int) -> tuple[str, ...]:
 class _Scores:
     """Per-task scores of model directories, per split, computed once."""
 
-    def __init__(self, prep: Prepared):
-        self.prep, self.cache, self.count = prep, {}, {"search": 0, "test": 0}
+    def __init__(self, prep: Prepared, results=None):
+        self.prep, self.cache, self.count, self.results = prep, {}, {"search": 0, "test": 0}, results
 
     def get(self, source: Path, split: str) -> EvalResult:
         key = (str(source), split)
@@ -245,15 +245,21 @@ class _Scores:
             from glue.io import load_model
 
             spec = self.prep.search if split == "search" else self.prep.eval
-            model, tok = load_model(source, device=spec.device)
-            self.cache[key] = evaluate_spec(model, tok, spec)
+
+            def compute() -> EvalResult:
+                model, tok = load_model(source, device=spec.device)
+                return evaluate_spec(model, tok, spec)
+
+            self.cache[key] = compute() if self.results is None else self.results.get(source, spec, compute)
             self.count[split] += 1
         return self.cache[key]
 
 
 def run_recipe(spec: RecipeSpec, out: str | os.PathLike, *, overwrite: bool = False,
-               progress: Progress | None = _stderr) -> RecipeRun:
-    """Run ``spec`` and write its output directory ``out`` atomically (see the module docstring)."""
+               progress: Progress | None = _stderr, results=None) -> RecipeRun:
+    """Run ``spec`` and write its output directory ``out`` atomically (see the module docstring). ``results``: where
+    the candidates' (members' and cluster models') results may already be, ``get(model_dir, spec, compute)``
+    (``glue.bench.scores.ResultCache``: the bench shares its members' results); None: computed here."""
     import yaml
 
     from glue.io import atomic_dir
@@ -268,7 +274,7 @@ def run_recipe(spec: RecipeSpec, out: str | os.PathLike, *, overwrite: bool = Fa
     say = progress or (lambda m: None)
     with atomic_dir(out, overwrite=overwrite, kind="recipe") as tmp:
         (tmp / "recipe.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-        run = _run(prep, tmp, say)
+        run = _run(prep, tmp, say, results)
         _save_variants(run, tmp)
         from glue.recipe.report import write_report
 
@@ -279,13 +285,13 @@ def run_recipe(spec: RecipeSpec, out: str | os.PathLike, *, overwrite: bool = Fa
     return run
 
 
-def _run(prep: Prepared, tmp: Path, say: Progress) -> RecipeRun:
+def _run(prep: Prepared, tmp: Path, say: Progress, results=None) -> RecipeRun:
     from glue.recipe.clusters import cluster_zoo
     from glue.zoo import resolve
 
     spec, zoo = prep.spec, prep.zoo
     t0 = time.perf_counter()
-    scores = _Scores(prep)
+    scores = _Scores(prep, results)
     c = spec.cluster
     res = cluster_zoo(zoo, prep.threshold, method=c.method, linkage=c.linkage, delta_from=c.delta_from,
                       device=prep.eval.device)
